@@ -1,0 +1,95 @@
+#include "kernels/cpu/attention.hpp"
+
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+namespace frugal::cpu {
+
+void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
+  const int hs = C / NH;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  const size_t C3 = 3 * static_cast<size_t>(C);
+#pragma omp parallel for collapse(3) schedule(static)
+  for (int b = 0; b < B; b++) {
+    for (int t = 0; t < T; t++) {
+      for (int h = 0; h < NH; h++) {
+        const float* q = qkv + (static_cast<size_t>(b) * T + t) * C3 + h * hs;
+        float* a = att + ((static_cast<size_t>(b) * NH + h) * T + t) * T;
+        float maxval = -1e30f;
+        for (int t2 = 0; t2 <= t; t2++) {
+          const float* k = qkv + (static_cast<size_t>(b) * T + t2) * C3 + C + h * hs;
+          float dot = 0.0f;
+          for (int i = 0; i < hs; i++) dot += q[i] * k[i];
+          dot *= scale;
+          a[t2] = dot;
+          if (dot > maxval) maxval = dot;
+        }
+        float sum = 0.0f;
+        for (int t2 = 0; t2 <= t; t2++) {
+          a[t2] = std::exp(a[t2] - maxval);
+          sum += a[t2];
+        }
+        const float inv = 1.0f / sum;
+        for (int t2 = 0; t2 < T; t2++) a[t2] = t2 <= t ? a[t2] * inv : 0.0f;
+        float* o = out + (static_cast<size_t>(b) * T + t) * C + h * hs;
+        for (int i = 0; i < hs; i++) o[i] = 0.0f;
+        for (int t2 = 0; t2 <= t; t2++) {
+          const float* v = qkv + (static_cast<size_t>(b) * T + t2) * C3 + 2 * C + h * hs;
+          for (int i = 0; i < hs; i++) o[i] += a[t2] * v[i];
+        }
+      }
+    }
+  }
+}
+
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
+                        int NH) {
+  const int hs = C / NH;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  const size_t C3 = 3 * static_cast<size_t>(C);
+  // One (b, h) pair per task: dk and dv of position t2 receive contributions from every t >= t2,
+  // all inside the same (b, h), so tasks never write the same memory.
+#pragma omp parallel
+  {
+    std::vector<float> datt(T), dpre(T);
+#pragma omp for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++) {
+      for (int h = 0; h < NH; h++) {
+        for (int t = 0; t < T; t++) {
+          const float* a = att + ((static_cast<size_t>(b) * NH + h) * T + t) * T;
+          const float* d = dout + (static_cast<size_t>(b) * T + t) * C + h * hs;
+          const float* q = qkv + (static_cast<size_t>(b) * T + t) * C3 + h * hs;
+          float* dq = dqkv + (static_cast<size_t>(b) * T + t) * C3 + h * hs;
+          // out = sum_t2 a[t2] v[t2]
+          for (int t2 = 0; t2 <= t; t2++) {
+            const float* v = qkv + (static_cast<size_t>(b) * T + t2) * C3 + 2 * C + h * hs;
+            float* dv = dqkv + (static_cast<size_t>(b) * T + t2) * C3 + 2 * C + h * hs;
+            float s = 0.0f;
+            for (int i = 0; i < hs; i++) {
+              s += v[i] * d[i];
+              dv[i] += a[t2] * d[i];
+            }
+            datt[t2] = s;
+          }
+          // softmax: dpre[t3] = a[t3] (datt[t3] - sum_t2 a[t2] datt[t2])
+          float dot = 0.0f;
+          for (int t2 = 0; t2 <= t; t2++) dot += a[t2] * datt[t2];
+          for (int t3 = 0; t3 <= t; t3++) dpre[t3] = a[t3] * (datt[t3] - dot);
+          // pre = scale q.k
+          for (int t2 = 0; t2 <= t; t2++) {
+            const float* k = qkv + (static_cast<size_t>(b) * T + t2) * C3 + C + h * hs;
+            float* dk = dqkv + (static_cast<size_t>(b) * T + t2) * C3 + C + h * hs;
+            const float g = dpre[t2] * scale;
+            for (int i = 0; i < hs; i++) {
+              dq[i] += k[i] * g;
+              dk[i] += q[i] * g;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace frugal::cpu

@@ -1,0 +1,322 @@
+// frugal compare: run a study (several configurations, rank counts and seeds) and tabulate it.
+//
+// Study file:
+//   [study]
+//   name = "quickstart"            # output goes to out_dir (default runs/<name>)
+//   launcher = "mpirun"            # or "srun" inside a Slurm allocation
+//   [[runs]]
+//   name = "ddp-2"                 # run folder; with several seeds, name-s<seed>
+//   label = "DDP, 2 ranks"         # table row (default: name)
+//   config = "base.toml"           # relative to the study file
+//   ranks = 2
+//   seeds = [1, 2, 3]              # optional
+//   overrides = ["run.method=ddp"] # optional, applied after the config file
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+#include "trace/trace.hpp"
+
+extern char** environ;
+namespace fs = std::filesystem;
+
+namespace frugal::cli {
+
+namespace {
+
+struct StudyRun {
+  std::string name, label, config;
+  int ranks = 1;
+  int64_t seed = -1;  // -1: the config's own
+  std::vector<std::string> overrides;
+};
+
+std::string str_or(const toml::table& t, const char* key, const std::string& fallback) {
+  if (const auto* n = t.get(key)) {
+    auto v = n->value<std::string>();
+    FRUGAL_CHECK(v, "study key '", key, "' must be a string");
+    return *v;
+  }
+  return fallback;
+}
+
+void check_keys(const toml::table& t, const std::set<std::string>& allowed, const std::string& where) {
+  for (const auto& [k, v] : t) {
+    (void)v;
+    FRUGAL_CHECK(allowed.count(std::string(k.str())), "unknown key '", k.str(), "' in ", where);
+  }
+}
+
+std::string self_exe() {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  FRUGAL_CHECK(n > 0, "cannot find the frugal executable's path");
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+int spawn_and_wait(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<std::string> env_store;
+  for (char** e = environ; *e; e++) {
+    const std::string kv = *e;
+    bool replaced = false;
+    for (const auto& x : extra_env) replaced |= kv.substr(0, kv.find('=')) == x.substr(0, x.find('='));
+    if (!replaced) env_store.push_back(kv);
+  }
+  env_store.insert(env_store.end(), extra_env.begin(), extra_env.end());
+  std::vector<char*> env;
+  for (auto& s : env_store) env.push_back(s.data());
+  env.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), env.data());
+  FRUGAL_CHECK(rc == 0, "cannot start '", argv[0], "': ", std::strerror(rc));
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? NAN : s / double(v.size());
+}
+double stddev(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  const double m = mean(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / double(v.size() - 1));
+}
+std::string human(double b, const char* unit) {
+  const char* prefix[] = {"", "k", "M", "G", "T"};
+  int u = 0;
+  while (std::fabs(b) >= 1000 && u < 4) b /= 1000, u++;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g %s%s", b, prefix[u], unit);
+  return buf;
+}
+std::string seconds(double s) {
+  char buf[32];
+  if (s < 1e-3) std::snprintf(buf, sizeof buf, "%.3g us", s * 1e6);
+  else if (s < 1) std::snprintf(buf, sizeof buf, "%.3g ms", s * 1e3);
+  else std::snprintf(buf, sizeof buf, "%.3g s", s);
+  return buf;
+}
+
+}  // namespace
+
+void print_table(const std::vector<std::string>& traces) {
+  struct Group {
+    std::string method;
+    int64_t ranks = 0;
+    std::vector<double> eval, tps, bytes, wall;
+    std::map<std::string, std::vector<double>> net;
+  };
+  std::vector<std::string> order, networks;
+  std::map<std::string, Group> groups;
+  for (const auto& path : traces) {
+    TraceReader t(path);
+    const std::string status = t.attr_string("status");
+    if (status != "finished") {
+      std::fprintf(stderr, "frugal: skipping %s (status %s)\n", path.c_str(), status.c_str());
+      continue;
+    }
+    const std::string label = t.attr_string("label");
+    if (!groups.count(label)) order.push_back(label);
+    Group& g = groups[label];
+    g.method = t.attr_string("method");
+    g.ranks = t.attr_int("world_size");
+    g.eval.push_back(t.attr_double("final_eval_loss"));
+    g.tps.push_back(t.attr_double("tokens_per_s"));
+    g.bytes.push_back(t.attr_double("comm_bytes_per_rank"));
+    g.wall.push_back(t.attr_double("wall_time_s"));
+    const std::string nets = t.attr_string("networks");
+    size_t pos = 0;
+    while (pos <= nets.size() && !nets.empty()) {
+      const size_t end = nets.find(',', pos);
+      const std::string n = nets.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+      if (std::find(networks.begin(), networks.end(), n) == networks.end()) networks.push_back(n);
+      g.net[n].push_back(t.attr_double("net_time_s_" + n));
+      if (end == std::string::npos) break;
+      pos = end + 1;
+    }
+  }
+  std::printf("\n%-26s %-8s %5s %5s %18s %11s %12s", "run", "method", "ranks", "seeds", "eval loss", "tokens/s",
+              "sent/rank");
+  for (const auto& n : networks) std::printf(" %14s", ("comm@" + n).c_str());
+  std::printf(" %9s\n", "wall");
+  for (const auto& label : order) {
+    const Group& g = groups[label];
+    char loss[64];
+    std::snprintf(loss, sizeof loss, "%.4f +- %.4f", mean(g.eval), stddev(g.eval));
+    std::printf("%-26s %-8s %5lld %5zu %18s %11.0f %12s", label.c_str(), g.method.c_str(), static_cast<long long>(g.ranks),
+                g.eval.size(), loss, mean(g.tps), human(mean(g.bytes), "B").c_str());
+    for (const auto& n : networks)
+      std::printf(" %14s", g.net.count(n) ? seconds(mean(g.net.at(n))).c_str() : "-");
+    std::printf(" %9s\n", seconds(mean(g.wall)).c_str());
+  }
+  std::printf("(eval loss: mean +- std over seeds; sent/rank: bytes a rank put on the wire; comm@net: modelled time of\n"
+              " all collectives on that network; tokens/s and wall: measured on this machine)\n");
+  std::fflush(stdout);
+}
+
+int compare(const std::vector<std::string>& args) {
+  std::string study_path;
+  std::vector<std::string> overrides;
+  bool dry_run = false;
+  for (const auto& a : args) {
+    if (a == "--dry-run") dry_run = true;
+    else if (a.rfind("--", 0) == 0) overrides.push_back(a);
+    else {
+      FRUGAL_CHECK(study_path.empty(), "frugal compare takes one study file (got '", study_path, "' and '", a, "')");
+      study_path = a;
+    }
+  }
+  FRUGAL_CHECK(!study_path.empty(), "usage: frugal compare STUDY.toml [--section.key=value ...] [--dry-run]");
+  toml::table study;
+  try {
+    study = toml::parse_file(study_path);
+  } catch (const toml::parse_error& e) {
+    fail("study file '", study_path, "': ", e.description(), " (line ", e.source().begin.line, ")");
+  }
+  check_keys(study, {"study", "runs"}, "study file '" + study_path + "'");
+  const toml::table* head = study["study"].as_table();
+  FRUGAL_CHECK(head, "study file '", study_path, "' needs a [study] table");
+  check_keys(*head, {"name", "out_dir", "launcher", "description"}, "[study] of '" + study_path + "'");
+  const std::string name = str_or(*head, "name", fs::path(study_path).stem().string());
+  const std::string out_dir = str_or(*head, "out_dir", "runs/" + name);
+  const std::string launcher = str_or(*head, "launcher", "mpirun");
+  FRUGAL_CHECK(launcher == "mpirun" || launcher == "srun", "study launcher must be mpirun or srun, got '", launcher, "'");
+  const fs::path base = fs::path(study_path).parent_path();
+
+  std::vector<StudyRun> runs;
+  const toml::array* list = study["runs"].as_array();
+  FRUGAL_CHECK(list && !list->empty(), "study file '", study_path, "' has no [[runs]]");
+  for (const auto& node : *list) {
+    const toml::table* r = node.as_table();
+    FRUGAL_CHECK(r, "every [[runs]] entry must be a table");
+    check_keys(*r, {"name", "label", "config", "ranks", "seeds", "overrides"}, "a [[runs]] entry of '" + study_path + "'");
+    StudyRun run;
+    run.name = str_or(*r, "name", "");
+    FRUGAL_CHECK(!run.name.empty(), "a [[runs]] entry of '", study_path, "' has no name");
+    run.label = str_or(*r, "label", run.name);
+    run.config = str_or(*r, "config", "");
+    FRUGAL_CHECK(!run.config.empty(), "run '", run.name, "' has no config file");
+    run.config = (base / run.config).string();
+    FRUGAL_CHECK(fs::exists(run.config), "run '", run.name, "': config file '", run.config, "' does not exist");
+    run.ranks = static_cast<int>((*r)["ranks"].value_or(int64_t{1}));
+    FRUGAL_CHECK(run.ranks >= 1, "run '", run.name, "': ranks must be >= 1");
+    if (const auto* o = (*r)["overrides"].as_array())
+      for (const auto& x : *o) {
+        auto s = x.value<std::string>();
+        FRUGAL_CHECK(s, "run '", run.name, "': overrides must be strings like \"section.key=value\"");
+        run.overrides.push_back("--" + *s);
+      }
+    if (const auto* seeds = (*r)["seeds"].as_array()) {
+      for (const auto& s : *seeds) {
+        StudyRun each = run;
+        each.seed = s.value_or(int64_t{-1});
+        FRUGAL_CHECK(each.seed >= 0, "run '", run.name, "': seeds must be non-negative integers");
+        each.name = run.name + "-s" + std::to_string(each.seed);
+        runs.push_back(each);
+      }
+    } else {
+      runs.push_back(run);
+    }
+  }
+
+  const int cores = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  const std::string exe = self_exe();
+  std::vector<std::string> traces, failed;
+  for (const auto& run : runs) {
+    std::vector<std::string> argv;
+    std::vector<std::string> env;
+    if (launcher == "mpirun") {
+      argv = {"mpirun", "-np", std::to_string(run.ranks)};
+      if (run.ranks > cores) argv.push_back("--oversubscribe");
+      if (geteuid() == 0) env = {"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"};
+    } else {
+      argv = {"srun", "--ntasks=" + std::to_string(run.ranks)};
+    }
+    // Share the cores among the ranks unless the user chose a thread count.
+    if (!std::getenv("OMP_NUM_THREADS")) env.push_back("OMP_NUM_THREADS=" + std::to_string(std::max(1, cores / run.ranks)));
+    argv.insert(argv.end(), {exe, "run", run.config, "--run.name=" + run.name, "--run.label=" + run.label,
+                             "--run.out_dir=" + out_dir, "--run.overwrite=true"});
+    if (run.seed >= 0) argv.push_back("--run.seed=" + std::to_string(run.seed));
+    argv.insert(argv.end(), run.overrides.begin(), run.overrides.end());
+    argv.insert(argv.end(), overrides.begin(), overrides.end());
+    std::string line;
+    for (const auto& a : argv) line += (line.empty() ? "" : " ") + a;
+    std::printf("\n== %s: %s\n", run.name.c_str(), line.c_str());
+    std::fflush(stdout);
+    if (dry_run) continue;
+    const int rc = spawn_and_wait(argv, env);
+    if (rc != 0) {
+      std::fprintf(stderr, "frugal: run '%s' failed (exit %d)\n", run.name.c_str(), rc);
+      failed.push_back(run.name);
+      continue;
+    }
+    traces.push_back((fs::path(out_dir) / run.name / "trace.h5").string());
+  }
+  if (dry_run) return 0;
+  std::printf("\n== study %s: %zu runs in %s\n", name.c_str(), runs.size(), out_dir.c_str());
+  print_table(traces);
+  if (!failed.empty()) {
+    std::string list;
+    for (const auto& f : failed) list += " " + f;
+    std::fprintf(stderr, "frugal: %zu run(s) failed:%s\n", failed.size(), list.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+int info(const std::vector<std::string>& args) {
+  FRUGAL_CHECK(args.size() == 1, "usage: frugal info TRACE.h5");
+  TraceReader t(args[0]);
+  std::printf("trace %s\n", args[0].c_str());
+  for (const auto& name : t.attr_names()) {
+    if (name == "config") continue;
+    std::string value;
+    try {
+      value = t.attr_string(name);
+    } catch (const Error&) {
+      char buf[64];
+      const double d = t.attr_double(name);
+      if (d == std::floor(d) && std::fabs(d) < 1e15) std::snprintf(buf, sizeof buf, "%.0f", d);
+      else std::snprintf(buf, sizeof buf, "%.6g", d);
+      value = buf;
+    }
+    std::printf("  %-22s %s\n", name.c_str(), value.c_str());
+  }
+  for (const char* g : {"steps", "eval", "ranks"}) {
+    const auto names = t.dataset_names(g);
+    if (names.empty()) continue;
+    const auto rows = t.read_doubles(std::string(g) + "/" + names.front()).size();
+    std::string list;
+    for (const auto& n : names) list += " " + n;
+    std::printf("  %s/ (%zu rows):%s\n", g, rows, list.c_str());
+  }
+  std::printf("  comm/calls: %lld records\n", static_cast<long long>(t.num_call_records()));
+  if (t.has_dataset("eval/loss")) {
+    const auto loss = t.read_doubles("eval/loss");
+    const auto step = t.read_doubles("eval/step");
+    for (size_t i = 0; i < loss.size(); i++) std::printf("  eval step %6.0f  loss %.6f\n", step[i], loss[i]);
+  }
+  return 0;
+}
+
+}  // namespace frugal::cli

@@ -1,0 +1,48 @@
+#pragma once
+// The flat parameter store, llm.c style: every tensor of a model lives in one contiguous float
+// buffer at a fixed offset, so optimisers, collectives, checkpoints and compressors see one array,
+// while model code sees named views. Gradients, Adam moments and error-feedback buffers reuse the
+// same layout.
+#include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace frugal {
+
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;  // e.g. {L, 3C, C} for the stacked per-layer qkv weights
+  size_t offset = 0;           // in floats, into the flat buffer
+  size_t numel = 0;
+  // A tensor counts as a matrix (weight decay, chunked compression, low-rank noise) when its
+  // last two dimensions are both > 1; a leading dimension stacks layers.
+  bool is_matrix() const { return shape.size() >= 2 && shape[shape.size() - 1] > 1 && shape[shape.size() - 2] > 1; }
+};
+
+struct ParamLayout {
+  std::vector<TensorSpec> tensors;
+  size_t total = 0;
+
+  const TensorSpec& add(const std::string& name, std::vector<int64_t> shape) {
+    TensorSpec t;
+    t.name = name;
+    t.numel = std::accumulate(shape.begin(), shape.end(), size_t{1},
+                              [](size_t a, int64_t b) { return a * static_cast<size_t>(b); });
+    t.shape = std::move(shape);
+    t.offset = total;
+    total += t.numel;
+    tensors.push_back(std::move(t));
+    return tensors.back();
+  }
+  const TensorSpec& get(const std::string& name) const {
+    for (const auto& t : tensors)
+      if (t.name == name) return t;
+    fail("no tensor named '", name, "' in the parameter layout");
+  }
+};
+
+}  // namespace frugal

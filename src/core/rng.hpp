@@ -1,0 +1,62 @@
+#pragma once
+// Counter-based random numbers (Random123 Philox4x32-10). A stream is named by (seed, stream id);
+// the n-th number of a stream is a pure function of (seed, stream, n), so every rank - and the CUDA
+// kernels, which include the same header - can regenerate any number without communication, and
+// the state to checkpoint is just a counter.
+#include <Random123/philox.h>
+
+#include <cmath>
+#include <cstdint>
+
+namespace frugal {
+
+// Well-known stream ids: each consumer of randomness gets its own, so adding one never shifts another.
+enum class Stream : uint32_t {
+  init = 1,        // parameter initialisation
+  corpus = 2,      // built-in corpus generation
+  data_order = 3,  // data sampling order
+  method = 16,     // first id free for methods (e.g. EST subnetworks, EGGROLL noise)
+};
+
+// Four 32-bit words for block `block` of stream (seed, stream, sub).
+inline r123::Philox4x32::ctr_type philox_block(uint64_t seed, uint32_t stream, uint32_t sub,
+                                               uint64_t block) {
+  r123::Philox4x32 gen;
+  r123::Philox4x32::key_type key = {{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)}};
+  r123::Philox4x32::ctr_type ctr = {
+      {static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32), stream, sub}};
+  return gen(ctr, key);
+}
+
+// uniform in (0, 1]: never 0, so log() is safe.
+inline float u32_to_unit(uint32_t x) { return (static_cast<float>(x >> 8) + 1.0f) * (1.0f / 16777216.0f); }
+inline double u32_to_unit_double(uint32_t x) { return (static_cast<double>(x) + 1.0) / 4294967296.0; }
+
+// A sequential reader over one stream. Checkpoint it by saving `counter`.
+struct Rng {
+  uint64_t seed = 0;
+  uint32_t stream = 0;
+  uint32_t sub = 0;
+  uint64_t counter = 0;  // number of 32-bit words consumed
+
+  Rng() = default;
+  Rng(uint64_t seed_, Stream s, uint32_t sub_ = 0) : seed(seed_), stream(static_cast<uint32_t>(s)), sub(sub_) {}
+  Rng(uint64_t seed_, uint32_t stream_, uint32_t sub_) : seed(seed_), stream(stream_), sub(sub_) {}
+
+  uint32_t next_u32() {
+    auto r = philox_block(seed, stream, sub, counter >> 2);
+    return r.v[counter++ & 3];
+  }
+  uint64_t next_u64() { return (static_cast<uint64_t>(next_u32()) << 32) | next_u32(); }
+  float uniform() { return u32_to_unit(next_u32()); }  // (0, 1]
+  double uniform_double() { return u32_to_unit_double(next_u32()); }
+  // Uniform integer in [0, n) by Lemire's multiply-shift (bias < n / 2^32, irrelevant here).
+  uint32_t below(uint32_t n) { return static_cast<uint32_t>((static_cast<uint64_t>(next_u32()) * n) >> 32); }
+  // Standard normal by Box-Muller (uses two words; deterministic, no cached spare).
+  float normal() {
+    const double u1 = uniform_double(), u2 = uniform_double();
+    return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+  }
+};
+
+}  // namespace frugal

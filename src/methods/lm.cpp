@@ -1,0 +1,74 @@
+#include "methods/lm.hpp"
+
+#include "core/error.hpp"
+#include "model/llmc_checkpoint.hpp"
+
+namespace frugal {
+
+LmWorker make_lm_worker(RunContext& ctx) {
+  const Config& cfg = ctx.config;
+  LmWorker w;
+  const std::string& init_from = cfg.str("model.init_from");
+  if (!init_from.empty()) {
+    w.model = load_llmc_checkpoint(init_from);
+    FRUGAL_CHECK(w.model.config.vocab_size >= ctx.data.vocab_size, "checkpoint '", init_from, "' has vocabulary ",
+                 w.model.config.vocab_size, " but the data holds token ids up to ", ctx.data.vocab_size - 1);
+  } else {
+    w.model = gpt2_create(gpt2_config_from(cfg, ctx.data.vocab_size));
+    gpt2_init_weights(w.model, ctx.seed, static_cast<float>(cfg.real("model.init_std")));
+  }
+  w.seq_len = static_cast<int>(cfg.integer("data.seq_len"));
+  FRUGAL_CHECK(w.seq_len <= w.model.config.max_seq_len, "data.seq_len (", w.seq_len, ") exceeds the model's context (",
+               w.model.config.max_seq_len, ")");
+  w.global_batch = static_cast<int>(cfg.integer("data.batch_size"));
+  const int ranks = ctx.comm.size();
+  FRUGAL_CHECK(w.global_batch % ranks == 0, "data.batch_size (", w.global_batch, ") must be divisible by the number of ranks (",
+               ranks, "): every rank takes an equal slice of the global batch");
+  w.local_batch = w.global_batch / ranks;
+  w.opt = adamw_create(adamw_config_from(cfg), w.model.layout);
+  w.schedule = schedule_from(cfg, ctx.total_steps);
+  w.grad_clip = cfg.real("optim.grad_clip");
+  w.inputs.resize(size_t(w.local_batch) * w.seq_len);
+  w.targets.resize(w.inputs.size());
+  return w;
+}
+
+float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank) {
+  const uint64_t first = static_cast<uint64_t>(step) * w.global_batch + static_cast<uint64_t>(rank) * w.local_batch;
+  load_batch(train, first, w.local_batch, w.seq_len, w.inputs.data(), w.targets.data());
+  gpt2_zero_grad(w.model);
+  const float loss = gpt2_forward(w.model, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len);
+  gpt2_backward(w.model);
+  return loss;
+}
+
+double lm_step_flops(const LmWorker& w) { return 3.0 * gpt2_forward_flops(w.model.config, w.local_batch, w.seq_len); }
+
+double lm_evaluate(LmWorker& w, const TokenStream& val, int64_t batches, int64_t batch_size, Communicator& comm) {
+  const int B = static_cast<int>(batch_size > 0 ? batch_size : w.global_batch), T = w.seq_len;
+  std::vector<int> in(size_t(B) * T), tg(size_t(B) * T);
+  double sums[2] = {0.0, 0.0};  // loss sum, batches
+  for (int64_t i = comm.rank(); i < batches; i += comm.size()) {
+    load_batch(val, static_cast<uint64_t>(i) * B, B, T, in.data(), tg.data());
+    sums[0] += gpt2_forward(w.model, in.data(), tg.data(), B, T);
+    sums[1] += 1;
+  }
+  comm.control_allreduce(std::span<double>(sums, 2), ReduceOp::sum, "eval.loss");
+  return sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+}
+
+void lm_save(const LmWorker& w, StateWriter& out, const std::string& prefix) {
+  out.put(prefix + "params", w.model.params);
+  out.put(prefix + "adam_m", w.opt.m);
+  out.put(prefix + "adam_v", w.opt.v);
+  out.put_i64(prefix + "adam_t", w.opt.t);
+}
+
+void lm_load(LmWorker& w, const StateReader& in, const std::string& prefix) {
+  in.get(prefix + "params", w.model.params);
+  in.get(prefix + "adam_m", w.opt.m);
+  in.get(prefix + "adam_v", w.opt.v);
+  w.opt.t = in.get_i64(prefix + "adam_t");
+}
+
+}  // namespace frugal

@@ -1,0 +1,36 @@
+#pragma once
+// The pieces every language-model method shares: a GPT-2 model with its AdamW optimiser and
+// schedule, this rank's slice of each step's global batch, and held-out evaluation.
+#include <vector>
+
+#include "methods/method.hpp"
+#include "model/gpt2.hpp"
+#include "optim/adamw.hpp"
+
+namespace frugal {
+
+struct LmWorker {
+  GPT2 model;
+  AdamW opt;
+  Schedule schedule;
+  double grad_clip = 0;
+  int global_batch = 0, local_batch = 0, seq_len = 0;
+  std::vector<int> inputs, targets;  // local_batch * seq_len
+};
+
+// Model from model.init_from (llm.c checkpoint) or a seeded initialisation; local batch =
+// data.batch_size / ranks (an error if it does not divide).
+LmWorker make_lm_worker(RunContext& ctx);
+// Loads this rank's slice of step `step`'s global batch, runs forward and backward (grads are
+// zeroed first). Returns the mean loss of the slice.
+float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank);
+// FLOPs of one forward+backward on the local batch.
+double lm_step_flops(const LmWorker& w);
+// Mean loss over `batches` batches of eval.batch_size x seq_len from the start of the held-out
+// stream, in file order; batches are dealt round-robin to ranks and the sum reduced (control
+// traffic), so the value does not depend on the rank count.
+double lm_evaluate(LmWorker& w, const TokenStream& val, int64_t batches, int64_t batch_size, Communicator& comm);
+void lm_save(const LmWorker& w, StateWriter& out, const std::string& prefix);
+void lm_load(LmWorker& w, const StateReader& in, const std::string& prefix);
+
+}  // namespace frugal

@@ -1,0 +1,64 @@
+#pragma once
+// A method is a training loop body: the runner (methods/runner.cpp) calls step() once per
+// optimiser step and handles everything around it (metrics, trace, evaluation, checkpoints,
+// signals). A new method is one .cpp file in src/methods/ that defines a class implementing
+// Method and registers it with FRUGAL_REGISTER_METHOD; its config keys live in its own section.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.hpp"
+#include "core/config.hpp"
+#include "core/state.hpp"
+#include "data/tokens.hpp"
+
+namespace frugal {
+
+struct RunContext {
+  const Config& config;
+  Communicator& comm;
+  const Dataset& data;
+  int64_t total_steps = 0;
+  uint64_t seed = 0;
+};
+
+// What one step did on this rank; the runner reduces it over ranks.
+struct StepResult {
+  double loss = 0;       // mean training loss of this rank's batch
+  double grad_norm = 0;  // as the method sees it (identical on all ranks for DDP)
+  double lr = 0;
+  int64_t tokens = 0;    // tokens this rank processed
+  double flops = 0;      // FLOPs this rank issued
+};
+
+class Method {
+ public:
+  virtual ~Method() = default;
+  virtual StepResult step(int64_t step) = 0;  // 0-based
+  // Mean held-out loss over `batches` batches (the same value on every rank).
+  virtual double evaluate(int64_t batches) = 0;
+  virtual void save(StateWriter& out) const = 0;
+  virtual void load(const StateReader& in) = 0;
+  virtual int64_t num_params() const = 0;
+};
+
+struct MethodInfo {
+  std::string name;
+  std::string summary;
+  std::function<void(Schema&)> add_keys;  // the method's own config section (may be empty)
+  std::function<std::unique_ptr<Method>(RunContext&)> make;
+};
+
+bool register_method(MethodInfo info);
+const std::vector<MethodInfo>& registered_methods();
+const MethodInfo& find_method(const std::string& name);
+
+// The schema of the whole suite: core sections plus every registered method's section.
+const Schema& suite_schema();
+
+}  // namespace frugal
+
+#define FRUGAL_REGISTER_METHOD(var, ...) \
+  static const bool var##_registered = ::frugal::register_method(__VA_ARGS__)
