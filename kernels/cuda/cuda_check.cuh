@@ -1,0 +1,37 @@
+#pragma once
+// Error checking shared by the .cu files: every failing CUDA runtime / cuBLAS call becomes a
+// frugal::Error naming the call, the error and the source line, so the CLI reports it like any
+// other failure instead of aborting.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "core/error.hpp"
+
+namespace frugal::cuda::detail {
+
+inline void check_cuda(cudaError_t err, const char* call, const char* file, int line) {
+  if (err == cudaSuccess) return;
+  // Clear the (non-sticky) error so the next unrelated call does not report it again.
+  cudaGetLastError();
+  ::frugal::fail(call, " failed: ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ") at ", file, ":",
+                 line);
+}
+
+inline void check_cublas(cublasStatus_t status, const char* call, const char* file, int line) {
+  if (status == CUBLAS_STATUS_SUCCESS) return;
+  ::frugal::fail(call, " failed: ", cublasGetStatusName(status), " (", cublasGetStatusString(status), ") at ",
+                 file, ":", line);
+}
+
+// The cuBLAS handle for the calling thread, created on first use on the then-current device with
+// plain FP32 math (CUBLAS_DEFAULT_MATH: no TF32 down-conversion), so GEMMs match the CPU reference
+// to FP32 rounding. One rank drives one GPU, so one handle per thread is enough.
+cublasHandle_t cublas_handle();
+
+}  // namespace frugal::cuda::detail
+
+#define FRUGAL_CUDA_CHECK(call) ::frugal::cuda::detail::check_cuda((call), #call, __FILE__, __LINE__)
+#define FRUGAL_CUBLAS_CHECK(call) ::frugal::cuda::detail::check_cublas((call), #call, __FILE__, __LINE__)
+// After a <<<...>>> launch: launch-configuration errors surface here, not at the launch itself.
+#define FRUGAL_CUDA_CHECK_LAUNCH(name) \
+  ::frugal::cuda::detail::check_cuda(cudaGetLastError(), name " launch", __FILE__, __LINE__)

@@ -1,0 +1,86 @@
+// Linear layer and sgemm through cuBLAS. cuBLAS is column-major; a row-major (R,S) matrix is the
+// same memory as a column-major (S,R) one, i.e. its transpose. So the row-major product
+// C = A B^T becomes, in cuBLAS' eyes, C^T = B A^T: swap the operands and transpose B.
+#include <algorithm>
+#include <cstddef>
+
+#include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/kernels.hpp"
+
+namespace frugal::cuda {
+
+namespace detail {
+
+namespace {
+// Owns one cuBLAS handle per thread. Destroyed at thread exit, which for the main thread runs
+// before the CUDA runtime's own atexit teardown.
+struct HandleHolder {
+  cublasHandle_t handle = nullptr;
+  ~HandleHolder() {
+    if (handle) cublasDestroy(handle);  // status ignored: nothing to do about it at exit
+  }
+};
+}  // namespace
+
+cublasHandle_t cublas_handle() {
+  thread_local HandleHolder holder;
+  if (!holder.handle) {
+    cublasHandle_t h = nullptr;
+    FRUGAL_CUBLAS_CHECK(cublasCreate(&h));
+    holder.handle = h;
+    // Default math = no TF32 tensor-op down-conversion for FP32 GEMMs (unlike
+    // CUBLAS_TF32_TENSOR_OP_MATH), so the CUDA and CPU kernels agree to FP32 rounding.
+    FRUGAL_CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+    // Host-side alpha/beta, legacy default stream (cublasCreate's defaults, set explicitly).
+    FRUGAL_CUBLAS_CHECK(cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
+    FRUGAL_CUBLAS_CHECK(cublasSetStream(h, nullptr));
+  }
+  return holder.handle;
+}
+
+}  // namespace detail
+
+namespace {
+
+// out (N,OC) row-major: every row = bias (OC). Grid-stride so any N*OC fits a bounded grid.
+__global__ void broadcast_rows_kernel(float* out, const float* bias, size_t N, size_t OC) {
+  const size_t total = N * OC;
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    out[i] = bias[i % OC];
+  }
+}
+
+}  // namespace
+
+void sgemm_nt(int M, int N, int K, float alpha, const float* A, const float* B, float beta, float* C) {
+  FRUGAL_CHECK(M >= 0 && N >= 0 && K >= 0, "cuda::sgemm_nt: negative shape M=", M, " N=", N, " K=", K);
+  if (M == 0 || N == 0) return;
+  // Row-major C (M,N) = A (M,K) . B (N,K)^T  <=>  column-major C^T (N,M) = B (N,K) . A^T (K,M):
+  // B's memory is column-major (K,N), so op(B) = T gives (N,K); A's memory is column-major (K,M) = A^T,
+  // used as is. Leading dimensions: K for both inputs, N for C. max(1, K) keeps cuBLAS' lda >= 1
+  // check happy when K == 0 (then the call just scales C by beta, as the CPU BLAS does).
+  const int ld = std::max(1, K);
+  FRUGAL_CUBLAS_CHECK(cublasSgemm(detail::cublas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, B, ld, A, ld,
+                                  &beta, C, N));
+}
+
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC) {
+  FRUGAL_CHECK(N >= 0 && C >= 0 && OC >= 0, "cuda::matmul_forward: negative shape N=", N, " C=", C, " OC=", OC);
+  if (N == 0 || OC == 0) return;
+  float beta = 0.0f;
+  if (bias) {
+    // Seed out with the bias and let the GEMM accumulate onto it (beta = 1), as the CPU kernel does:
+    // one cheap write pass instead of a read-modify-write pass after the GEMM.
+    const int block = 256;
+    const size_t total = static_cast<size_t>(N) * OC;
+    const int grid = static_cast<int>(std::min<size_t>((total + block - 1) / block, 65536));
+    broadcast_rows_kernel<<<grid, block>>>(out, bias, static_cast<size_t>(N), static_cast<size_t>(OC));
+    FRUGAL_CUDA_CHECK_LAUNCH("broadcast_rows_kernel");
+    beta = 1.0f;
+  }
+  // out (N,OC) = inp (N,C) . weight (OC,C)^T + beta out
+  sgemm_nt(N, OC, C, 1.0f, inp, weight, beta, out);
+}
+
+}  // namespace frugal::cuda

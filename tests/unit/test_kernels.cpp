@@ -1,0 +1,94 @@
+// CPU kernels against plain reference loops.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/rng.hpp"
+#include "kernels/cpu/attention.hpp"
+#include "kernels/cpu/layernorm.hpp"
+#include "kernels/cpu/matmul.hpp"
+
+using namespace frugal;
+
+namespace {
+std::vector<float> randn(size_t n, uint64_t seed) {
+  Rng r(seed, 50u, 0u);
+  std::vector<float> v(n);
+  for (auto& x : v) x = r.normal();
+  return v;
+}
+}  // namespace
+
+TEST(Kernels, MatmulForwardAndBackwardMatchPlainLoops) {
+  const int N = 7, C = 13, OC = 11;
+  auto inp = randn(N * C, 1), w = randn(OC * C, 2), bias = randn(OC, 3), dout = randn(N * OC, 4);
+  std::vector<float> out(N * OC);
+  cpu::matmul_forward(out.data(), inp.data(), w.data(), bias.data(), N, C, OC);
+  std::vector<float> dinp(N * C, 0.5f), dw(OC * C, 0.25f), db(OC, 1.0f);  // += semantics
+  cpu::matmul_backward(dinp.data(), dw.data(), db.data(), dout.data(), inp.data(), w.data(), N, C, OC);
+  for (int n = 0; n < N; n++)
+    for (int o = 0; o < OC; o++) {
+      double s = bias[o];
+      for (int c = 0; c < C; c++) s += double(inp[n * C + c]) * w[o * C + c];
+      EXPECT_NEAR(out[n * OC + o], s, 1e-4);
+    }
+  for (int n = 0; n < N; n++)
+    for (int c = 0; c < C; c++) {
+      double s = 0.5;
+      for (int o = 0; o < OC; o++) s += double(dout[n * OC + o]) * w[o * C + c];
+      EXPECT_NEAR(dinp[n * C + c], s, 1e-4);
+    }
+  for (int o = 0; o < OC; o++) {
+    double sb = 1.0;
+    for (int n = 0; n < N; n++) sb += dout[n * OC + o];
+    EXPECT_NEAR(db[o], sb, 1e-4);
+    for (int c = 0; c < C; c++) {
+      double s = 0.25;
+      for (int n = 0; n < N; n++) s += double(dout[n * OC + o]) * inp[n * C + c];
+      EXPECT_NEAR(dw[o * C + c], s, 1e-4);
+    }
+  }
+}
+
+TEST(Kernels, LayernormForwardMatchesDefinition) {
+  const int N = 5, C = 9;
+  auto x = randn(N * C, 5), w = randn(C, 6), b = randn(C, 7);
+  std::vector<float> out(N * C), mean(N), rstd(N);
+  cpu::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C);
+  for (int n = 0; n < N; n++) {
+    double m = 0, v = 0;
+    for (int c = 0; c < C; c++) m += x[n * C + c];
+    m /= C;
+    for (int c = 0; c < C; c++) v += (x[n * C + c] - m) * (x[n * C + c] - m);
+    v /= C;
+    EXPECT_NEAR(mean[n], m, 1e-5);
+    EXPECT_NEAR(rstd[n], 1 / std::sqrt(v + 1e-5), 1e-4);
+    for (int c = 0; c < C; c++) EXPECT_NEAR(out[n * C + c], (x[n * C + c] - m) / std::sqrt(v + 1e-5) * w[c] + b[c], 1e-4);
+  }
+}
+
+TEST(Kernels, CausalAttentionMatchesSoftmaxDefinition) {
+  const int B = 2, T = 5, C = 8, NH = 2, hs = C / NH;
+  auto qkv = randn(B * T * 3 * C, 8);
+  std::vector<float> out(B * T * C), att(B * NH * T * T);
+  cpu::attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++)
+      for (int t = 0; t < T; t++) {
+        std::vector<double> s(t + 1);
+        double mx = -1e30, z = 0;
+        for (int t2 = 0; t2 <= t; t2++) {
+          double d = 0;
+          for (int i = 0; i < hs; i++) d += double(qkv[(b * T + t) * 3 * C + h * hs + i]) * qkv[(b * T + t2) * 3 * C + C + h * hs + i];
+          s[t2] = d / std::sqrt(double(hs));
+          mx = std::max(mx, s[t2]);
+        }
+        for (auto& x : s) z += (x = std::exp(x - mx));
+        for (int i = 0; i < hs; i++) {
+          double o = 0;
+          for (int t2 = 0; t2 <= t; t2++) o += s[t2] / z * qkv[(b * T + t2) * 3 * C + 2 * C + h * hs + i];
+          EXPECT_NEAR(out[(b * T + t) * C + h * hs + i], o, 1e-5);
+        }
+        for (int t2 = t + 1; t2 < T; t2++) EXPECT_EQ(att[((b * NH + h) * T + t) * T + t2], 0.0f);  // causal
+      }
+}
