@@ -49,6 +49,8 @@ struct Backend {
 
 // MPI_COMM_WORLD (MPI must be initialised by the caller).
 std::unique_ptr<Backend> make_mpi_backend();
+// MPI_COMM_SELF: a one-rank communicator (reference computations in multi-rank tests).
+std::unique_ptr<Backend> make_mpi_self_backend();
 
 struct CallRecord {
   int64_t step = 0;

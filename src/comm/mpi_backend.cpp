@@ -46,10 +46,12 @@ int as_int(size_t n, const char* what) {
 }
 
 struct MpiBackend final : Backend {
+  MPI_Comm comm_ = MPI_COMM_WORLD;
   int rank_ = 0, size_ = 1;
-  MpiBackend() {
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  explicit MpiBackend(MPI_Comm comm) : comm_(comm) {
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);  // errors become frugal::Error, not silent aborts
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -60,14 +62,14 @@ struct MpiBackend final : Backend {
     auto* p = static_cast<char*>(buf);
     while (count > 0) {
       const size_t n = std::min(count, static_cast<size_t>(INT_MAX));
-      check(MPI_Allreduce(MPI_IN_PLACE, p, static_cast<int>(n), mpi_type(t), mpi_op(op), MPI_COMM_WORLD), "MPI_Allreduce");
+      check(MPI_Allreduce(MPI_IN_PLACE, p, static_cast<int>(n), mpi_type(t), mpi_op(op), comm_), "MPI_Allreduce");
       p += n * dtype_size(t);
       count -= n;
     }
   }
   void allgather(const void* send, void* recv, size_t count, DType t) override {
     const int n = as_int(count, "MPI_Allgather");
-    check(MPI_Allgather(send, n, mpi_type(t), recv, n, mpi_type(t), MPI_COMM_WORLD), "MPI_Allgather");
+    check(MPI_Allgather(send, n, mpi_type(t), recv, n, mpi_type(t), comm_), "MPI_Allgather");
   }
   void allgatherv(const void* send, size_t count, void* recv, const std::vector<size_t>& counts, DType t) override {
     std::vector<int> c(counts.size()), displ(counts.size());
@@ -78,20 +80,20 @@ struct MpiBackend final : Backend {
       off += counts[i];
     }
     check(MPI_Allgatherv(send, as_int(count, "MPI_Allgatherv"), mpi_type(t), recv, c.data(), displ.data(), mpi_type(t),
-                         MPI_COMM_WORLD), "MPI_Allgatherv");
+                         comm_), "MPI_Allgatherv");
   }
   void reduce_scatter(const void* send, void* recv, size_t count, DType t, ReduceOp op) override {
     check(MPI_Reduce_scatter_block(send, recv, as_int(count, "MPI_Reduce_scatter_block"), mpi_type(t), mpi_op(op),
-                                   MPI_COMM_WORLD), "MPI_Reduce_scatter_block");
+                                   comm_), "MPI_Reduce_scatter_block");
   }
   void broadcast(void* buf, size_t count, DType t, int root) override {
-    check(MPI_Bcast(buf, as_int(count, "MPI_Bcast"), mpi_type(t), root, MPI_COMM_WORLD), "MPI_Bcast");
+    check(MPI_Bcast(buf, as_int(count, "MPI_Bcast"), mpi_type(t), root, comm_), "MPI_Bcast");
   }
-  void barrier() override { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+  void barrier() override { check(MPI_Barrier(comm_), "MPI_Barrier"); }
   void sendrecv(const void* send, size_t send_count, int dest, void* recv, size_t recv_count, int source,
                 DType t) override {
     check(MPI_Sendrecv(send, as_int(send_count, "MPI_Sendrecv"), mpi_type(t), dest, 0, recv,
-                       as_int(recv_count, "MPI_Sendrecv"), mpi_type(t), source, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+                       as_int(recv_count, "MPI_Sendrecv"), mpi_type(t), source, 0, comm_, MPI_STATUS_IGNORE),
           "MPI_Sendrecv");
   }
 };
@@ -102,9 +104,9 @@ std::unique_ptr<Backend> make_mpi_backend() {
   int initialised = 0;
   MPI_Initialized(&initialised);
   FRUGAL_CHECK(initialised, "internal: MPI must be initialised before creating the MPI backend");
-  // Errors come back as codes so they become frugal::Error messages instead of aborting silently.
-  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-  return std::make_unique<MpiBackend>();
+  return std::make_unique<MpiBackend>(MPI_COMM_WORLD);
 }
+
+std::unique_ptr<Backend> make_mpi_self_backend() { return std::make_unique<MpiBackend>(MPI_COMM_SELF); }
 
 }  // namespace frugal

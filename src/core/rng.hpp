@@ -15,6 +15,7 @@ enum class Stream : uint32_t {
   init = 1,        // parameter initialisation
   corpus = 2,      // built-in corpus generation
   data_order = 3,  // data sampling order
+  env = 4,         // RL environment resets (one sub-stream per environment)
   method = 16,     // first id free for methods (e.g. EST subnetworks, EGGROLL noise)
 };
 
