@@ -437,6 +437,7 @@ int run_experiment(const std::string& config_path, const std::vector<std::string
   }
   if (!agree_ok(error, rank, size)) return 2;
 
+  g_stop_signal = 0;  // a signal belongs to the run it arrived in
   std::signal(SIGUSR1, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
   // Phase 2: training. A non-finite loss is detected by all ranks together (clean exit 2); any

@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""Compare frugal runs: one table row per label (mean +- std over seeds) and three loss plots.
+
+    python analysis/report.py RUN_DIR_OR_TRACE... [--out DIR] [--threshold-loss X]
+                              [--include-unfinished]
+
+Finds every trace.h5 under the given folders (the format is src/trace/SCHEMA.md), prints an
+aligned table, writes it as Markdown to OUT/report.md, and draws loss_vs_tokens.png,
+loss_vs_bytes.png and loss_vs_time.png into OUT (default: the first folder given).
+Exit status 2 on a missing folder, no traces, or a trace that breaks the schema.
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# A live run keeps its trace open for writing; HDF5's file locking would then refuse even a
+# read-only open. The variable must be set before h5py loads the HDF5 library.
+os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+
+import h5py  # noqa: E402
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import EngFormatter  # noqa: E402
+
+STEP_FIELDS = ("step", "wall_time", "tokens", "loss", "comm_bytes")
+SUMMARY_FIELDS = ("final_train_loss", "final_eval_loss", "tokens_total", "tokens_per_s",
+                  "comm_bytes_per_rank", "wall_time_s")
+ENDED = ("finished", "stopped")  # the statuses whose traces carry the summary attributes
+_REQUIRED = object()
+
+
+def die(message):
+    print(f"{Path(sys.argv[0]).name}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def warn(message):
+    print(f"{Path(sys.argv[0]).name}: warning: {message}", file=sys.stderr)
+
+
+def plain(value):
+    """HDF5 attribute -> Python str/int/float. The C++ writer may use fixed-length strings
+    (h5py gives bytes) or one-element arrays instead of scalars."""
+    value = np.asarray(value)
+    if value.size == 1:
+        value = value.reshape(()).item()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace").rstrip("\0")
+    return value
+
+
+def find_traces(paths):
+    traces = []
+    for path in map(Path, paths):
+        if not path.exists():
+            die(f"{path}: no such file or folder")
+        found = sorted(path.rglob("trace.h5")) if path.is_dir() else [path]
+        if not found:
+            warn(f"{path}: no trace.h5 inside")
+        traces += found
+    unique = list(dict.fromkeys(p.resolve() for p in traces))  # same trace named twice
+    if not unique:
+        die(f"no trace.h5 found under {', '.join(map(str, paths))}")
+    return unique
+
+
+def load_run(path):
+    """Read one trace into a dict: identity, summary numbers and the loss curves."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        die(f"{path}: cannot open as HDF5 ({e})")
+    with f:
+        def attr(name, default=_REQUIRED):
+            if name in f.attrs:
+                return plain(f.attrs[name])
+            if default is _REQUIRED:
+                die(f"{path}: missing root attribute '{name}' (see src/trace/SCHEMA.md)")
+            return default
+
+        def column(group, name):
+            if f"{group}/{name}" not in f:
+                die(f"{path}: missing dataset '{group}/{name}' (see src/trace/SCHEMA.md)")
+            return np.asarray(f[group][name][...], dtype=np.float64).reshape(-1)
+
+        run = {"path": str(path), "label": str(attr("label")), "method": str(attr("method")),
+               "ranks": int(attr("world_size")), "seed": int(attr("seed")),
+               "status": str(attr("status"))}
+        run["networks"] = [n.strip() for n in str(attr("networks")).split(",") if n.strip()]
+        steps = {name: column("steps", name) for name in STEP_FIELDS}
+        if len({len(v) for v in steps.values()}) != 1:
+            die(f"{path}: the steps/ datasets have different lengths")
+        # eval/ may be empty (no evaluation configured); an absent group counts as empty.
+        has_eval = "eval" in f and len(f["eval"].keys()) > 0
+        evals = {name: column("eval", name) if has_eval else np.zeros(0)
+                 for name in ("step", "tokens", "loss")}
+        nets = {n: column("steps", f"net_time_{n}") if f"steps/net_time_{n}" in f else None
+                for n in run["networks"]}
+
+        # Summary attributes exist once a run has ended; for a live or crashed run
+        # (--include-unfinished) the same numbers are rebuilt from its steps/.
+        def last(a):
+            return a[-1] if len(a) else np.nan
+
+        derived = {"final_train_loss": last(steps["loss"]), "final_eval_loss": last(evals["loss"]),
+                   "tokens_total": last(steps["tokens"]), "wall_time_s": last(steps["wall_time"]),
+                   "comm_bytes_per_rank": steps["comm_bytes"].sum()}
+        derived["tokens_per_s"] = derived["tokens_total"] / derived["wall_time_s"] \
+            if derived["wall_time_s"] > 0 else np.nan
+        for n, per_step in nets.items():
+            derived[f"net_time_s_{n}"] = per_step.sum() if per_step is not None else np.nan
+        required = run["status"] in ENDED
+        for name in list(SUMMARY_FIELDS) + [f"net_time_s_{n}" for n in run["networks"]]:
+            run[name] = float(attr(name, _REQUIRED if required else derived[name]))
+
+    # Curves. Cumulative bytes and wall time are read at the step each evaluation followed
+    # (an evaluation before the first step reads 0).
+    cum_bytes = np.concatenate([[0.0], np.cumsum(steps["comm_bytes"])])
+    wall = np.concatenate([[0.0], steps["wall_time"]])
+    done = np.searchsorted(steps["step"], evals["step"], side="right")
+    run["eval_curve"] = {"step": evals["step"], "tokens": evals["tokens"], "loss": evals["loss"],
+                         "bytes": cum_bytes[done], "time": wall[done]}
+    run["train_curve"] = {"step": steps["step"], "tokens": steps["tokens"], "loss": steps["loss"],
+                          "bytes": cum_bytes[1:], "time": steps["wall_time"]}
+    return run
+
+
+def mean_std(values):
+    """Mean and sample std (ddof=1: seeds are a sample) over the finite values; NaN if none."""
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=np.float64)
+    if len(v) == 0:
+        return np.nan, np.nan
+    return v.mean(), v.std(ddof=1) if len(v) > 1 else np.nan
+
+
+def mean_curve(label, curves):
+    """Align the seeds' curves on the steps they all have; mean x, mean/min/max loss."""
+    common = curves[0]["step"]
+    for c in curves[1:]:
+        common = np.intersect1d(common, c["step"])
+    if len(curves) > 1 and len(common) < max(len(c["step"]) for c in curves):
+        warn(f"label '{label}': seeds differ in their evaluation steps; plotting the "
+             f"{len(common)} steps they share")
+    rows = [np.searchsorted(c["step"], common) for c in curves]
+    stack = {k: np.array([c[k][r] for c, r in zip(curves, rows)])
+             for k in ("tokens", "bytes", "time", "loss")}
+    out = {k: v.mean(axis=0) for k, v in stack.items()}
+    out["lo"], out["hi"] = stack["loss"].min(axis=0), stack["loss"].max(axis=0)
+    return out
+
+
+def first_reach(curve, threshold):
+    """(tokens, bytes, time) at the first point with loss <= threshold, or None."""
+    hit = np.flatnonzero(curve["loss"] <= threshold)
+    if len(hit) == 0:
+        return None
+    i = hit[0]
+    return curve["tokens"][i], curve["bytes"][i], curve["time"][i]
+
+
+def aggregate(runs, networks, curve_key, threshold=None):
+    """One row per label, in the order labels were first seen."""
+    groups = {}
+    for run in runs:
+        groups.setdefault(run["label"], []).append(run)
+    rows = []
+    for label, members in groups.items():
+        for key in ("method", "ranks"):
+            if len({m[key] for m in members}) > 1:
+                warn(f"label '{label}' mixes runs with different {key}; they are averaged anyway")
+        seeds = [m["seed"] for m in members]
+        if len(set(seeds)) < len(seeds):
+            warn(f"label '{label}' has several runs with the same seed: "
+                 + ", ".join(m["path"] for m in members))
+        row = {"label": label, "n": len(members),
+               "method": ",".join(sorted({m["method"] for m in members})),
+               "ranks": ",".join(str(r) for r in sorted({m["ranks"] for m in members})),
+               "unfinished": any(m["status"] != "finished" for m in members)}
+        for key in list(SUMMARY_FIELDS) + [f"net_time_s_{n}" for n in networks]:
+            row[key] = mean_std([m.get(key, np.nan) for m in members])
+        row["curve"] = mean_curve(label, [m[curve_key] for m in members])
+        if threshold is not None:
+            hits = [h for h in (first_reach(m[curve_key], threshold) for m in members) if h]
+            row["reached"] = len(hits)
+            row["to_threshold"] = np.mean(hits, axis=0) if hits else None
+        rows.append(row)
+    return rows
+
+
+def pick_baseline(rows):
+    """The dense reference for the compression column: label 'ddp', else method 'ddp',
+    else the row that sends the most bytes."""
+    for key in ("label", "method"):
+        for row in rows:
+            if row[key] == "ddp":
+                return row
+    return max(rows, key=lambda r: np.nan_to_num(r["comm_bytes_per_rank"][0]))
+
+
+def human(x, units, step=1000.0):
+    if not np.isfinite(x):
+        return "n/a"
+    for unit in units[:-1]:
+        if abs(x) < step:
+            return f"{x:.3g} {unit}".rstrip()
+        x /= step
+    return f"{x:.3g} {units[-1]}"
+
+
+def fmt_bytes(x):  # SI units, like the Gbit/s the network presets are given in
+    return human(x, ["B", "kB", "MB", "GB", "TB", "PB"])
+
+
+def fmt_count(x):
+    return human(x, ["", "k", "M", "G", "T"]).replace(" ", "")
+
+
+def fmt_seconds(x):
+    if not np.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0 s"
+    if x < 1e-3:
+        return f"{x * 1e6:.3g} us"
+    if x < 1:
+        return f"{x * 1e3:.3g} ms"
+    if x < 120:
+        return f"{x:.3g} s"
+    if x < 7200:
+        return f"{x / 60:.3g} min"
+    return f"{x / 3600:.3g} h"
+
+
+def fmt_ratio(x):
+    if not np.isfinite(x):
+        return "n/a"
+    return f"{x:.3g}x" if x < 1000 else f"{x:.0f}x"
+
+
+def fmt_loss(ms, pm):
+    mean, std = ms
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{mean:.4f} {pm} {std:.4f}" if np.isfinite(std) else f"{mean:.4f}"
+
+
+def format_table(rows, networks, baseline, threshold=None, markdown=False):
+    """The comparison table as aligned plain text, or as a Markdown table."""
+    pm = "±" if markdown else "+-"
+    header = ["label", "method", "ranks", "seeds", "final eval loss", "final train loss",
+              "tokens", "tokens/s", "bytes/rank", "compression"]
+    header += [f"comm @{n}" for n in networks] + ["wall time"]
+    if threshold is not None:
+        header += [f"tokens to {threshold:g}", f"bytes to {threshold:g}", f"time to {threshold:g}"]
+    base_bytes = baseline["comm_bytes_per_rank"][0]
+    body = []
+    for r in rows:
+        sent = r["comm_bytes_per_rank"][0]
+        ratio = base_bytes / sent if sent > 0 and base_bytes > 0 else np.nan
+        cells = [r["label"] + ("*" if r["unfinished"] else ""), r["method"], r["ranks"], str(r["n"]),
+                 fmt_loss(r["final_eval_loss"], pm), fmt_loss(r["final_train_loss"], pm),
+                 fmt_count(r["tokens_total"][0]), fmt_count(r["tokens_per_s"][0]),
+                 fmt_bytes(sent), fmt_ratio(ratio)]
+        cells += [fmt_seconds(r[f"net_time_s_{n}"][0]) for n in networks]
+        cells.append(fmt_seconds(r["wall_time_s"][0]))
+        if threshold is not None:
+            t = r["to_threshold"]
+            tag = f" ({r['reached']}/{r['n']})" if r["reached"] < r["n"] else ""
+            cells += ["not reached"] * 3 if t is None else \
+                [fmt_count(t[0]) + tag, fmt_bytes(t[1]) + tag, fmt_seconds(t[2]) + tag]
+        body.append(cells)
+    left = 2  # label and method are text; every other column is a number
+    if markdown:
+        align = [":--" if i < left else "--:" for i in range(len(header))]
+        return "\n".join("| " + " | ".join(c) + " |" for c in [header, align] + body)
+    widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i < left else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+             for line in [header] + body]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def plot_loss(rows, x_key, x_label, y_label, path, log_x=False):
+    """One line per label (mean over seeds) with the seeds' min-max band."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
+    drawn = 0
+    for r in rows:
+        c = r["curve"]
+        keep = c[x_key] > 0 if log_x else np.ones(len(c[x_key]), bool)  # log axes drop x = 0
+        if not keep.any():
+            if log_x and len(keep):
+                warn(f"label '{r['label']}' sent no bytes; it is left out of {Path(path).name}")
+            continue
+        x = c[x_key][keep]
+        marker = "o" if keep.sum() <= 40 else None
+        (line,) = ax.plot(x, c["loss"][keep], marker=marker, ms=3, label=f"{r['label']} (n={r['n']})")
+        if r["n"] > 1:
+            ax.fill_between(x, c["lo"][keep], c["hi"][keep], color=line.get_color(), alpha=0.2)
+        drawn += 1
+    if drawn == 0:
+        ax.text(0.5, 0.5, "nothing to plot" + (" (no bytes sent: single-rank runs?)" if log_x else ""),
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_xticks([])
+    else:
+        ax.legend(fontsize=8)
+        if log_x:
+            ax.set_xscale("log")
+    if x_key == "time" and drawn:
+        top = max(r["curve"]["time"].max() for r in rows if len(r["curve"]["time"]))
+        scale, unit = (3600, "h") if top > 7200 else (60, "min") if top > 300 else (1, "s")
+        ax.xaxis.set_major_formatter(lambda v, _pos: f"{v / scale:g}")
+        x_label = f"{x_label} ({unit})"
+    elif x_key in ("tokens", "bytes") and drawn:
+        ax.xaxis.set_major_formatter(EngFormatter(unit="B" if x_key == "bytes" else ""))
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_title(f"{y_label.split(' (')[0]} vs {x_label.split(' (')[0]}")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_TRACE")
+    ap.add_argument("--out", help="folder for report.md and the plots (default: the first folder given)")
+    ap.add_argument("--threshold-loss", type=float, metavar="X",
+                    help="add tokens, bytes per rank and wall time needed to reach loss <= X")
+    ap.add_argument("--include-unfinished", action="store_true",
+                    help="also report runs whose status is running, stopped or failed")
+    args = ap.parse_args(argv)
+
+    runs = []
+    for path in find_traces(args.paths):
+        run = load_run(path)
+        if run["status"] == "finished" or args.include_unfinished:
+            runs.append(run)
+        else:
+            warn(f"{path}: status '{run['status']}', skipped (use --include-unfinished)")
+    if not runs:
+        die("no finished traces to report (use --include-unfinished to see the others)")
+
+    # One loss source for every line: eval/ if all runs evaluated, else the training loss.
+    with_eval = sum(1 for r in runs if len(r["eval_curve"]["loss"]))
+    use_eval = with_eval == len(runs)
+    if 0 < with_eval < len(runs):
+        warn("some runs have no eval/ rows; plotting the training loss for every run")
+    y_label = ("eval loss (eval/loss)" if use_eval else
+               "training loss (steps/loss; eval/ empty" + (" in some runs)" if with_eval else ")"))
+
+    networks = list(dict.fromkeys(n for r in runs for n in r["networks"]))
+    rows = aggregate(runs, networks, "eval_curve" if use_eval else "train_curve", args.threshold_loss)
+    baseline = pick_baseline(rows)
+    notes = [f"{len(runs)} run(s), {len(rows)} label(s); mean +- sample std over seeds.",
+             f"compression = bytes/rank of '{baseline['label']}' / bytes/rank of the row; "
+             "comm @<network> = modelled time of the method's collectives on that preset."]
+    if args.threshold_loss is not None:
+        notes.append(f"'to {args.threshold_loss:g}': first point with {y_label.split(' (')[0]} "
+                     "<= threshold, mean over the seeds that reached it (k/n when not all did).")
+    if any(r["unfinished"] for r in rows):
+        notes.append("Labels marked * include runs that did not finish.")
+
+    print(format_table(rows, networks, baseline, args.threshold_loss))
+    print()
+    print("\n".join(notes))
+
+    first = Path(args.paths[0])
+    out = Path(args.out) if args.out else (first if first.is_dir() else first.parent)
+    out.mkdir(parents=True, exist_ok=True)
+    md = format_table(rows, networks, baseline, args.threshold_loss, markdown=True)
+    (out / "report.md").write_text("# frugal report\n\n" + md + "\n\n"
+                                   + "\n".join(f"- {n}".replace("+-", "±") for n in notes) + "\n")
+    plot_loss(rows, "tokens", "tokens (all ranks)", y_label, out / "loss_vs_tokens.png")
+    plot_loss(rows, "bytes", "cumulative bytes sent per rank (steps/comm_bytes)", y_label,
+              out / "loss_vs_bytes.png", log_x=True)
+    plot_loss(rows, "time", "wall time", y_label, out / "loss_vs_time.png")
+    print(f"wrote {out / 'report.md'} and loss_vs_{{tokens,bytes,time}}.png", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Bad input gets a clear error naming the problem, a non-zero exit, and loses nothing:
+#   unknown key, wrong type, impossible value, missing config/data/checkpoint file, malformed
+#   checkpoint and token shard, a rank count the batch cannot be split over, a NaN loss (whose
+#   trace must stay readable with status "failed"), and a run folder that already holds a trace.
+#   bash test_errors.sh FRUGAL_BIN SOURCE_DIR SCRATCH_DIR
+set -uo pipefail
+bin=$1 src=$2 scratch=$3
+config=$src/configs/quickstart/tiny.toml
+rm -rf "$scratch" && mkdir -p "$scratch" && cd "$scratch" || exit 1
+failures=0
+
+# expect_error "description" "expected message fragment" command...
+expect_error() {
+  local what=$1 fragment=$2
+  shift 2
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [ $rc -eq 0 ]; then
+    echo "FAIL: $what: exit 0, expected an error"; failures=$((failures + 1))
+  elif ! grep -qF -- "$fragment" <<<"$out"; then
+    echo "FAIL: $what: message lacks '$fragment':"; echo "$out" | tail -5; failures=$((failures + 1))
+  else
+    echo "ok:   $what (exit $rc): $(grep -F -- "$fragment" <<<"$out" | head -1)"
+  fi
+}
+run() { "$bin" run "$config" --run.out_dir="$scratch/runs" --run.overwrite=true --run.log_every=0 "$@"; }
+
+expect_error "unknown key" "unknown config key 'optim.learning_rate'" run --optim.learning_rate=1
+expect_error "misspelt key gets a suggestion" "did you mean 'model.n_layer'" run --model.n_layers=2
+expect_error "wrong type" "expects a integer" run --model.n_layer=two
+expect_error "impossible value" "must be divisible by model.n_head" run --model.n_embd=30 --model.n_head=4
+expect_error "out of range" "below its minimum" run --data.batch_size=0
+expect_error "missing config file" "could not be opened" "$bin" run "$scratch/absent.toml"
+expect_error "missing text file" "cannot open text file '$scratch/absent.txt'" run --data.source=text --data.path="$scratch/absent.txt"
+expect_error "missing llm.c checkpoint" "cannot open llm.c checkpoint" run --model.init_from="$scratch/absent.bin"
+printf 'not a checkpoint, not even close ...' > bad_model.bin
+expect_error "malformed llm.c checkpoint" "too short for its 1024-byte header" run --model.init_from=bad_model.bin
+head -c 2048 /dev/urandom > bad_shard.bin
+expect_error "malformed token shard" "bad magic" run --data.source=shards --data.path=bad_shard.bin
+expect_error "unknown command" "unknown command 'rn'" "$bin" rn "$config"
+expect_error "method name" "is not one of" run --run.method=sgd
+
+if [ -n "${MPIEXEC:-}" ]; then
+  expect_error "rank count the batch cannot be split over" "must be divisible by the number of ranks (3)" \
+    "$MPIEXEC" -np 3 --oversubscribe "$bin" run "$config" --run.out_dir="$scratch/runs" --run.overwrite=true --data.batch_size=8
+fi
+
+# NaN loss: non-zero exit, a message naming it, and a trace that is still readable and says so.
+expect_error "NaN loss" "training loss is not finite at step 7" run --run.name=nan --debug.nan_at_step=7
+status=$("$bin" info "$scratch/runs/nan/trace.h5" | awk '$1 == "status" {print $2}')
+if [ "$status" != "failed" ]; then echo "FAIL: NaN run trace status is '$status', expected failed"; failures=$((failures + 1)); fi
+"$bin" info "$scratch/runs/nan/trace.h5" | grep -q "status_message *training loss is not finite" \
+  || { echo "FAIL: NaN run trace lacks the message"; failures=$((failures + 1)); }
+rows=$("$bin" info "$scratch/runs/nan/trace.h5" | sed -n 's/.*steps\/ (\([0-9]*\) rows).*/\1/p')
+[ "$rows" = "6" ] || { echo "FAIL: NaN run trace should keep its 6 good steps, has '$rows'"; failures=$((failures + 1)); }
+
+# An existing run is never overwritten by accident.
+"$bin" run "$config" --run.out_dir="$scratch/runs" --run.name=keep --run.steps=2 --run.log_every=0 >/dev/null 2>&1
+expect_error "existing run folder" "already holds a trace" "$bin" run "$config" --run.out_dir="$scratch/runs" --run.name=keep
+"$bin" info "$scratch/runs/keep/trace.h5" | grep -q "status *finished" || { echo "FAIL: existing trace was damaged"; failures=$((failures + 1)); }
+
+echo "$((failures == 0 ? 1 : 0)) passed, $failures failed"
+[ $failures -eq 0 ]

@@ -1,0 +1,126 @@
+// Whole runs through the runner on several ranks: evaluation-only runs from an llm.c checkpoint
+// and token shard, bitwise resume after a stop signal, and identical traces for identical seeds.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "data/tokens.hpp"
+#include "methods/runner.hpp"
+#include "model/llmc_checkpoint.hpp"
+#include "trace/trace.hpp"
+
+using namespace frugal;
+namespace fs = std::filesystem;
+
+namespace {
+
+int world_size() {
+  int n = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &n);
+  return n;
+}
+int world_rank() {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+std::string scratch() { return testing::TempDir() + "frugal_runs_np" + std::to_string(world_size()); }
+
+std::vector<std::string> tiny(const std::string& name, std::vector<std::string> extra = {}) {
+  std::vector<std::string> o = {"--run.name=" + name, "--run.out_dir=" + scratch(), "--run.overwrite=true",
+                                "--run.log_every=0", "--model.n_embd=32", "--model.block_size=16", "--data.seq_len=16",
+                                "--data.batch_size=8", "--data.corpus_tokens=50000", "--eval.every=5", "--eval.batches=4",
+                                "--trace.flush_every=3"};
+  o.insert(o.end(), extra.begin(), extra.end());
+  return o;
+}
+std::string trace_of(const std::string& name) { return scratch() + "/" + name + "/trace.h5"; }
+
+}  // namespace
+
+TEST(Runs, EvaluationOnlyFromLlmcCheckpointAndShardReadsInFileOrder) {
+  const std::string dir = scratch() + "/eval_inputs";
+  GPT2Config c;
+  c.vocab_size = 60;
+  c.padded_vocab_size = 64;
+  c.max_seq_len = 16;
+  c.num_layers = 2;
+  c.num_heads = 2;
+  c.channels = 16;
+  GPT2 model = gpt2_create(c);
+  gpt2_init_weights(model, 4, 0.2f);
+  std::vector<uint16_t> tokens(3000);
+  for (size_t i = 0; i < tokens.size(); i++) tokens[i] = static_cast<uint16_t>((i * 7 + i / 13) % 60);
+  if (world_rank() == 0) {
+    fs::create_directories(dir);
+    save_llmc_checkpoint(model, dir + "/model.bin");
+    write_token_shard(dir + "/val_000.bin", tokens);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  const int B = 4, T = 16, batches = 5;
+  ASSERT_EQ(run_experiment("", tiny("evalonly", {"--run.steps=0", "--model.init_from=" + dir + "/model.bin",
+                                                 "--data.source=shards", "--data.val_path=" + dir + "/val_*.bin",
+                                                 "--eval.batches=" + std::to_string(batches), "--eval.batch_size=4"})),
+            0);
+  // Reference: the same batches, in file order, on one process.
+  double sum = 0;
+  std::vector<int> in(B * T), tg(B * T);
+  for (int i = 0; i < batches; i++) {
+    for (int b = 0; b < B; b++)
+      for (int t = 0; t < T; t++) {
+        const size_t pos = size_t(i * B + b) * T + t;
+        in[b * T + t] = tokens[pos];
+        tg[b * T + t] = tokens[pos + 1];
+      }
+    sum += gpt2_forward(model, in.data(), tg.data(), B, T);
+  }
+  if (world_rank() == 0) {
+    TraceReader t(trace_of("evalonly"));
+    EXPECT_EQ(t.attr_string("status"), "finished");
+    EXPECT_NEAR(t.attr_double("final_eval_loss"), sum / batches, 1e-5);
+    EXPECT_EQ(t.read_doubles("eval/loss").size(), 1u);
+  }
+}
+
+TEST(Runs, ResumeAfterAStopSignalContinuesTheIdenticalLossSequence) {
+  ASSERT_EQ(run_experiment("", tiny("straight", {"--run.steps=14"})), 0);
+  // Rank 0 alone raises SIGUSR1 after step 6: all ranks must agree, checkpoint and stop.
+  ASSERT_EQ(run_experiment("", tiny("resumed", {"--run.steps=14", "--debug.signal_at_step=6"})), 0);
+  if (world_rank() == 0) {
+    TraceReader t(trace_of("resumed"));
+    EXPECT_EQ(t.attr_string("status"), "stopped");
+    EXPECT_EQ(t.attr_int("final_step"), 6);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  ASSERT_EQ(run_experiment("", tiny("resumed", {"--run.steps=14", "--checkpoint.resume=auto", "--run.overwrite=false"})), 0);
+  if (world_rank() == 0) {
+    TraceReader a(trace_of("straight")), b(trace_of("resumed"));
+    EXPECT_EQ(b.attr_string("status"), "finished");
+    for (const char* d : {"steps/step", "steps/loss", "steps/lr", "steps/grad_norm", "steps/tokens", "steps/comm_bytes",
+                          "eval/step", "eval/loss"}) {
+      const auto x = a.read_doubles(d), y = b.read_doubles(d);
+      ASSERT_EQ(x.size(), y.size()) << d;
+      for (size_t i = 0; i < x.size(); i++) EXPECT_EQ(x[i], y[i]) << d << " row " << i;  // bitwise
+    }
+    EXPECT_EQ(a.attr_double("final_eval_loss"), b.attr_double("final_eval_loss"));
+    EXPECT_EQ(a.attr_double("comm_bytes_per_rank"), b.attr_double("comm_bytes_per_rank"));
+  }
+}
+
+TEST(Runs, SameSeedAndRanksGiveIdenticalTraces) {
+  ASSERT_EQ(run_experiment("", tiny("det_a", {"--run.steps=10"})), 0);
+  ASSERT_EQ(run_experiment("", tiny("det_b", {"--run.steps=10"})), 0);
+  ASSERT_EQ(run_experiment("", tiny("det_c", {"--run.steps=10", "--run.seed=2"})), 0);
+  if (world_rank() != 0) return;
+  TraceReader a(trace_of("det_a")), b(trace_of("det_b")), c(trace_of("det_c"));
+  const std::set<std::string> timing = {"wall_time", "step_time", "comm_time"};
+  for (const auto& name : a.dataset_names("steps")) {
+    if (timing.count(name)) continue;
+    EXPECT_EQ(a.read_doubles("steps/" + name), b.read_doubles("steps/" + name)) << name;
+  }
+  EXPECT_EQ(a.read_doubles("eval/loss"), b.read_doubles("eval/loss"));
+  EXPECT_NE(a.read_doubles("steps/loss"), c.read_doubles("steps/loss"));  // the seed matters
+  EXPECT_EQ(a.num_call_records(), b.num_call_records());
+}
