@@ -192,13 +192,11 @@ def aggregate(runs, networks, curve_key, threshold=None):
 
 
 def pick_baseline(rows):
-    """The dense reference for the compression column: label 'ddp', else method 'ddp',
-    else the row that sends the most bytes."""
-    for key in ("label", "method"):
-        for row in rows:
-            if row[key] == "ddp":
-                return row
-    return max(rows, key=lambda r: np.nan_to_num(r["comm_bytes_per_rank"][0]))
+    """The dense reference for the compression column: the DDP run that communicates (a one-rank
+    DDP run is plain AdamW and sends nothing), else the row that sends the most bytes."""
+    sent = lambda r: np.nan_to_num(r["comm_bytes_per_rank"][0])
+    ddp = [r for r in rows if r["method"] == "ddp" and sent(r) > 0]
+    return max(ddp or rows, key=sent)
 
 
 def human(x, units, step=1000.0):

@@ -248,6 +248,9 @@ int compare(const std::vector<std::string>& args) {
     if (launcher == "mpirun") {
       argv = {"mpirun", "-np", std::to_string(run.ranks)};
       if (run.ranks > cores) argv.push_back("--oversubscribe");
+      // Open MPI binds each rank to one core by default for small jobs, which would pin all of a
+      // rank's OpenMP threads to that core.
+      if (cores / run.ranks > 1) argv.insert(argv.end(), {"--bind-to", "none"});
       if (geteuid() == 0) env = {"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"};
     } else {
       argv = {"srun", "--ntasks=" + std::to_string(run.ranks)};

@@ -18,18 +18,21 @@ struct TensorSpec {
   std::vector<int64_t> shape;  // e.g. {L, 3C, C} for the stacked per-layer qkv weights
   size_t offset = 0;           // in floats, into the flat buffer
   size_t numel = 0;
-  // A tensor counts as a matrix (weight decay, chunked compression, low-rank noise) when its
-  // last two dimensions are both > 1; a leading dimension stacks layers.
-  bool is_matrix() const { return shape.size() >= 2 && shape[shape.size() - 1] > 1 && shape[shape.size() - 2] > 1; }
+  bool layer_stacked = false;  // shape[0] counts layers: each layer holds a tensor of shape[1:]
+  // Rank of one layer's tensor (a stacked (L, C) bias is a vector, a stacked (L, 3C, C) a matrix).
+  size_t layer_rank() const { return shape.size() - (layer_stacked ? 1 : 0); }
+  // Matrices get weight decay, chunked compression and low-rank noise; vectors do not.
+  bool is_matrix() const { return layer_rank() >= 2; }
 };
 
 struct ParamLayout {
   std::vector<TensorSpec> tensors;
   size_t total = 0;
 
-  const TensorSpec& add(const std::string& name, std::vector<int64_t> shape) {
+  const TensorSpec& add(const std::string& name, std::vector<int64_t> shape, bool layer_stacked = false) {
     TensorSpec t;
     t.name = name;
+    t.layer_stacked = layer_stacked;
     t.numel = std::accumulate(shape.begin(), shape.end(), size_t{1},
                               [](size_t a, int64_t b) { return a * static_cast<size_t>(b); });
     t.shape = std::move(shape);

@@ -88,7 +88,10 @@ std::string gather_hosts(Communicator& comm) {
   std::vector<uint8_t> all(64 * static_cast<size_t>(comm.size()));
   comm.control_allgather(std::span<const uint8_t>(reinterpret_cast<uint8_t*>(mine), 64), std::span<uint8_t>(all), "runner.hosts");
   std::string hosts;
-  for (int r = 0; r < comm.size(); r++) hosts += (r ? "," : "") + std::string(reinterpret_cast<char*>(&all[64 * size_t(r)]));
+  for (int r = 0; r < comm.size(); r++) {
+    if (r) hosts.push_back(',');
+    hosts.append(reinterpret_cast<const char*>(&all[64 * size_t(r)]));
+  }
   return hosts;
 }
 

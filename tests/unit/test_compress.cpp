@@ -184,12 +184,12 @@ TEST(Chunking, CheckLayoutRejectsBadGeometry) {
 TEST(Chunking, BlocksForSplitsStackedLayers) {
   frugal::ParamLayout p;
   p.add("wte", {50304, 768});
-  p.add("ln1b", {2, 768});        // two layers' biases: a stack of vectors, not a 2 x 768 matrix
-  p.add("qkvw", {2, 2304, 768});  // two layers' weights
+  p.add("ln1b", {2, 768}, true);        // two layers' biases: a stack of vectors, not a 2 x 768 matrix
+  p.add("qkvw", {2, 2304, 768}, true);  // two layers' weights
   p.add("lnfb", {768});
-  const auto stacked = [](const frugal::TensorSpec& t) { return t.name != "wte" && t.name != "wpe"; };
-  const auto blocks = blocks_for(p, stacked);
-  ASSERT_EQ(blocks.size(), 1u + 2u + 2u + 1u);
+  p.add("grid", {2, 768});              // not stacked: a genuine 2 x 768 matrix
+  const auto blocks = blocks_for(p);
+  ASSERT_EQ(blocks.size(), 1u + 2u + 2u + 1u + 1u);
   EXPECT_EQ(blocks[0].layout, matrix_layout(50304, 768));
   EXPECT_EQ(blocks[1].layout, vector_layout(768));
   EXPECT_EQ(blocks[2].offset, size_t(50304) * 768 + 768);
@@ -197,11 +197,7 @@ TEST(Chunking, BlocksForSplitsStackedLayers) {
   EXPECT_EQ(blocks[3].offset, size_t(50304) * 768 + 2 * 768);
   EXPECT_EQ(blocks[4].offset, size_t(50304) * 768 + 2 * 768 + 2304 * 768);
   EXPECT_EQ(blocks[5].layout, vector_layout(768));
-  // Without the hint an (L, C) tensor is a matrix (TensorSpec::is_matrix), (L, M, N) still splits.
-  const auto plain = blocks_for(p);
-  ASSERT_EQ(plain.size(), 1u + 1u + 2u + 1u);
-  EXPECT_EQ(plain[1].layout, matrix_layout(2, 768));
-  EXPECT_EQ(plain[2].layout, matrix_layout(2304, 768));
+  EXPECT_EQ(blocks[6].layout, matrix_layout(2, 768));
 }
 
 // ---- the k rounding rule -------------------------------------------------------------------------

@@ -241,6 +241,15 @@ TEST(Message, BestCodingPicksTheSmaller) {
   EXPECT_LE(best.index_bytes, std::min(p12.index_bytes, rice.index_bytes));
 }
 
+TEST(Message, EncoderRejectsInconsistentTensors) {
+  SparseTensor s = make_sparse(matrix_layout(64, 64), 128, true, 3);
+  s.values[5] += 1.0f;  // no longer L[code] + mu: receivers would see something else
+  EXPECT_THROW(encode_message(std::span<const SparseTensor>(&s, 1)), frugal::Error);
+  SparseTensor t = make_sparse(matrix_layout(64, 64), 128, false, 3);
+  std::swap(t.idx[0], t.idx[1]);  // not ascending
+  EXPECT_THROW(encode_message(std::span<const SparseTensor>(&t, 1)), frugal::Error);
+}
+
 TEST(Message, EncodingIsDeterministic) {
   const std::vector<SparseTensor> ts = small_message_tensors();
   EXPECT_EQ(encode_message(ts), encode_message(ts));

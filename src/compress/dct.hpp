@@ -1,0 +1,60 @@
+#pragma once
+// DCT-II on chunk tiles for DeMo (spec: methods.md section 8), orthonormal, separable:
+//   D[k][i] = a_k cos(pi (2i + 1) k / (2n)),  a_0 = sqrt(1/n), a_k = sqrt(2/n)   (n x n, D D^T = I)
+//   forward  Y = Dh X Dw^T  for an h x w tile X;   inverse  X = Dh^T Y Dw.
+// Tiles are the chunks of compress/chunking.hpp (64 x 64 typical; a vector segment is 1 x len).
+// Coefficient (u, v) of a tile is stored where element (u, v) of the tile sits, so a DCT-domain
+// tensor has the same layout as the tensor itself and the sparse machinery (top-k per chunk, wire
+// format, aggregation) applies unchanged.
+//
+// DeMo per step, per tensor (demo_compress):
+//   delta <- decay delta + lr g;  C = DCT(delta) per tile;  keep the top-k |C| per tile (fp32);
+//   delta <- delta - IDCT(kept).
+// The caller all-gathers the kept coefficients, aggregates them (compress/sparse.hpp), applies
+// idct_tiles and then p <- p - lr * sign(.) (or whatever the method says).
+#include <cstdint>
+#include <vector>
+
+#include "compress/chunking.hpp"
+#include "compress/sparse.hpp"
+
+namespace frugal::compress {
+
+// The n x n orthonormal DCT-II matrix, row-major: d[k * n + i]. Computed in double, stored fp32.
+std::vector<float> dct_matrix(int64_t n);
+
+// Bases for every tile shape of a layout: h x w tiles, plus the shorter last vector segment.
+struct DctBasis {
+  int64_t n = 0;
+  std::vector<float> d;   // [n * n] D
+  std::vector<float> dt;  // [n * n] D^T
+};
+struct DctPlan {
+  DctBasis rows;  // size c1
+  DctBasis cols;  // size c2
+  DctBasis tail;  // size of the last vector segment when it is shorter (n = 0 otherwise)
+};
+DctPlan make_dct_plan(const ChunkLayout& layout);
+// Throws frugal::Error unless plan fits layout (what make_dct_plan(layout) returns).
+void check_plan(const DctPlan& plan, const ChunkLayout& layout);
+
+// One h x w tile, contiguous row-major; y = Dh x Dw^T (dct_tile) / x = Dh^T y Dw (idct_tile).
+// x and y must not overlap.
+void dct_tile(const float* x, int64_t h, int64_t w, const DctBasis& bh, const DctBasis& bw, float* y);
+void idct_tile(const float* y, int64_t h, int64_t w, const DctBasis& bh, const DctBasis& bw, float* x);
+
+// Whole tensor, every chunk; in and out [numel] must not overlap. Parallel over chunks.
+void dct_tiles(const float* x, const ChunkLayout& layout, const DctPlan& plan, float* y);
+void idct_tiles(const float* y, const ChunkLayout& layout, const DctPlan& plan, float* x);
+
+struct DemoOptions {
+  float decay = 0.999f;  // momentum decay of the residual buffer delta
+  float lr = 1.0f;       // scales g before accumulation
+  int64_t top_k = 32;    // per 4096 elements: 32 coefficients of a 64 x 64 tile (proportional otherwise)
+};
+
+// One DeMo compression step for one tensor; out gets the kept DCT coefficients (fp32, not quantised).
+void demo_compress(float* delta, const float* g, const ChunkLayout& layout, const DctPlan& plan,
+                   const DemoOptions& opt, SparseTensor& out);
+
+}  // namespace frugal::compress
