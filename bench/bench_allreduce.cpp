@@ -24,23 +24,34 @@ int main(int argc, char** argv) {
   std::vector<float> buf(count, 1.0f);
   Communicator comm(make_mpi_backend(), {network_preset("datacenter"), network_preset("wan")});
   std::vector<double> plain_t, instr_t;
-  for (int round = 0; round < rounds; round++) {
+  auto time_plain = [&] {
     MPI_Barrier(MPI_COMM_WORLD);
-    auto t0 = clk::now();
+    const auto t0 = clk::now();
     for (int i = 0; i < reps; i++)
       MPI_Allreduce(MPI_IN_PLACE, buf.data(), static_cast<int>(count), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    const double plain = std::chrono::duration<double>(clk::now() - t0).count() / reps;
+    return std::chrono::duration<double>(clk::now() - t0).count() / reps;
+  };
+  auto time_instrumented = [&] {
     MPI_Barrier(MPI_COMM_WORLD);
-    t0 = clk::now();
+    const auto t0 = clk::now();
     for (int i = 0; i < reps; i++) {
       comm.allreduce(std::span<float>(buf), ReduceOp::sum, "bench.allreduce");
       if ((i & 255) == 255) comm.take_records();  // as the runner does every step
     }
-    const double instr = std::chrono::duration<double>(clk::now() - t0).count() / reps;
+    const double t = std::chrono::duration<double>(clk::now() - t0).count() / reps;
     comm.take_records();
+    return t;
+  };
+  for (int round = 0; round < rounds; round++) {
+    // Alternate which goes first, so warm-up and drift do not favour either.
+    if (round % 2 == 0) {
+      plain_t.push_back(time_plain());
+      instr_t.push_back(time_instrumented());
+    } else {
+      instr_t.push_back(time_instrumented());
+      plain_t.push_back(time_plain());
+    }
     std::fill(buf.begin(), buf.end(), 1.0f);  // keep values finite
-    plain_t.push_back(plain);
-    instr_t.push_back(instr);
   }
   // Medians over rounds: robust to a stray slow round on a shared machine.
   std::sort(plain_t.begin(), plain_t.end());
