@@ -77,7 +77,7 @@ Value check_value(const KeySpec& spec, Value v, const std::string& source) {
     if (v.index() == 0 && spec.default_value.index() == 1) {
       v = static_cast<double>(std::get<int64_t>(v));
     } else {
-      fail("config key '", spec.key, "' (", source, ") must be a ", type_name(spec.default_value), ", got a ",
+      fail("config key '", spec.key, "' (", source, ") must be of type ", type_name(spec.default_value), ", got ",
            type_name(v));
     }
   }
@@ -143,7 +143,7 @@ std::string Schema::closest(const std::string& key) const {
 
 Value parse_value(const KeySpec& spec, const std::string& text, const std::string& source) {
   auto bad = [&]() -> Value {
-    fail("config key '", spec.key, "' (", source, ") expects a ", type_name(spec.default_value), ", got '", text, "'");
+    fail("config key '", spec.key, "' (", source, ") expects type ", type_name(spec.default_value), ", got '", text, "'");
   };
   Value v;
   switch (spec.default_value.index()) {

@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "comm/communicator.hpp"
+#include "frugal_git_commit.h"  // generated at build time
 #include "core/error.hpp"
 #include "core/timer.hpp"
 #include "methods/method.hpp"

@@ -29,7 +29,7 @@ run() { "$bin" run "$config" --run.out_dir="$scratch/runs" --run.overwrite=true 
 
 expect_error "unknown key" "unknown config key 'optim.learning_rate'" run --optim.learning_rate=1
 expect_error "misspelt key gets a suggestion" "did you mean 'model.n_layer'" run --model.n_layers=2
-expect_error "wrong type" "expects a integer" run --model.n_layer=two
+expect_error "wrong type" "expects type integer" run --model.n_layer=two
 expect_error "impossible value" "must be divisible by model.n_head" run --model.n_embd=30 --model.n_head=4
 expect_error "out of range" "below its minimum" run --data.batch_size=0
 expect_error "missing config file" "could not be opened" "$bin" run "$scratch/absent.toml"

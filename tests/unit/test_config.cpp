@@ -48,10 +48,10 @@ TEST(Config, UnknownKeysAreErrorsWithASuggestion) {
 }
 
 TEST(Config, WrongTypesAndBoundsAreErrors) {
-  EXPECT_NE(error_of([&] { resolve_config(suite_schema(), "", {"--model.n_layer=two"}); }).find("expects a integer"),
+  EXPECT_NE(error_of([&] { resolve_config(suite_schema(), "", {"--model.n_layer=two"}); }).find("expects type integer"),
             std::string::npos);
   const auto path = write_file("c.toml", "[model]\nn_layer = \"two\"\n");
-  EXPECT_NE(error_of([&] { resolve_config(suite_schema(), path, {}); }).find("must be a integer"), std::string::npos);
+  EXPECT_NE(error_of([&] { resolve_config(suite_schema(), path, {}); }).find("must be of type integer, got string"), std::string::npos);
   EXPECT_NE(error_of([&] { resolve_config(suite_schema(), "", {"--model.n_layer=0"}); }).find("below its minimum"),
             std::string::npos);
   EXPECT_NE(error_of([&] { resolve_config(suite_schema(), "", {"--optim.schedule=exp"}); }).find("not one of"),

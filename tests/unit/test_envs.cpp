@@ -762,10 +762,11 @@ std::vector<float> run_discrete(E& env, int steps) {
 std::vector<float> env_slice(const std::vector<float>& trace, int n, int D, int i, int steps) {
   std::vector<float> out;
   const size_t block0 = static_cast<size_t>(n) * D;
-  out.insert(out.end(), trace.begin() + i * D, trace.begin() + (i + 1) * D);
+  // Element-wise push_back: GCC 12 misreports range insert here (-Wstringop-overflow).
+  for (int d = 0; d < D; ++d) out.push_back(trace[static_cast<size_t>(i) * D + d]);
   for (int t = 0; t < steps; ++t) {
     const size_t base = block0 + static_cast<size_t>(t) * (n * D + n);
-    out.insert(out.end(), trace.begin() + base + i * D, trace.begin() + base + (i + 1) * D);
+    for (int d = 0; d < D; ++d) out.push_back(trace[base + static_cast<size_t>(i) * D + d]);
     out.push_back(trace[base + n * D + i]);
   }
   return out;
