@@ -31,6 +31,9 @@ struct StepResult {
   double lr = 0;
   int64_t tokens = 0;    // tokens this rank processed
   double flops = 0;      // FLOPs this rank issued
+  // Method-specific columns for the trace's steps/ (rank 0's values). Emit the same names every
+  // step (NaN where a value does not apply, e.g. between outer steps).
+  std::vector<std::pair<std::string, double>> metrics;
 };
 
 class Method {

@@ -237,6 +237,7 @@ class Run {
                    {"loss", progress_.last_loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm}, {"flops", m[2]},
                    {"comm_bytes", ct.wire_bytes}, {"comm_time", ct.time_s}};
         for (size_t i = 0; i < nets.size(); i++) row.push_back({"net_time_" + nets[i].name, ct.net_time_s[i]});
+        for (const auto& [name, value] : r.metrics) row.push_back({name, value});
         trace_->append("steps", row);
         trace_->append_calls(comm_.take_records(), n);
       } else {

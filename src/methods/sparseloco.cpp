@@ -1,0 +1,116 @@
+// SparseLoCo (Sarfi et al. 2025): DiLoCo's inner loop, but the outer step sends a compressed
+// pseudo-gradient - error feedback, per-chunk top-k, 2-bit values - and replaces outer momentum
+// by the error-feedback buffer. Per replica r and outer step (methods.md section 7):
+//   g = theta_g - theta_r;  e <- beta e + alpha g;  keep the top-k |e| per chunk, 2-bit quantise;
+//   e <- e - sent;  all-gather (indices, codes, levels) from every replica;
+//   aggregate each coordinate as the mean over the replicas that selected it;
+//   theta_g <- theta_g - alpha * aggregate;  theta_r <- theta_g.
+// Aggregation runs in rank order, so every replica ends the outer step with bit-identical theta_g.
+#include <cmath>
+
+#include "compress/error_feedback.hpp"
+#include "methods/lm.hpp"
+#include "methods/outer_sync.hpp"
+
+namespace frugal {
+namespace {
+
+using namespace compress;
+
+class SparseLoCo final : public Method {
+ public:
+  explicit SparseLoCo(RunContext& ctx)
+      : ctx_(ctx), w_(make_lm_worker(ctx)), global_(w_.model.params), error_(global_.size(), 0.0f),
+        pseudo_grad_(global_.size()), aggregate_(global_.size()) {
+    const Config& c = ctx.config;
+    inner_steps_ = c.integer("sparseloco.inner_steps");
+    opt_.beta = static_cast<float>(c.real("sparseloco.ef_beta"));
+    opt_.alpha = static_cast<float>(c.real("sparseloco.outer_lr"));
+    opt_.top_k = c.integer("sparseloco.top_k");
+    opt_.quantize = c.boolean("sparseloco.quantize");
+    coding_ = index_coding_from(c.str("sparseloco.index_coding"));
+    mode_ = c.str("sparseloco.aggregation") == "mean_all" ? Aggregation::mean_all : Aggregation::mean_selected;
+    blocks_ = blocks_for(w_.model.layout);
+    sent_.resize(blocks_.size());
+  }
+
+  StepResult step(int64_t step) override {
+    StepResult r;
+    r.loss = lm_forward_backward(w_, ctx_.data.train, step, ctx_.comm.rank());
+    r.grad_norm = clip_grad_norm(w_.model.grads, w_.grad_clip);
+    r.lr = schedule_lr(w_.schedule, step);
+    adamw_step(w_.opt, w_.model.params, w_.model.grads, static_cast<float>(r.lr));
+    r.tokens = int64_t(w_.local_batch) * w_.seq_len;
+    r.flops = lm_step_flops(w_);
+    if ((step + 1) % inner_steps_ == 0) {
+      const WireStats stats = outer_step();
+      r.metrics = wire_metrics(&stats);
+    } else {
+      r.metrics = wire_metrics(nullptr);
+    }
+    return r;
+  }
+
+  double evaluate(int64_t batches) override {
+    std::swap(w_.model.params, global_);
+    const double loss = lm_evaluate(w_, ctx_.data.val, batches, ctx_.config.integer("eval.batch_size"), ctx_.comm);
+    std::swap(w_.model.params, global_);
+    return loss;
+  }
+  void save(StateWriter& out) const override {
+    lm_save(w_, out, "sparseloco.inner.");
+    out.put("sparseloco.global", global_);
+    out.put("sparseloco.error", error_);
+  }
+  void load(const StateReader& in) override {
+    lm_load(w_, in, "sparseloco.inner.");
+    in.get("sparseloco.global", global_);
+    in.get("sparseloco.error", error_);
+  }
+  int64_t num_params() const override { return static_cast<int64_t>(global_.size()); }
+
+ private:
+  WireStats outer_step() {
+    const size_t n = global_.size();
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) pseudo_grad_[i] = global_[i] - w_.model.params[i];
+    for (size_t b = 0; b < blocks_.size(); b++)  // steps 3-7, per tensor (block)
+      ef_compress(error_.data() + blocks_[b].offset, pseudo_grad_.data() + blocks_[b].offset, blocks_[b].layout, opt_, sent_[b]);
+    const WireStats stats =
+        sparse_allgather_aggregate(ctx_.comm, sent_, blocks_, mode_, coding_, aggregate_.data(), workspace_, "sparseloco.outer");
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) global_[i] -= opt_.alpha * aggregate_[i];  // plain SGD: EF is the momentum
+    w_.model.params = global_;
+    return stats;
+  }
+
+  RunContext& ctx_;
+  LmWorker w_;
+  std::vector<float> global_, error_, pseudo_grad_, aggregate_;
+  std::vector<CompressBlock> blocks_;
+  std::vector<SparseTensor> sent_;
+  DecodeWorkspace workspace_;
+  EfOptions opt_;
+  IndexCoding coding_ = IndexCoding::best;
+  Aggregation mode_ = Aggregation::mean_selected;
+  int64_t inner_steps_ = 15;
+};
+
+void add_keys(Schema& s) {
+  s.add("sparseloco.inner_steps", int64_t{15}, "H: inner AdamW steps between outer steps", 1, 1e9);
+  s.add("sparseloco.outer_lr", 1.0, "alpha: scales g into the error buffer (e <- beta e + alpha g) and the aggregate into theta_g, as in methods.md", 0.0, 100.0);
+  s.add("sparseloco.ef_beta", 0.95, "beta: error-feedback decay", 0.0, 1.0);
+  s.add("sparseloco.top_k", int64_t{128}, "values kept per 4096 elements of each chunk (128 = 3.125% density)", 1, 4096);
+  s.add("sparseloco.quantize", true, "2-bit values (false: fp32 values, an ablation)");
+  s.add("sparseloco.index_coding", std::string("best"), "in-chunk index code on the wire: packed12, rice (Golomb-Rice of sorted gaps), best (smaller per tensor)",
+        {}, {}, {"packed12", "rice", "best"});
+  s.add("sparseloco.aggregation", std::string("mean_selected"), "mean over the replicas that selected a coordinate, or mean_all = (1/R) sum",
+        {}, {}, {"mean_selected", "mean_all"});
+}
+
+}  // namespace
+
+FRUGAL_REGISTER_METHOD(sparseloco, MethodInfo{"sparseloco", "DiLoCo inner loop; outer step sends error-feedback top-k, 2-bit pseudo-gradients (all-gather)",
+                                              add_keys, [](RunContext& ctx) { return std::make_unique<SparseLoCo>(ctx); }});
+
+}  // namespace frugal
