@@ -192,11 +192,15 @@ def aggregate(runs, networks, curve_key, threshold=None):
 
 
 def pick_baseline(rows):
-    """The dense reference for the compression column: the DDP run that communicates (a one-rank
-    DDP run is plain AdamW and sends nothing), else the row that sends the most bytes."""
+    """The dense reference for the compression column: dense fp32 DiLoCo when the study has it (the
+    comparison SparseLoCo's compression is quoted against), else the DDP run that communicates (a
+    one-rank DDP run is plain AdamW and sends nothing), else the row that sends the most bytes."""
     sent = lambda r: np.nan_to_num(r["comm_bytes_per_rank"][0])
-    ddp = [r for r in rows if r["method"] == "ddp" and sent(r) > 0]
-    return max(ddp or rows, key=sent)
+    for method in ("diloco", "ddp"):
+        dense = [r for r in rows if r["method"] == method and sent(r) > 0]
+        if dense:
+            return max(dense, key=sent)
+    return max(rows, key=sent)
 
 
 def human(x, units, step=1000.0):
