@@ -23,23 +23,14 @@ class DiLoCo final : public Method {
   }
 
   StepResult step(int64_t step) override {
-    StepResult r;
-    r.loss = lm_forward_backward(w_, ctx_.data.train, step, ctx_.comm.rank());
-    r.grad_norm = clip_grad_norm(w_.model.grads, w_.grad_clip);
-    r.lr = schedule_lr(w_.schedule, step);
-    adamw_step(w_.opt, w_.model.params, w_.model.grads, static_cast<float>(r.lr));
-    r.tokens = int64_t(w_.local_batch) * w_.seq_len;
-    r.flops = lm_step_flops(w_);
+    StepResult r = lm_local_adamw_step(w_, ctx_.data.train, step, ctx_.comm.rank());
     if ((step + 1) % inner_steps_ == 0) outer_step();
     return r;
   }
 
   double evaluate(int64_t batches) override {
-    // Always evaluate the global parameters (what the method would ship), not a worker's drift.
-    std::swap(w_.model.params, global_);
-    const double loss = lm_evaluate(w_, ctx_.data.val, batches, ctx_.config.integer("eval.batch_size"), ctx_.comm);
-    std::swap(w_.model.params, global_);
-    return loss;
+    // The global parameters: what the method would ship, not one worker's drift.
+    return lm_evaluate_params(w_, global_, ctx_.data.val, batches, ctx_.config.integer("eval.batch_size"), ctx_.comm);
   }
   void save(StateWriter& out) const override {
     lm_save(w_, out, "diloco.inner.");

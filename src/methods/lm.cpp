@@ -42,6 +42,25 @@ float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, i
   return loss;
 }
 
+StepResult lm_local_adamw_step(LmWorker& w, const TokenStream& train, int64_t step, int rank) {
+  StepResult r;
+  r.loss = lm_forward_backward(w, train, step, rank);
+  r.grad_norm = clip_grad_norm(w.model.grads, w.grad_clip);
+  r.lr = schedule_lr(w.schedule, step);
+  adamw_step(w.opt, w.model.params, w.model.grads, static_cast<float>(r.lr));
+  r.tokens = int64_t(w.local_batch) * w.seq_len;
+  r.flops = lm_step_flops(w);
+  return r;
+}
+
+double lm_evaluate_params(LmWorker& w, std::vector<float>& params, const TokenStream& val, int64_t batches,
+                          int64_t batch_size, Communicator& comm) {
+  std::swap(w.model.params, params);
+  const double loss = lm_evaluate(w, val, batches, batch_size, comm);
+  std::swap(w.model.params, params);
+  return loss;
+}
+
 double lm_step_flops(const LmWorker& w) { return 3.0 * gpt2_forward_flops(w.model.config, w.local_batch, w.seq_len); }
 
 double lm_evaluate(LmWorker& w, const TokenStream& val, int64_t batches, int64_t batch_size, Communicator& comm) {

@@ -24,12 +24,18 @@ LmWorker make_lm_worker(RunContext& ctx);
 // Loads this rank's slice of step `step`'s global batch, runs forward and backward (grads are
 // zeroed first). Returns the mean loss of the slice.
 float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank);
+// One local AdamW step (forward, backward, clip, update) with no communication: the inner step of
+// DiLoCo and SparseLoCo. Fills loss, grad_norm, lr, tokens and flops.
+StepResult lm_local_adamw_step(LmWorker& w, const TokenStream& train, int64_t step, int rank);
 // FLOPs of one forward+backward on the local batch.
 double lm_step_flops(const LmWorker& w);
 // Mean loss over `batches` batches of eval.batch_size x seq_len from the start of the held-out
 // stream, in file order; batches are dealt round-robin to ranks and the sum reduced (control
 // traffic), so the value does not depend on the rank count.
 double lm_evaluate(LmWorker& w, const TokenStream& val, int64_t batches, int64_t batch_size, Communicator& comm);
+// lm_evaluate on `params` (e.g. the global parameters of DiLoCo) instead of the worker's own.
+double lm_evaluate_params(LmWorker& w, std::vector<float>& params, const TokenStream& val, int64_t batches,
+                          int64_t batch_size, Communicator& comm);
 void lm_save(const LmWorker& w, StateWriter& out, const std::string& prefix);
 void lm_load(LmWorker& w, const StateReader& in, const std::string& prefix);
 

@@ -7,6 +7,7 @@
 
 #include "core/config.hpp"
 #include "core/error.hpp"
+#include "test_util.hpp"
 #include "data/corpus.hpp"
 #include "data/tokens.hpp"
 #include "methods/method.hpp"
@@ -26,14 +27,6 @@ double entropy(const std::vector<uint16_t>& t, int order) {
     for (const auto& [k, c] : next) h -= c / n * std::log(c / total);
   }
   return h;
-}
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 }  // namespace
 

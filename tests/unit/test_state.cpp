@@ -4,20 +4,13 @@
 #include <fstream>
 
 #include "core/error.hpp"
+#include "test_util.hpp"
 #include "core/state.hpp"
 #include "model/llmc_checkpoint.hpp"
 
 using namespace frugal;
 
 namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 std::string read_all(const std::string& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
