@@ -117,6 +117,11 @@ def load_run(path):
         for name in list(SUMMARY_FIELDS) + [f"net_time_s_{n}" for n in run["networks"]]:
             run[name] = float(attr(name, _REQUIRED if required else derived[name]))
 
+    # Bytes a rank sent per synchronisation: per outer step for DiLoCo/SparseLoCo, per step for
+    # DDP/DeMo (steps that sent nothing are inner steps).
+    syncs = int(np.count_nonzero(steps["comm_bytes"] > 0))
+    run["bytes_per_sync"] = float(steps["comm_bytes"].sum()) / syncs if syncs else 0.0
+
     # Curves. Cumulative bytes and wall time are read at the step each evaluation followed
     # (an evaluation before the first step reads 0).
     cum_bytes = np.concatenate([[0.0], np.cumsum(steps["comm_bytes"])])
@@ -180,7 +185,7 @@ def aggregate(runs, networks, curve_key, threshold=None):
                "method": ",".join(sorted({m["method"] for m in members})),
                "ranks": ",".join(str(r) for r in sorted({m["ranks"] for m in members})),
                "unfinished": any(m["status"] != "finished" for m in members)}
-        for key in list(SUMMARY_FIELDS) + [f"net_time_s_{n}" for n in networks]:
+        for key in list(SUMMARY_FIELDS) + ["bytes_per_sync"] + [f"net_time_s_{n}" for n in networks]:
             row[key] = mean_std([m.get(key, np.nan) for m in members])
         row["curve"] = mean_curve(label, [m[curve_key] for m in members])
         if threshold is not None:
@@ -254,7 +259,7 @@ def format_table(rows, networks, baseline, threshold=None, markdown=False):
     """The comparison table as aligned plain text, or as a Markdown table."""
     pm = "±" if markdown else "+-"
     header = ["label", "method", "ranks", "seeds", "final eval loss", "final train loss",
-              "tokens", "tokens/s", "bytes/rank", "compression"]
+              "tokens", "tokens/s", "bytes/rank", "bytes/rank/sync", "compression"]
     header += [f"comm @{n}" for n in networks] + ["wall time"]
     if threshold is not None:
         header += [f"tokens to {threshold:g}", f"bytes to {threshold:g}", f"time to {threshold:g}"]
@@ -266,7 +271,7 @@ def format_table(rows, networks, baseline, threshold=None, markdown=False):
         cells = [r["label"] + ("*" if r["unfinished"] else ""), r["method"], r["ranks"], str(r["n"]),
                  fmt_loss(r["final_eval_loss"], pm), fmt_loss(r["final_train_loss"], pm),
                  fmt_count(r["tokens_total"][0]), fmt_count(r["tokens_per_s"][0]),
-                 fmt_bytes(sent), fmt_ratio(ratio)]
+                 fmt_bytes(sent), fmt_bytes(r["bytes_per_sync"][0]), fmt_ratio(ratio)]
         cells += [fmt_seconds(r[f"net_time_s_{n}"][0]) for n in networks]
         cells.append(fmt_seconds(r["wall_time_s"][0]))
         if threshold is not None:
