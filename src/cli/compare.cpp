@@ -155,7 +155,7 @@ void print_table(const std::vector<std::string>& traces) {
       pos = end + 1;
     }
   }
-  std::printf("\n%-26s %-8s %5s %5s %18s %11s %12s", "run", "method", "ranks", "seeds", "eval loss", "tokens/s",
+  std::printf("\n%-30s %-10s %5s %5s %18s %11s %12s", "run", "method", "ranks", "seeds", "eval loss", "tokens/s",
               "sent/rank");
   for (const auto& n : networks) std::printf(" %14s", ("comm@" + n).c_str());
   std::printf(" %9s\n", "wall");
@@ -163,7 +163,7 @@ void print_table(const std::vector<std::string>& traces) {
     const Group& g = groups[label];
     char loss[64];
     std::snprintf(loss, sizeof loss, "%.4f +- %.4f", mean(g.eval), stddev(g.eval));
-    std::printf("%-26s %-8s %5lld %5zu %18s %11.0f %12s", label.c_str(), g.method.c_str(), static_cast<long long>(g.ranks),
+    std::printf("%-30s %-10s %5lld %5zu %18s %11.0f %12s", label.c_str(), g.method.c_str(), static_cast<long long>(g.ranks),
                 g.eval.size(), loss, mean(g.tps), human(mean(g.bytes), "B").c_str());
     for (const auto& n : networks)
       std::printf(" %14s", g.net.count(n) ? seconds(mean(g.net.at(n))).c_str() : "-");
