@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.hpp"
+#include "scratch.hpp"
 
 #include "methods/method.hpp"
 
@@ -26,7 +27,7 @@ std::vector<double> run_losses(Communicator& comm, const Config& cfg, const Data
   }
   StateWriter w;
   method->save(w);
-  const std::string path = testing::TempDir() + "ddp_state_" + std::to_string(comm.rank()) + "_" + std::to_string(comm.size());
+  const std::string path = scratch_file("ddp_state_on_" + std::to_string(comm.size()) + "_ranks");
   w.save(path);
   StateReader rd(path);
   params_hash_input->assign(static_cast<size_t>(method->num_params()), 0.0f);

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "methods/method.hpp"
+#include "scratch.hpp"
 
 using namespace frugal;
 
@@ -26,9 +27,7 @@ std::vector<float> params_after(const std::string& method, int steps, std::vecto
   for (int s = 0; s < steps; s++) m->step(s);
   StateWriter w;
   m->save(w);
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  const std::string path = testing::TempDir() + "outer_" + method + "_" + std::to_string(rank);
+  const std::string path = scratch_file("outer_" + method);
   w.save(path);
   StateReader r(path);
   std::vector<float> p(static_cast<size_t>(m->num_params()));
@@ -74,9 +73,7 @@ TEST(OuterMethods, DiLoCoWithOneWorkerAndOneInnerStepIsAdamWThenTheOuterStepByHa
   RunContext ctx{cfg, self, data, 2, 1};
   auto adamw = find_method("ddp").make(ctx);  // one rank: plain AdamW
   auto diloco = find_method("diloco").make(ctx);
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);  // every rank runs this one-rank test: keep files apart
-  const std::string prefix = testing::TempDir() + "h1_rank" + std::to_string(rank) + "_";
+  const std::string prefix = scratch_file("h1_");
   auto params = [&](Method& m, const std::string& section) {
     StateWriter w;
     m.save(w);
