@@ -5,7 +5,7 @@
 namespace frugal::cpu {
 // out (N,OC) = inp (N,C) . weight(OC,C)^T + bias (OC); bias may be null.
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC);
-// dinp (N,C) += dout . W;  dweight (OC,C) += dout^T . inp;  dbias (OC) += colsum(dout). dbias may be null.
+// dinp (N,C) += dout . W;  dweight (OC,C) += dout^T . inp;  dbias (OC) += colsum(dout). dinp and dbias may be null.
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int C, int OC);
 // FLOPs the forward issues (2 N C OC); the backward issues twice that.

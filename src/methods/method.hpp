@@ -29,7 +29,7 @@ struct StepResult {
   double loss = 0;       // mean training loss of this rank's batch
   double grad_norm = 0;  // as the method sees it (identical on all ranks for DDP)
   double lr = 0;
-  int64_t tokens = 0;    // tokens this rank processed
+  int64_t tokens = 0;    // samples this rank processed: tokens, or environment steps (Domain::rl)
   double flops = 0;      // FLOPs this rank issued
   // Method-specific columns for the trace's steps/ (rank 0's values). Emit the same names every
   // step (NaN where a value does not apply, e.g. between outer steps).
@@ -40,18 +40,32 @@ class Method {
  public:
   virtual ~Method() = default;
   virtual StepResult step(int64_t step) = 0;  // 0-based
-  // Mean held-out loss over `batches` batches (the same value on every rank).
+  // Mean held-out loss over `batches` batches, or mean return over `batches` evaluation episodes
+  // (Domain::rl); the same value on every rank.
   virtual double evaluate(int64_t batches) = 0;
   virtual void save(StateWriter& out) const = 0;
   virtual void load(const StateReader& in) = 0;
   virtual int64_t num_params() const = 0;
 };
 
+// What a method trains, which decides the runner's vocabulary: language models count tokens and
+// report losses (lower is better); RL methods count environment steps and report episode returns
+// (higher is better) - StepResult::loss then holds the mean training return, evaluate() the mean
+// evaluation return, and RunContext::data is empty (no corpus is loaded).
+enum class Domain { language, rl };
+struct DomainNames {
+  const char* samples;  // trace column and attribute stem: "tokens" or "env_steps"
+  const char* train;    // "loss" or "return"
+  const char* eval;     // "loss" or "return"
+};
+DomainNames domain_names(Domain d);
+
 struct MethodInfo {
   std::string name;
   std::string summary;
   std::function<void(Schema&)> add_keys;  // the method's own config section (may be empty)
   std::function<std::unique_ptr<Method>(RunContext&)> make;
+  Domain domain = Domain::language;
 };
 
 bool register_method(MethodInfo info);

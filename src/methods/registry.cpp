@@ -2,6 +2,8 @@
 
 #include "comm/network_model.hpp"
 #include "methods/method.hpp"
+#include "methods/es.hpp"
+#include "methods/rl.hpp"
 #include "methods/runner.hpp"
 #include "model/gpt2.hpp"
 #include "optim/adamw.hpp"
@@ -19,6 +21,11 @@ bool register_method(MethodInfo info) {
   methods().push_back(std::move(info));
   std::sort(methods().begin(), methods().end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return true;
+}
+
+DomainNames domain_names(Domain d) {
+  if (d == Domain::rl) return {"env_steps", "return", "return"};
+  return {"tokens", "loss", "loss"};
 }
 
 const std::vector<MethodInfo>& registered_methods() { return methods(); }
@@ -41,6 +48,8 @@ const Schema& suite_schema() {
     add_data_keys(s);
     add_optim_keys(s);
     add_network_keys(s);
+    add_rl_keys(s);
+    add_es_keys(s);  // shared by eggroll and openai_es
     for (const auto& m : methods())
       if (m.add_keys) m.add_keys(s);
     return s;

@@ -31,11 +31,13 @@ void add_run_keys(Schema& s, const std::vector<std::string>& methods) {
   s.add("run.out_dir", std::string("runs"), "folder that holds the run folders");
   s.add("run.seed", int64_t{1}, "seed of initialisation and every method's randomness", 0, 9.0e18);
   s.add("run.steps", int64_t{100}, "optimiser steps (0 = evaluation only)", 0, 1e12);
+  s.add("run.max_samples", int64_t{0},
+        "stop after the step at which the run has processed this many tokens / environment steps (0 = no limit)", 0, 9.0e18);
   s.add("run.overwrite", false, "replace an existing run folder's trace and checkpoints");
   s.add("run.threads", int64_t{0}, "OpenMP/BLAS threads per rank (0 = OMP_NUM_THREADS, else cores / ranks on the node)", 0, 4096);
   s.add("run.log_every", int64_t{10}, "rank 0 prints a progress line every this many steps (0 = never)", 0, 1e12);
   s.add("eval.every", int64_t{50}, "evaluate every this many steps (0 = only at the end)", 0, 1e12);
-  s.add("eval.batches", int64_t{8}, "held-out batches per evaluation (0 = no evaluation)", 0, 1e12);
+  s.add("eval.batches", int64_t{8}, "held-out batches (RL: episodes) per evaluation (0 = no evaluation)", 0, 1e12);
   s.add("eval.batch_size", int64_t{0}, "sequences per evaluation batch (0 = data.batch_size)", 0, 1 << 24);
   s.add("trace.path", std::string(""), "trace file (default <out_dir>/<name>/trace.h5)");
   s.add("trace.flush_every", int64_t{10}, "write buffered rows to disk every this many steps", 1, 1e12);
@@ -125,6 +127,7 @@ class Run {
   // Setup that may fail differently on different ranks: the caller agrees on the outcome.
   void setup() {
     total_steps_ = cfg_.integer("run.steps");
+    names_ = domain_names(find_method(cfg_.str("run.method")).domain);
     ctx_ = std::make_unique<RunContext>(RunContext{cfg_, comm_, data_, total_steps_, static_cast<uint64_t>(cfg_.integer("run.seed"))});
     method_ = find_method(cfg_.str("run.method")).make(*ctx_);
     comm_.set_record_calls(cfg_.boolean("trace.comm_calls"));
@@ -186,6 +189,9 @@ class Run {
     trace_->set_attr("device", std::string("cpu"));
     trace_->set_attr("n_params", method_->num_params());
     trace_->set_attr("networks", nets);
+    trace_->set_attr("sample_unit", std::string(names_.samples));
+    trace_->set_attr("train_metric", std::string(names_.train));
+    trace_->set_attr("eval_metric", std::string(names_.eval));
     if (!resumed_) trace_->set_attr("start_time", utc_now());
     trace_->set_attr("status", std::string("running"));
     trace_->set_attr("status_message", std::string(""));
@@ -199,6 +205,7 @@ class Run {
     const int64_t ckpt_every = cfg_.integer("checkpoint.every");
     const int64_t nan_at = cfg_.integer("debug.nan_at_step"), signal_at = cfg_.integer("debug.signal_at_step");
     const int64_t kill_at = cfg_.integer("debug.kill_at_step");
+    const int64_t max_samples = cfg_.integer("run.max_samples");
     const auto& nets = comm_.networks();
     const int n = comm_.size();
     Timer clock;
@@ -233,8 +240,8 @@ class Run {
       progress_.last_loss = m[0] / n;
       const double wall = wall0 + clock.seconds();
       if (trace_) {
-        Row row = {{"step", step + 1}, {"wall_time", wall}, {"step_time", step_time}, {"tokens", progress_.tokens},
-                   {"loss", progress_.last_loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm}, {"flops", m[2]},
+        Row row = {{"step", step + 1}, {"wall_time", wall}, {"step_time", step_time}, {names_.samples, progress_.tokens},
+                   {names_.train, progress_.last_loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm}, {"flops", m[2]},
                    {"comm_bytes", ct.wire_bytes}, {"comm_time", ct.time_s}};
         for (size_t i = 0; i < nets.size(); i++) row.push_back({"net_time_" + nets[i].name, ct.net_time_s[i]});
         for (const auto& [name, value] : r.metrics) row.push_back({name, value});
@@ -246,16 +253,19 @@ class Run {
       if (comm_.rank() == 0 && log_every > 0 && ((step + 1) % log_every == 0 || step + 1 == total_steps_)) {
         const double dt = wall - log_time;
         const auto& tot = comm_.run_totals();
-        std::printf("step %6lld/%lld | loss %.4f | lr %.2e | %8.0f tok/s | sent %s (total %s)",
-                    static_cast<long long>(step + 1), static_cast<long long>(total_steps_), progress_.last_loss, r.lr,
-                    dt > 0 ? (progress_.tokens - log_tokens) / dt : 0.0, human_bytes(double(tot.wire_bytes - log_bytes)).c_str(),
+        const bool rl = std::string(names_.samples) == "env_steps";
+        std::printf("step %6lld/%lld | %s %.4f | lr %.2e | %8.0f %s | sent %s (total %s)",
+                    static_cast<long long>(step + 1), static_cast<long long>(total_steps_), names_.train,
+                    progress_.last_loss, r.lr, dt > 0 ? (progress_.tokens - log_tokens) / dt : 0.0,
+                    rl ? "env steps/s" : "tok/s", human_bytes(double(tot.wire_bytes - log_bytes)).c_str(),
                     human_bytes(double(tot.wire_bytes)).c_str());
         for (size_t i = 0; i < nets.size(); i++) std::printf(" | %s %.3gs", nets[i].name.c_str(), tot.net_time_s[i]);
         std::printf("\n");
         std::fflush(stdout);
         log_time = wall, log_tokens = progress_.tokens, log_bytes = tot.wire_bytes;
       }
-      const bool last = step + 1 == total_steps_;
+      // The sample budget ends the run at this step as if it were the last one.
+      const bool last = step + 1 == total_steps_ || (max_samples > 0 && progress_.tokens >= max_samples);
       if (eval_batches > 0 && ((eval_every > 0 && (step + 1) % eval_every == 0) || last)) evaluate(eval_batches);
       const bool stop = m[4] > 0;
       if (stop || last || (step + 1) % flush_every == 0) flush();
@@ -266,6 +276,7 @@ class Run {
         return 0;
       }
       if (kill_at == step + 1 && comm_.rank() == 0) std::raise(SIGKILL);
+      if (last) break;
     }
     if (total_steps_ == 0 || progress_.step < total_steps_ || total_steps_ == progress_.step) {
       if (eval_batches > 0 && (total_steps_ == 0 || std::isnan(progress_.last_eval))) evaluate(eval_batches);
@@ -284,8 +295,12 @@ class Run {
  private:
   void evaluate(int64_t batches) {
     progress_.last_eval = method_->evaluate(batches);
-    if (trace_) trace_->append("eval", {{"step", progress_.step}, {"tokens", progress_.tokens}, {"loss", progress_.last_eval}});
-    if (comm_.rank() == 0) {
+    if (trace_) trace_->append("eval", {{"step", progress_.step}, {names_.samples, progress_.tokens}, {names_.eval, progress_.last_eval}});
+    if (comm_.rank() == 0 && std::string(names_.eval) == "return") {
+      std::printf("eval  step %6lld | return %.3f, mean over %lld episodes of the greedy policy\n",
+                  static_cast<long long>(progress_.step), progress_.last_eval, static_cast<long long>(batches));
+      std::fflush(stdout);
+    } else if (comm_.rank() == 0) {
       const int64_t bs = cfg_.integer("eval.batch_size") > 0 ? cfg_.integer("eval.batch_size") : cfg_.integer("data.batch_size");
       std::printf("eval  step %6lld | loss %.6f over %lld batches of %lld x %lld tokens\n",
                   static_cast<long long>(progress_.step), progress_.last_eval, static_cast<long long>(batches),
@@ -356,11 +371,12 @@ class Run {
     if (!trace_) return;
     const auto& t = comm_.run_totals();
     trace_->set_attr("final_step", progress_.step);
-    trace_->set_attr("tokens_total", progress_.tokens);
-    trace_->set_attr("final_train_loss", progress_.last_loss);
-    trace_->set_attr("final_eval_loss", progress_.last_eval);
+    const std::string samples = names_.samples;
+    trace_->set_attr(samples + "_total", progress_.tokens);
+    trace_->set_attr(std::string("final_train_") + names_.train, progress_.last_loss);
+    trace_->set_attr(std::string("final_eval_") + names_.eval, progress_.last_eval);
     trace_->set_attr("wall_time_s", wall);
-    trace_->set_attr("tokens_per_s", wall > 0 ? double(progress_.tokens) / wall : 0.0);
+    trace_->set_attr(samples + "_per_s", wall > 0 ? double(progress_.tokens) / wall : 0.0);
     trace_->set_attr("flops_total", progress_.flops);
     trace_->set_attr("comm_bytes_per_rank", rank_bytes_mean_);
     trace_->set_attr("comm_time_s", t.time_s);
@@ -382,6 +398,7 @@ class Run {
   std::unique_ptr<TraceWriter> trace_;
   Progress progress_;
   bool resumed_ = false;
+  DomainNames names_ = domain_names(Domain::language);
   double rank_bytes_mean_ = 0;
 };
 
@@ -433,7 +450,7 @@ int run_experiment(const std::string& config_path, const std::vector<std::string
       fs::create_directories(paths.trace.parent_path().empty() ? fs::path(".") : paths.trace.parent_path());
     }
     MPI_Barrier(MPI_COMM_WORLD);  // run folder exists before other ranks look at it
-    data = load_dataset(cfg);
+    if (find_method(cfg.str("run.method")).domain == Domain::language) data = load_dataset(cfg);
     comm = std::make_unique<Communicator>(make_mpi_backend(), networks_from(cfg));
     run = std::make_unique<Run>(cfg, *comm, data, paths, threads);
     run->setup();
