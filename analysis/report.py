@@ -1,18 +1,38 @@
 #!/usr/bin/env python3
-"""Compare frugal runs: one table row per label (mean +- std over seeds) and three loss plots.
+"""Compare frugal runs: one table row per label (mean +- std over seeds) and plots of loss or return.
 
     python analysis/report.py RUN_DIR_OR_TRACE... [--out DIR] [--threshold-loss X]
-                              [--include-unfinished]
+                              [--threshold-return X] [--include-unfinished]
 
 Finds every trace.h5 under the given folders (the format is src/trace/SCHEMA.md), prints an
-aligned table, writes it as Markdown to OUT/report.md, and draws loss_vs_tokens.png,
-loss_vs_bytes.png and loss_vs_time.png into OUT (default: the first folder given).
-Exit status 2 on a missing folder, no traces, or a trace that breaks the schema.
+aligned table, writes it as Markdown to OUT/report.md, and draws plots into OUT (default: the
+first folder given). A report covers language-model traces or RL traces, never both: the root
+attribute sample_unit tells them apart ("tokens" or "env_steps"; absent means "tokens").
+
+Language models: one table, and loss_vs_tokens.png, loss_vs_bytes.png and loss_vs_time.png.
+--threshold-loss X adds the tokens, bytes per rank and wall time needed to reach loss <= X.
+
+Reinforcement learning: returns of different environments are not comparable, so the traces are
+grouped by environment (env.name in their config): one table, one section of report.md and two
+plots per environment, return_vs_env_steps.png and return_vs_time.png (the environment's name is
+appended, e.g. return_vs_env_steps_CartPole-v1.png, when the traces cover several). The table
+gives the env steps and wall time to the first evaluation whose return is >= a threshold.
+--threshold-return X sets it for every environment; the defaults are
+    CartPole-v1   475   Gymnasium's reward_threshold
+    Acrobot-v1   -100   Gymnasium's reward_threshold
+    Pendulum-v1  -200   our choice (Gymnasium gives none): a random policy scores about -1200,
+                        one that swings up and holds the pendulum from most starts about -150..-200
+and an environment without a default gets no threshold columns.
+
+Exit status 2 on a missing folder, no traces, a trace that breaks the schema, language-model and
+RL traces given together, or a threshold option for the other kind of trace.
 """
 import argparse
 import os
 import sys
+import tomllib
 from pathlib import Path
+from typing import NamedTuple
 
 # A live run keeps its trace open for writing; HDF5's file locking would then refuse even a
 # read-only open. The variable must be set before h5py loads the HDF5 library.
@@ -26,11 +46,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import EngFormatter  # noqa: E402
 
-STEP_FIELDS = ("step", "wall_time", "tokens", "loss", "comm_bytes")
-SUMMARY_FIELDS = ("final_train_loss", "final_eval_loss", "tokens_total", "tokens_per_s",
-                  "comm_bytes_per_rank", "wall_time_s")
 ENDED = ("finished", "stopped")  # the statuses whose traces carry the summary attributes
 _REQUIRED = object()
+
+
+class Vocabulary(NamedTuple):
+    """The names a trace uses for what it counts and measures (root attributes sample_unit,
+    train_metric and eval_metric). They name the steps/ and eval/ columns and the summary
+    attributes: <samples>_total, <samples>_per_s, final_train_<train>, final_eval_<eval>."""
+    kind: str  # for messages
+    samples: str
+    train: str
+    eval: str
+    higher_is_better: bool
+
+
+LANGUAGE_MODEL = Vocabulary("language-model", "tokens", "loss", "loss", higher_is_better=False)
+RL = Vocabulary("RL", "env_steps", "return", "return", higher_is_better=True)
+
+# Default --threshold-return per environment; see the module docstring for where they come from.
+DEFAULT_RETURN_THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "Pendulum-v1": -200.0}
 
 
 def die(message):
@@ -68,8 +103,38 @@ def find_traces(paths):
     return unique
 
 
+def summary_fields(vocab):
+    """The summary attributes of a trace with this vocabulary, named as the trace names them."""
+    return (f"final_train_{vocab.train}", f"final_eval_{vocab.eval}", f"{vocab.samples}_total",
+            f"{vocab.samples}_per_s", "comm_bytes_per_rank", "wall_time_s")
+
+
+def read_vocabulary(path, attr):
+    """The trace's vocabulary; traces written before the three attributes existed are LM traces."""
+    found = tuple(str(attr(name, default)) for name, default in
+                  (("sample_unit", "tokens"), ("train_metric", "loss"), ("eval_metric", "loss")))
+    for vocab in (LANGUAGE_MODEL, RL):
+        if found == (vocab.samples, vocab.train, vocab.eval):
+            return vocab
+    die(f"{path}: unknown vocabulary sample_unit='{found[0]}', train_metric='{found[1]}', "
+        f"eval_metric='{found[2]}' (see src/trace/SCHEMA.md)")
+
+
+def read_env_name(path, config_text):
+    """env.name from the trace's configuration (TOML)."""
+    try:
+        config = tomllib.loads(config_text)
+    except tomllib.TOMLDecodeError as e:
+        die(f"{path}: root attribute 'config' is not valid TOML ({e})")
+    name = config.get("env", {}).get("name")
+    if not name:
+        die(f"{path}: an RL trace whose config has no env.name")
+    return str(name)
+
+
 def load_run(path):
-    """Read one trace into a dict: identity, summary numbers and the loss curves."""
+    """Read one trace into a dict: identity, summary numbers (keyed by their attribute names) and
+    the curves of its metric (loss or return)."""
     try:
         f = h5py.File(path, "r")
     except OSError as e:
@@ -87,17 +152,20 @@ def load_run(path):
                 die(f"{path}: missing dataset '{group}/{name}' (see src/trace/SCHEMA.md)")
             return np.asarray(f[group][name][...], dtype=np.float64).reshape(-1)
 
+        vocab = read_vocabulary(path, attr)
         run = {"path": str(path), "label": str(attr("label")), "method": str(attr("method")),
                "ranks": int(attr("world_size")), "seed": int(attr("seed")),
-               "status": str(attr("status"))}
+               "status": str(attr("status")), "vocab": vocab,
+               "env": read_env_name(path, str(attr("config"))) if vocab is RL else None}
         run["networks"] = [n.strip() for n in str(attr("networks")).split(",") if n.strip()]
-        steps = {name: column("steps", name) for name in STEP_FIELDS}
+        steps = {name: column("steps", name)
+                 for name in ("step", "wall_time", vocab.samples, vocab.train, "comm_bytes")}
         if len({len(v) for v in steps.values()}) != 1:
             die(f"{path}: the steps/ datasets have different lengths")
         # eval/ may be empty (no evaluation configured); an absent group counts as empty.
         has_eval = "eval" in f and len(f["eval"].keys()) > 0
         evals = {name: column("eval", name) if has_eval else np.zeros(0)
-                 for name in ("step", "tokens", "loss")}
+                 for name in ("step", vocab.samples, vocab.eval)}
         nets = {n: column("steps", f"net_time_{n}") if f"steps/net_time_{n}" in f else None
                 for n in run["networks"]}
 
@@ -106,15 +174,16 @@ def load_run(path):
         def last(a):
             return a[-1] if len(a) else np.nan
 
-        derived = {"final_train_loss": last(steps["loss"]), "final_eval_loss": last(evals["loss"]),
-                   "tokens_total": last(steps["tokens"]), "wall_time_s": last(steps["wall_time"]),
-                   "comm_bytes_per_rank": steps["comm_bytes"].sum()}
-        derived["tokens_per_s"] = derived["tokens_total"] / derived["wall_time_s"] \
-            if derived["wall_time_s"] > 0 else np.nan
+        samples_total, wall_time = last(steps[vocab.samples]), last(steps["wall_time"])
+        derived = {f"final_train_{vocab.train}": last(steps[vocab.train]),
+                   f"final_eval_{vocab.eval}": last(evals[vocab.eval]),
+                   f"{vocab.samples}_total": samples_total,
+                   f"{vocab.samples}_per_s": samples_total / wall_time if wall_time > 0 else np.nan,
+                   "comm_bytes_per_rank": steps["comm_bytes"].sum(), "wall_time_s": wall_time}
         for n, per_step in nets.items():
             derived[f"net_time_s_{n}"] = per_step.sum() if per_step is not None else np.nan
         required = run["status"] in ENDED
-        for name in list(SUMMARY_FIELDS) + [f"net_time_s_{n}" for n in run["networks"]]:
+        for name in list(summary_fields(vocab)) + [f"net_time_s_{n}" for n in run["networks"]]:
             run[name] = float(attr(name, _REQUIRED if required else derived[name]))
 
     # Bytes a rank sent per synchronisation: per outer step for DiLoCo/SparseLoCo, per step for
@@ -122,16 +191,31 @@ def load_run(path):
     syncs = int(np.count_nonzero(steps["comm_bytes"] > 0))
     run["bytes_per_sync"] = float(steps["comm_bytes"].sum()) / syncs if syncs else 0.0
 
-    # Curves. Cumulative bytes and wall time are read at the step each evaluation followed
-    # (an evaluation before the first step reads 0).
+    # Curves: "samples" is tokens or env steps, "metric" the loss or return. Cumulative bytes and
+    # wall time are read at the step each evaluation followed (an evaluation before the first
+    # step reads 0).
     cum_bytes = np.concatenate([[0.0], np.cumsum(steps["comm_bytes"])])
     wall = np.concatenate([[0.0], steps["wall_time"]])
     done = np.searchsorted(steps["step"], evals["step"], side="right")
-    run["eval_curve"] = {"step": evals["step"], "tokens": evals["tokens"], "loss": evals["loss"],
-                         "bytes": cum_bytes[done], "time": wall[done]}
-    run["train_curve"] = {"step": steps["step"], "tokens": steps["tokens"], "loss": steps["loss"],
-                          "bytes": cum_bytes[1:], "time": steps["wall_time"]}
+    run["eval_curve"] = {"step": evals["step"], "samples": evals[vocab.samples],
+                         "metric": evals[vocab.eval], "bytes": cum_bytes[done], "time": wall[done]}
+    run["train_curve"] = {"step": steps["step"], "samples": steps[vocab.samples],
+                          "metric": steps[vocab.train], "bytes": cum_bytes[1:],
+                          "time": steps["wall_time"]}
     return run
+
+
+def one_vocabulary(runs):
+    """The vocabulary all runs share; refuses language-model and RL traces in one report."""
+    by_vocab = {}
+    for run in runs:
+        by_vocab.setdefault(run["vocab"], []).append(run)
+    if len(by_vocab) > 1:
+        kinds = "; ".join(f"{len(rs)} {v.kind} trace(s) (sample_unit '{v.samples}'), e.g. {rs[0]['path']}"
+                          for v, rs in by_vocab.items())
+        die(f"cannot report language-model and RL traces together (losses and returns are not "
+            f"comparable): {kinds}. Give report.py the folders of one kind.")
+    return runs[0]["vocab"]
 
 
 def mean_std(values):
@@ -143,7 +227,7 @@ def mean_std(values):
 
 
 def mean_curve(label, curves):
-    """Align the seeds' curves on the steps they all have; mean x, mean/min/max loss."""
+    """Align the seeds' curves on the steps they all have; mean x, mean/min/max metric."""
     common = curves[0]["step"]
     for c in curves[1:]:
         common = np.intersect1d(common, c["step"])
@@ -152,23 +236,27 @@ def mean_curve(label, curves):
              f"{len(common)} steps they share")
     rows = [np.searchsorted(c["step"], common) for c in curves]
     stack = {k: np.array([c[k][r] for c, r in zip(curves, rows)])
-             for k in ("tokens", "bytes", "time", "loss")}
+             for k in ("samples", "bytes", "time", "metric")}
     out = {k: v.mean(axis=0) for k, v in stack.items()}
-    out["lo"], out["hi"] = stack["loss"].min(axis=0), stack["loss"].max(axis=0)
+    out["lo"], out["hi"] = stack["metric"].min(axis=0), stack["metric"].max(axis=0)
     return out
 
 
-def first_reach(curve, threshold):
-    """(tokens, bytes, time) at the first point with loss <= threshold, or None."""
-    hit = np.flatnonzero(curve["loss"] <= threshold)
+def first_reach(curve, threshold, higher_is_better):
+    """(samples, bytes, time) at the first point whose metric reaches the threshold (loss <= it,
+    return >= it), or None."""
+    metric = curve["metric"]
+    hit = np.flatnonzero(metric >= threshold if higher_is_better else metric <= threshold)
     if len(hit) == 0:
         return None
     i = hit[0]
-    return curve["tokens"][i], curve["bytes"][i], curve["time"][i]
+    return curve["samples"][i], curve["bytes"][i], curve["time"][i]
 
 
-def aggregate(runs, networks, curve_key, threshold=None):
-    """One row per label, in the order labels were first seen."""
+def aggregate(runs, fields, curve_key, threshold=None):
+    """One row per label, in the order labels were first seen: (mean, std) of each field over
+    the seeds, their mean curve and, with a threshold, (mean, std) of the samples, bytes and time
+    to reach it over the seeds that did."""
     groups = {}
     for run in runs:
         groups.setdefault(run["label"], []).append(run)
@@ -185,13 +273,15 @@ def aggregate(runs, networks, curve_key, threshold=None):
                "method": ",".join(sorted({m["method"] for m in members})),
                "ranks": ",".join(str(r) for r in sorted({m["ranks"] for m in members})),
                "unfinished": any(m["status"] != "finished" for m in members)}
-        for key in list(SUMMARY_FIELDS) + ["bytes_per_sync"] + [f"net_time_s_{n}" for n in networks]:
+        for key in fields:
             row[key] = mean_std([m.get(key, np.nan) for m in members])
         row["curve"] = mean_curve(label, [m[curve_key] for m in members])
         if threshold is not None:
-            hits = [h for h in (first_reach(m[curve_key], threshold) for m in members) if h]
+            higher_is_better = members[0]["vocab"].higher_is_better
+            hits = [h for h in (first_reach(m[curve_key], threshold, higher_is_better)
+                                for m in members) if h]
             row["reached"] = len(hits)
-            row["to_threshold"] = np.mean(hits, axis=0) if hits else None
+            row["to_threshold"] = [mean_std(values) for values in zip(*hits)] if hits else None
         rows.append(row)
     return rows
 

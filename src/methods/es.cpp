@@ -68,7 +68,6 @@ class EsMethod final : public Method {
     noise_reuse_ = cfg.integer("es.noise_reuse");
     first_ = population_ / R * ctx.comm.rank();
     local_ = population_ / R;
-    env_ = envs::make_env(cfg.str("env.name"), local_, ctx.seed, static_cast<uint32_t>(first_));
     spec_ = env_.spec();
     mlp_ = mlp_add(layout_, "policy", policy_sizes(cfg, spec_.obs_dim, policy_outputs(spec_)),
                    activation_from(cfg.str("policy.activation")));
@@ -89,6 +88,10 @@ class EsMethod final : public Method {
       perturbation_->generate(mlp_, ctx_.seed, epoch_key, population_ / 2);
       noise_epoch_ = epoch_key;
     }
+    // A fresh set of environments per epoch, seeded by (seed, epoch): member i's episode depends on
+    // (seed, epoch, i) only - not on how many members share a rank, nor on how long the others played.
+    const auto key = philox_block(ctx_.seed, static_cast<uint32_t>(Stream::env), 0xE5E5u, static_cast<uint64_t>(epoch));
+    env_ = envs::make_env(ctx_.config.str("env.name"), local_, (uint64_t(key.v[1]) << 32) | key.v[0], static_cast<uint32_t>(first_));
     int64_t env_steps = 0;
     double flops = 0;
     std::vector<float> fitness_local = rollout(&env_steps, &flops);
@@ -136,16 +139,12 @@ class EsMethod final : public Method {
     out.put(name_ + ".adam_m", opt_.m);
     out.put(name_ + ".adam_v", opt_.v);
     out.put_i64(name_ + ".adam_t", opt_.t);
-    out.put(name_ + ".env", env_.save_state());
   }
   void load(const StateReader& in) override {
     in.get(name_ + ".params", params_);
     in.get(name_ + ".adam_m", opt_.m);
     in.get(name_ + ".adam_v", opt_.v);
     opt_.t = in.get_i64(name_ + ".adam_t");
-    std::vector<uint8_t> env_state = env_.save_state();  // sized like this run's state
-    in.get(name_ + ".env", env_state);
-    env_.load_state(env_state);
     noise_epoch_ = UINT32_MAX;  // regenerate at the next step
   }
   int64_t num_params() const override { return static_cast<int64_t>(params_.size()); }

@@ -5,8 +5,8 @@
 //
 //   1. every rank regenerates all pairs' noise from the keys (nothing is stored across epochs or sent)
 //   2. rank r evaluates members [r N/R, (r+1) N/R): member i plays one episode in its own environment
-//      (environment index i: the same start states whatever the rank count); the episode return is
-//      its fitness
+//      (environment i of the epoch's set, seeded by (seed, epoch): the same start states whatever the
+//      rank count); the episode return is its fitness
 //   3. the N fitness values are all-gathered - the only bytes that cross the network
 //   4. fitness shaping (z-score, group-normalised z-score, or centred ranks)
 //   5. every rank computes the identical update g = -sqrt(N) G, G = (1/N) sum_i f_i s_i sigma E_i,

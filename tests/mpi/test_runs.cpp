@@ -86,11 +86,21 @@ TEST(Runs, EvaluationOnlyFromLlmcCheckpointAndShardReadsInFileOrder) {
 
 // Every method, with outer steps every 4 steps so a stop at step 6 falls inside a round (the
 // checkpoint must carry inner optimisers, global parameters, momenta and error buffers).
-const std::vector<std::string> kMethods = {"ddp", "diloco", "sparseloco", "demo"};
+// The RL methods run small: 8 ES members, PPO with 4 environments x 16 steps; PPO also runs on
+// Pendulum so the checkpoint must carry the normalisation statistics.
+const std::vector<std::string> kMethods = {"ddp", "diloco", "sparseloco", "demo", "eggroll", "openai_es", "ppo", "ppo_pendulum"};
 std::vector<std::string> with_method(const std::string& m, std::vector<std::string> extra) {
-  extra.insert(extra.end(), {"--run.method=" + m, "--diloco.inner_steps=4", "--sparseloco.inner_steps=4"});
+  const bool pendulum = m == "ppo_pendulum";
+  extra.insert(extra.end(), {"--run.method=" + (pendulum ? std::string("ppo") : m), "--diloco.inner_steps=4",
+                             "--sparseloco.inner_steps=4", "--es.population=8", "--ppo.num_envs=4", "--ppo.num_steps=16",
+                             "--ppo.num_minibatches=2", "--policy.hidden_size=16"});
+  if (pendulum) extra.push_back("--env.name=Pendulum-v1");
   return extra;
 }
+bool is_rl(const std::string& m) { return m == "eggroll" || m == "openai_es" || m.rfind("ppo", 0) == 0; }
+// Trace names of the method's domain (see method.hpp: Domain).
+std::string samples(const std::string& m) { return is_rl(m) ? "env_steps" : "tokens"; }
+std::string metric(const std::string& m) { return is_rl(m) ? "return" : "loss"; }
 
 TEST(Runs, ResumeAfterAStopSignalContinuesTheIdenticalLossSequence) {
   for (const auto& m : kMethods) {
@@ -110,13 +120,14 @@ TEST(Runs, ResumeAfterAStopSignalContinuesTheIdenticalLossSequence) {
     if (world_rank() == 0) {
       TraceReader a(trace_of(m + "_straight")), b(trace_of(m + "_resumed"));
       EXPECT_EQ(b.attr_string("status"), "finished");
-      for (const char* d : {"steps/step", "steps/loss", "steps/lr", "steps/grad_norm", "steps/tokens", "steps/comm_bytes",
-                            "eval/step", "eval/loss"}) {
+      for (const std::string& d : {std::string("steps/step"), "steps/" + metric(m), std::string("steps/lr"),
+                                   std::string("steps/grad_norm"), "steps/" + samples(m), std::string("steps/comm_bytes"),
+                                   std::string("eval/step"), "eval/" + metric(m)}) {
         const auto x = a.read_doubles(d), y = b.read_doubles(d);
         ASSERT_EQ(x.size(), y.size()) << d;
         for (size_t i = 0; i < x.size(); i++) EXPECT_EQ(x[i], y[i]) << d << " row " << i;  // bitwise
       }
-      EXPECT_EQ(a.attr_double("final_eval_loss"), b.attr_double("final_eval_loss"));
+      EXPECT_EQ(a.attr_double("final_eval_" + metric(m)), b.attr_double("final_eval_" + metric(m)));
       EXPECT_EQ(a.attr_double("comm_bytes_per_rank"), b.attr_double("comm_bytes_per_rank"));
     }
   }
@@ -138,8 +149,8 @@ TEST(Runs, SameSeedAndRanksGiveIdenticalTraces) {
       for (size_t i = 0; i < x.size(); i++)  // NaN == NaN here: "not applicable" on both sides
         EXPECT_TRUE(x[i] == y[i] || (std::isnan(x[i]) && std::isnan(y[i]))) << name << " row " << i;
     }
-    EXPECT_EQ(a.read_doubles("eval/loss"), b.read_doubles("eval/loss"));
-    EXPECT_NE(a.read_doubles("steps/loss"), c.read_doubles("steps/loss"));  // the seed matters
+    EXPECT_EQ(a.read_doubles("eval/" + metric(m)), b.read_doubles("eval/" + metric(m)));
+    EXPECT_NE(a.read_doubles("steps/grad_norm"), c.read_doubles("steps/grad_norm"));  // the seed matters
     EXPECT_EQ(a.num_call_records(), b.num_call_records());
   }
 }
