@@ -345,8 +345,36 @@ def fmt_loss(ms, pm):
     return f"{mean:.4f} {pm} {std:.4f}" if np.isfinite(std) else f"{mean:.4f}"
 
 
-def format_table(rows, networks, baseline, threshold=None, markdown=False):
-    """The comparison table as aligned plain text, or as a Markdown table."""
+def fmt_return(x):
+    return f"{x:.1f}" if np.isfinite(x) else "n/a"
+
+
+def fmt_mean_std(ms, fmt, pm):
+    """'mean +- std' in the column's unit; the std is left out where there is one seed or the
+    seeds agree (a std of 0 B on every deterministic byte count would only be noise)."""
+    mean, std = ms
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{fmt(mean)} {pm} {fmt(std)}" if np.isfinite(std) and std > 0 else fmt(mean)
+
+
+def render_table(header, body, markdown):
+    """Aligned plain text (the first two columns, label and method, left-aligned; the numbers
+    right-aligned), or a Markdown table."""
+    left = 2
+    if markdown:
+        align = [":--" if i < left else "--:" for i in range(len(header))]
+        return "\n".join("| " + " | ".join(c) + " |" for c in [header, align] + body)
+    widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i < left else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+             for line in [header] + body]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_lm_table(rows, networks, baseline, threshold=None, markdown=False):
+    """The language-model comparison table as aligned plain text, or as a Markdown table."""
     pm = "±" if markdown else "+-"
     header = ["label", "method", "ranks", "seeds", "final eval loss", "final train loss",
               "tokens", "tokens/s", "bytes/rank", "bytes/rank/sync", "compression"]
@@ -368,22 +396,37 @@ def format_table(rows, networks, baseline, threshold=None, markdown=False):
             t = r["to_threshold"]
             tag = f" ({r['reached']}/{r['n']})" if r["reached"] < r["n"] else ""
             cells += ["not reached"] * 3 if t is None else \
-                [fmt_count(t[0]) + tag, fmt_bytes(t[1]) + tag, fmt_seconds(t[2]) + tag]
+                [fmt_count(t[0][0]) + tag, fmt_bytes(t[1][0]) + tag, fmt_seconds(t[2][0]) + tag]
         body.append(cells)
-    left = 2  # label and method are text; every other column is a number
-    if markdown:
-        align = [":--" if i < left else "--:" for i in range(len(header))]
-        return "\n".join("| " + " | ".join(c) + " |" for c in [header, align] + body)
-    widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i < left else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(line, widths))).rstrip()
-             for line in [header] + body]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return render_table(header, body, markdown)
 
 
-def plot_loss(rows, x_key, x_label, y_label, path, log_x=False):
-    """One line per label (mean over seeds) with the seeds' min-max band."""
+def format_rl_table(rows, threshold=None, markdown=False):
+    """The RL comparison table (one environment) as aligned plain text, or as a Markdown table."""
+    pm = "±" if markdown else "+-"
+    header = ["label", "method", "ranks", "seeds", "final eval return"]
+    if threshold is not None:
+        header += [f"reached {threshold:g}", f"env steps to {threshold:g}", f"time to {threshold:g}"]
+    header += ["env steps/s", "bytes/rank", "wall time"]
+    body = []
+    for r in rows:
+        cells = [r["label"] + ("*" if r["unfinished"] else ""), r["method"], r["ranks"], str(r["n"]),
+                 fmt_mean_std(r["final_eval_return"], fmt_return, pm)]
+        if threshold is not None:
+            t = r["to_threshold"]
+            cells += [f"{r['reached']}/{r['n']}"]
+            cells += ["—", "—"] if t is None else \
+                [fmt_mean_std(t[0], fmt_count, pm), fmt_mean_std(t[2], fmt_seconds, pm)]
+        cells += [fmt_mean_std(r["env_steps_per_s"], fmt_count, pm),
+                  fmt_mean_std(r["comm_bytes_per_rank"], fmt_bytes, pm),
+                  fmt_mean_std(r["wall_time_s"], fmt_seconds, pm)]
+        body.append(cells)
+    return render_table(header, body, markdown)
+
+
+def plot_curves(rows, x_key, x_label, y_label, path, log_x=False, threshold=None, title_prefix=""):
+    """One line per label (mean over seeds) with the seeds' min-max band; a dashed horizontal
+    line at the threshold when one is given."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
     drawn = 0
     for r in rows:
@@ -395,7 +438,7 @@ def plot_loss(rows, x_key, x_label, y_label, path, log_x=False):
             continue
         x = c[x_key][keep]
         marker = "o" if keep.sum() <= 40 else None
-        (line,) = ax.plot(x, c["loss"][keep], marker=marker, ms=3, label=f"{r['label']} (n={r['n']})")
+        (line,) = ax.plot(x, c["metric"][keep], marker=marker, ms=3, label=f"{r['label']} (n={r['n']})")
         if r["n"] > 1:
             ax.fill_between(x, c["lo"][keep], c["hi"][keep], color=line.get_color(), alpha=0.2)
         drawn += 1
@@ -404,6 +447,8 @@ def plot_loss(rows, x_key, x_label, y_label, path, log_x=False):
                 ha="center", va="center", transform=ax.transAxes)
         ax.set_xticks([])
     else:
+        if threshold is not None:
+            ax.axhline(threshold, color="0.3", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
         ax.legend(fontsize=8)
         if log_x:
             ax.set_xscale("log")
@@ -412,15 +457,109 @@ def plot_loss(rows, x_key, x_label, y_label, path, log_x=False):
         scale, unit = (3600, "h") if top > 7200 else (60, "min") if top > 300 else (1, "s")
         ax.xaxis.set_major_formatter(lambda v, _pos: f"{v / scale:g}")
         x_label = f"{x_label} ({unit})"
-    elif x_key in ("tokens", "bytes") and drawn:
+    elif x_key in ("samples", "bytes") and drawn:
         ax.xaxis.set_major_formatter(EngFormatter(unit="B" if x_key == "bytes" else ""))
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.grid(True, which="major", alpha=0.3)
-    ax.set_title(f"{y_label.split(' (')[0]} vs {x_label.split(' (')[0]}")
+    ax.set_title(f"{title_prefix}{y_label.split(' (')[0]} vs {x_label.split(' (')[0]}")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def choose_curve(runs, vocab, context=""):
+    """One metric source for every line: eval/ if all runs evaluated, else the training metric.
+    Returns the run's curve key and the y-axis label, which names the source."""
+    with_eval = sum(1 for r in runs if len(r["eval_curve"]["metric"]))
+    use_eval = with_eval == len(runs)
+    if 0 < with_eval < len(runs):
+        warn(f"{context}some runs have no eval/ rows; plotting the training {vocab.train} for every run")
+    y_label = (f"eval {vocab.eval} (eval/{vocab.eval})" if use_eval else
+               f"training {vocab.train} (steps/{vocab.train}; eval/ empty"
+               + (" in some runs)" if with_eval else ")"))
+    return ("eval_curve" if use_eval else "train_curve"), y_label
+
+
+def report_language_models(runs, threshold, out):
+    curve_key, y_label = choose_curve(runs, LANGUAGE_MODEL)
+    networks = list(dict.fromkeys(n for r in runs for n in r["networks"]))
+    fields = list(summary_fields(LANGUAGE_MODEL)) + ["bytes_per_sync"] + [f"net_time_s_{n}" for n in networks]
+    rows = aggregate(runs, fields, curve_key, threshold)
+    baseline = pick_baseline(rows)
+    notes = [f"{len(runs)} run(s), {len(rows)} label(s); mean +- sample std over seeds.",
+             f"compression = bytes/rank of '{baseline['label']}' / bytes/rank of the row; "
+             "comm @<network> = modelled time of the method's collectives on that preset."]
+    if threshold is not None:
+        notes.append(f"'to {threshold:g}': first point with {y_label.split(' (')[0]} "
+                     "<= threshold, mean over the seeds that reached it (k/n when not all did).")
+    if any(r["unfinished"] for r in rows):
+        notes.append("Labels marked * include runs that did not finish.")
+
+    print(format_lm_table(rows, networks, baseline, threshold))
+    print()
+    print("\n".join(notes))
+
+    out.mkdir(parents=True, exist_ok=True)
+    md = format_lm_table(rows, networks, baseline, threshold, markdown=True)
+    (out / "report.md").write_text("# frugal report\n\n" + md + "\n\n"
+                                   + "\n".join(f"- {n}".replace("+-", "±") for n in notes) + "\n")
+    plot_curves(rows, "samples", "tokens (all ranks)", y_label, out / "loss_vs_tokens.png")
+    plot_curves(rows, "bytes", "cumulative bytes sent per rank (steps/comm_bytes)", y_label,
+                out / "loss_vs_bytes.png", log_x=True)
+    plot_curves(rows, "time", "wall time", y_label, out / "loss_vs_time.png")
+    print(f"wrote {out / 'report.md'} and loss_vs_{{tokens,bytes,time}}.png", file=sys.stderr)
+
+
+def report_rl(runs, threshold_override, out):
+    """One table, one report.md section and two plots per environment."""
+    by_env = {}
+    for run in runs:
+        by_env.setdefault(run["env"], []).append(run)
+    out.mkdir(parents=True, exist_ok=True)
+    sections, plots = [], []
+    for env, env_runs in by_env.items():
+        curve_key, y_label = choose_curve(env_runs, RL, context=f"{env}: ")
+        if threshold_override is not None:
+            threshold, source = threshold_override, "--threshold-return"
+        else:
+            threshold = DEFAULT_RETURN_THRESHOLDS.get(env)
+            source = f"default for {env}; --threshold-return sets another"
+        rows = aggregate(env_runs, summary_fields(RL), curve_key, threshold)
+        notes = [f"{len(env_runs)} run(s), {len(rows)} label(s); mean +- sample std over seeds "
+                 "(the std is left out where there is one seed or the seeds agree)."]
+        if threshold is not None:
+            notes.append(f"Threshold: {y_label.split(' (')[0]} >= {threshold:g} ({source}). "
+                         "reached = seeds that got there; env steps to, time to (wall time) = at "
+                         "each such seed's first point that did, mean over those seeds (— if none).")
+        else:
+            notes.append(f"No default return threshold for {env}; --threshold-return X adds the "
+                         "env steps and wall time needed to reach it.")
+        notes.append("bytes/rank = bytes a rank put on the wire (method traffic), mean over ranks.")
+        if any(r["unfinished"] for r in rows):
+            notes.append("Labels marked * include runs that did not finish.")
+
+        # Several environments in one folder: the file names say which one a plot shows.
+        suffix = f"_{env}" if len(by_env) > 1 else ""
+        vs_steps, vs_time = f"return_vs_env_steps{suffix}.png", f"return_vs_time{suffix}.png"
+        plot_curves(rows, "samples", "env steps (all ranks)", y_label, out / vs_steps,
+                    threshold=threshold, title_prefix=f"{env}: ")
+        plot_curves(rows, "time", "wall time", y_label, out / vs_time,
+                    threshold=threshold, title_prefix=f"{env}: ")
+        plots += [vs_steps, vs_time]
+
+        print(f"== {env} ==")
+        print(format_rl_table(rows, threshold))
+        print()
+        print("\n".join(notes))
+        print()
+        md = format_rl_table(rows, threshold, markdown=True)
+        sections.append(f"## {env}\n\n{md}\n\n"
+                        + "\n".join(f"- {n}".replace("+-", "±") for n in notes) + "\n\n"
+                        + f"![{y_label.split(' (')[0]} vs env steps]({vs_steps})\n"
+                        + f"![{y_label.split(' (')[0]} vs wall time]({vs_time})\n")
+    (out / "report.md").write_text("# frugal report\n\n" + "\n".join(sections))
+    print(f"wrote {out / 'report.md'} and {', '.join(plots)}", file=sys.stderr)
 
 
 def main(argv=None):
@@ -428,7 +567,10 @@ def main(argv=None):
     ap.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_TRACE")
     ap.add_argument("--out", help="folder for report.md and the plots (default: the first folder given)")
     ap.add_argument("--threshold-loss", type=float, metavar="X",
-                    help="add tokens, bytes per rank and wall time needed to reach loss <= X")
+                    help="language models: add tokens, bytes per rank and wall time needed to reach loss <= X")
+    ap.add_argument("--threshold-return", type=float, metavar="X",
+                    help="RL: the return to reach, for every environment (default: per environment, "
+                         "see the top of report.py)")
     ap.add_argument("--include-unfinished", action="store_true",
                     help="also report runs whose status is running, stopped or failed")
     args = ap.parse_args(argv)
@@ -443,41 +585,18 @@ def main(argv=None):
     if not runs:
         die("no finished traces to report (use --include-unfinished to see the others)")
 
-    # One loss source for every line: eval/ if all runs evaluated, else the training loss.
-    with_eval = sum(1 for r in runs if len(r["eval_curve"]["loss"]))
-    use_eval = with_eval == len(runs)
-    if 0 < with_eval < len(runs):
-        warn("some runs have no eval/ rows; plotting the training loss for every run")
-    y_label = ("eval loss (eval/loss)" if use_eval else
-               "training loss (steps/loss; eval/ empty" + (" in some runs)" if with_eval else ")"))
-
-    networks = list(dict.fromkeys(n for r in runs for n in r["networks"]))
-    rows = aggregate(runs, networks, "eval_curve" if use_eval else "train_curve", args.threshold_loss)
-    baseline = pick_baseline(rows)
-    notes = [f"{len(runs)} run(s), {len(rows)} label(s); mean +- sample std over seeds.",
-             f"compression = bytes/rank of '{baseline['label']}' / bytes/rank of the row; "
-             "comm @<network> = modelled time of the method's collectives on that preset."]
-    if args.threshold_loss is not None:
-        notes.append(f"'to {args.threshold_loss:g}': first point with {y_label.split(' (')[0]} "
-                     "<= threshold, mean over the seeds that reached it (k/n when not all did).")
-    if any(r["unfinished"] for r in rows):
-        notes.append("Labels marked * include runs that did not finish.")
-
-    print(format_table(rows, networks, baseline, args.threshold_loss))
-    print()
-    print("\n".join(notes))
+    vocab = one_vocabulary(runs)
+    wrong_option = "--threshold-return" if vocab is LANGUAGE_MODEL and args.threshold_return is not None \
+        else "--threshold-loss" if vocab is RL and args.threshold_loss is not None else None
+    if wrong_option:
+        die(f"{wrong_option} does not apply to {vocab.kind} traces")
 
     first = Path(args.paths[0])
     out = Path(args.out) if args.out else (first if first.is_dir() else first.parent)
-    out.mkdir(parents=True, exist_ok=True)
-    md = format_table(rows, networks, baseline, args.threshold_loss, markdown=True)
-    (out / "report.md").write_text("# frugal report\n\n" + md + "\n\n"
-                                   + "\n".join(f"- {n}".replace("+-", "±") for n in notes) + "\n")
-    plot_loss(rows, "tokens", "tokens (all ranks)", y_label, out / "loss_vs_tokens.png")
-    plot_loss(rows, "bytes", "cumulative bytes sent per rank (steps/comm_bytes)", y_label,
-              out / "loss_vs_bytes.png", log_x=True)
-    plot_loss(rows, "time", "wall time", y_label, out / "loss_vs_time.png")
-    print(f"wrote {out / 'report.md'} and loss_vs_{{tokens,bytes,time}}.png", file=sys.stderr)
+    if vocab is LANGUAGE_MODEL:
+        report_language_models(runs, args.threshold_loss, out)
+    else:
+        report_rl(runs, args.threshold_return, out)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# The main job: build (if needed), run the quickstart study - every method on the same model,
-# data and token budget - print the comparison table, and write plots with analysis/report.py.
-#   bash jobs/quickstart.sh [--section.key=value ...]     (overrides apply to every run)
+# The main job: build (if needed), run a study - every method on the same model/environment, data
+# and budget - print the comparison table, and write plots with analysis/report.py.
+#   bash jobs/quickstart.sh [--section.key=value ...]        language models: AdamW, DDP, DiLoCo, SparseLoCo
+#   bash jobs/quickstart.sh --rl [--section.key=value ...]   RL: EGGROLL, OpenAI-ES, PPO on CartPole and Pendulum
+# (overrides apply to every run of the study)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+study=configs/quickstart/study.toml out=runs/quickstart
+plots="loss_vs_tokens.png, loss_vs_bytes.png, loss_vs_time.png"
+if [ "${1:-}" = "--rl" ]; then
+  shift
+  study=configs/rl/study.toml out=runs/rl
+  plots="return_vs_env_steps_<env>.png, return_vs_time_<env>.png"
+fi
 cmake --workflow --preset release > build-quickstart.log 2>&1 || { tail -30 build-quickstart.log; exit 1; }
 rm -f build-quickstart.log
-./build/release/frugal compare configs/quickstart/study.toml "$@"
+./build/release/frugal compare "$study" "$@"
 # The table above came from frugal compare; report.py adds the plots (and report.md with seeds).
-.venv/bin/python analysis/report.py runs/quickstart --out runs/quickstart/report > /dev/null
-echo "plots and report: runs/quickstart/report/ (loss_vs_tokens.png, loss_vs_bytes.png, loss_vs_time.png, report.md)"
+.venv/bin/python analysis/report.py "$out" --out "$out/report" > /dev/null
+echo "plots and report: $out/report/ ($plots, report.md)"

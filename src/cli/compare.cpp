@@ -128,8 +128,21 @@ void print_table(const std::vector<std::string>& traces) {
   };
   std::vector<std::string> order, networks;
   std::map<std::string, Group> groups;
+  // Language-model traces report eval loss and tokens/s; RL traces eval return and env steps/s
+  // (root attributes eval_metric / sample_unit; traces older than them are language-model ones).
+  std::string metric, unit;
   for (const auto& path : traces) {
     TraceReader t(path);
+    const auto names = t.attr_names();
+    auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+    const std::string m = has("eval_metric") ? t.attr_string("eval_metric") : "loss";
+    const std::string u = has("sample_unit") ? t.attr_string("sample_unit") : "tokens";
+    if (metric.empty()) metric = m, unit = u;
+    if (m != metric) {
+      std::fprintf(stderr, "frugal: skipping %s (it reports eval %s; this table holds eval %s)\n", path.c_str(), m.c_str(),
+                   metric.c_str());
+      continue;
+    }
     const std::string status = t.attr_string("status");
     if (status != "finished") {
       std::fprintf(stderr, "frugal: skipping %s (status %s)\n", path.c_str(), status.c_str());
@@ -140,8 +153,8 @@ void print_table(const std::vector<std::string>& traces) {
     Group& g = groups[label];
     g.method = t.attr_string("method");
     g.ranks = t.attr_int("world_size");
-    g.eval.push_back(t.attr_double("final_eval_loss"));
-    g.tps.push_back(t.attr_double("tokens_per_s"));
+    g.eval.push_back(t.attr_double("final_eval_" + metric));
+    g.tps.push_back(t.attr_double(unit + "_per_s"));
     g.bytes.push_back(t.attr_double("comm_bytes_per_rank"));
     g.wall.push_back(t.attr_double("wall_time_s"));
     const std::string nets = t.attr_string("networks");
@@ -155,22 +168,26 @@ void print_table(const std::vector<std::string>& traces) {
       pos = end + 1;
     }
   }
-  std::printf("\n%-30s %-10s %5s %5s %18s %11s %12s", "run", "method", "ranks", "seeds", "eval loss", "tokens/s",
-              "sent/rank");
+  if (metric.empty()) metric = "loss", unit = "tokens";
+  const bool rl = unit == "env_steps";
+  std::printf("\n%-30s %-10s %5s %5s %18s %11s %12s", "run", "method", "ranks", "seeds", ("eval " + metric).c_str(),
+              rl ? "env steps/s" : "tokens/s", "sent/rank");
   for (const auto& n : networks) std::printf(" %14s", ("comm@" + n).c_str());
   std::printf(" %9s\n", "wall");
   for (const auto& label : order) {
     const Group& g = groups[label];
     char loss[64];
-    std::snprintf(loss, sizeof loss, "%.4f +- %.4f", mean(g.eval), stddev(g.eval));
+    std::snprintf(loss, sizeof loss, rl ? "%.1f +- %.1f" : "%.4f +- %.4f", mean(g.eval), stddev(g.eval));
     std::printf("%-30s %-10s %5lld %5zu %18s %11.0f %12s", label.c_str(), g.method.c_str(), static_cast<long long>(g.ranks),
                 g.eval.size(), loss, mean(g.tps), human(mean(g.bytes), "B").c_str());
     for (const auto& n : networks)
       std::printf(" %14s", g.net.count(n) ? seconds(mean(g.net.at(n))).c_str() : "-");
     std::printf(" %9s\n", seconds(mean(g.wall)).c_str());
   }
-  std::printf("(eval loss: mean +- std over seeds; sent/rank: bytes a rank put on the wire; comm@net: modelled time of\n"
-              " all collectives on that network; tokens/s and wall: measured on this machine)\n");
+  std::printf("(eval %s: mean +- std over seeds%s; sent/rank: bytes a rank put on the wire; comm@net: modelled\n"
+              " time of all collectives on that network; %s and wall: measured on this machine)\n",
+              metric.c_str(), rl ? " of the greedy policy's mean return over the fixed evaluation episodes" : "",
+              rl ? "env steps/s" : "tokens/s");
   std::fflush(stdout);
 }
 

@@ -77,15 +77,29 @@ void lowrank_linear_forward(const float* x, int batch, const float* w, const flo
     float* yb = y + size_t(b) * m;
     const float* bt = f.b(p);
     const float* at = f.a(p);
-    for (int k = 0; k < r; k++) {
-      float u = 0.0f;  // (x B)_k
-      const float* bk = bt + size_t(k) * n;
-#pragma omp simd reduction(+ : u)
-      for (int i = 0; i < n; i++) u += xb[i] * bk[i];
-      const float c = s * scale * u;
-      const float* ak = at + size_t(k) * m;
+    // Ranks are processed in groups of up to 8: one pass over x for the group's dot products
+    // u_k = x . B[:, k], one pass over y for y += sum_k c u_k A[:, k].
+    for (int k0 = 0; k0 < r; k0 += 8) {
+      const int kn = std::min(8, r - k0);
+      float u[8] = {};
+      for (int k = 0; k < kn; k++) {
+        const float* bk = bt + size_t(k0 + k) * n;
+        float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+        for (int i = 0; i < n; i++) acc += xb[i] * bk[i];
+        u[k] = s * scale * acc;
+      }
+      if (kn == 1) {
+        const float* ak = at + size_t(k0) * m;
 #pragma omp simd
-      for (int j = 0; j < m; j++) yb[j] += c * ak[j];
+        for (int j = 0; j < m; j++) yb[j] += u[0] * ak[j];
+        continue;
+      }
+      for (int j = 0; j < m; j++) {
+        float acc = 0.0f;
+        for (int k = 0; k < kn; k++) acc += u[k] * at[size_t(k0 + k) * m + j];
+        yb[j] += acc;
+      }
     }
     if (bias_noise) {
       const float* e = bias_noise->at(p);
