@@ -17,6 +17,9 @@ grouped by environment (env.name in their config): one table, one section of rep
 plots per environment, return_vs_env_steps.png and return_vs_time.png (the environment's name is
 appended, e.g. return_vs_env_steps_CartPole-v1.png, when the traces cover several). The table
 gives the env steps and wall time to the first evaluation whose return is >= a threshold.
+Seeds of one label are averaged on the plotted axis (env steps, wall time): where their x values
+differ (evolution strategies stop at different steps), each seed's curve is interpolated onto a
+common grid over the x range every seed covers.
 --threshold-return X sets it for every environment; the defaults are
     CartPole-v1   475   Gymnasium's reward_threshold
     Acrobot-v1   -100   Gymnasium's reward_threshold
@@ -242,6 +245,31 @@ def mean_curve(label, curves):
     return out
 
 
+CURVE_GRID_POINTS = 100  # points of the common x grid when seeds' x values differ (RL plots)
+
+
+def mean_curve_on(label, curves, x_key):
+    """Average the seeds' curves on the plotted axis x_key (RL: env steps, wall time). Seeds with
+    identical x values are averaged point by point; otherwise each seed's metric is interpolated
+    (np.interp, no extrapolation) onto CURVE_GRID_POINTS points from the largest first x to the
+    smallest last x (seeds that share no x range fall back to mean_curve). Returns x_key, mean
+    metric and the seeds' min/max metric."""
+    xs = [np.asarray(c[x_key], dtype=np.float64) for c in curves]
+    if all(len(x) == len(xs[0]) and np.array_equal(x, xs[0]) for x in xs[1:]):
+        grid, ys = xs[0], [c["metric"] for c in curves]
+    elif any(len(x) == 0 for x in xs):
+        warn(f"label '{label}': some seeds have no points; the label is left out of the plot")
+        grid, ys = np.zeros(0), [np.zeros(0) for _ in curves]
+    else:
+        start, stop = max(x[0] for x in xs), min(x[-1] for x in xs)
+        if start > stop:  # no x range common to all seeds (e.g. one evaluation each)
+            return mean_curve(label, curves)  # aligned on steps, at the seeds' mean x
+        grid = np.linspace(start, stop, CURVE_GRID_POINTS if stop > start else 1)
+        ys = [np.interp(grid, x, c["metric"]) for x, c in zip(xs, curves)]
+    stack = np.array(ys, dtype=np.float64).reshape(len(curves), len(grid))
+    return {x_key: grid, "metric": stack.mean(axis=0), "lo": stack.min(axis=0), "hi": stack.max(axis=0)}
+
+
 def first_reach(curve, threshold, higher_is_better):
     """(samples, bytes, time) at the first point whose metric reaches the threshold (loss <= it,
     return >= it), or None."""
@@ -253,9 +281,10 @@ def first_reach(curve, threshold, higher_is_better):
     return curve["samples"][i], curve["bytes"][i], curve["time"][i]
 
 
-def aggregate(runs, fields, curve_key, threshold=None):
+def aggregate(runs, fields, curve_key, threshold=None, plot_axes=None):
     """One row per label, in the order labels were first seen: (mean, std) of each field over
-    the seeds, their mean curve and, with a threshold, (mean, std) of the samples, bytes and time
+    the seeds, their mean curve (aligned on steps; with plot_axes, one per axis, averaged on it,
+    under "curves") and, with a threshold, (mean, std) of the samples, bytes and time
     to reach it over the seeds that did."""
     groups = {}
     for run in runs:
@@ -275,7 +304,11 @@ def aggregate(runs, fields, curve_key, threshold=None):
                "unfinished": any(m["status"] != "finished" for m in members)}
         for key in fields:
             row[key] = mean_std([m.get(key, np.nan) for m in members])
-        row["curve"] = mean_curve(label, [m[curve_key] for m in members])
+        if plot_axes is None:
+            row["curve"] = mean_curve(label, [m[curve_key] for m in members])
+        else:
+            row["curves"] = {x: mean_curve_on(label, [m[curve_key] for m in members], x)
+                             for x in plot_axes}
         if threshold is not None:
             higher_is_better = members[0]["vocab"].higher_is_better
             hits = [h for h in (first_reach(m[curve_key], threshold, higher_is_better)
@@ -424,13 +457,18 @@ def format_rl_table(rows, threshold=None, markdown=False):
     return render_table(header, body, markdown)
 
 
+def row_curve(row, x_key):
+    """The row's mean curve to plot against x_key."""
+    return row["curves"][x_key] if "curves" in row else row["curve"]
+
+
 def plot_curves(rows, x_key, x_label, y_label, path, log_x=False, threshold=None, title_prefix=""):
     """One line per label (mean over seeds) with the seeds' min-max band; a dashed horizontal
     line at the threshold when one is given."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
     drawn = 0
     for r in rows:
-        c = r["curve"]
+        c = row_curve(r, x_key)
         keep = c[x_key] > 0 if log_x else np.ones(len(c[x_key]), bool)  # log axes drop x = 0
         if not keep.any():
             if log_x and len(keep):
@@ -453,7 +491,8 @@ def plot_curves(rows, x_key, x_label, y_label, path, log_x=False, threshold=None
         if log_x:
             ax.set_xscale("log")
     if x_key == "time" and drawn:
-        top = max(r["curve"]["time"].max() for r in rows if len(r["curve"]["time"]))
+        times = [row_curve(r, "time")["time"] for r in rows]
+        top = max(t.max() for t in times if len(t))
         scale, unit = (3600, "h") if top > 7200 else (60, "min") if top > 300 else (1, "s")
         ax.xaxis.set_major_formatter(lambda v, _pos: f"{v / scale:g}")
         x_label = f"{x_label} ({unit})"
@@ -525,7 +564,8 @@ def report_rl(runs, threshold_override, out):
         else:
             threshold = DEFAULT_RETURN_THRESHOLDS.get(env)
             source = f"default for {env}; --threshold-return sets another"
-        rows = aggregate(env_runs, summary_fields(RL), curve_key, threshold)
+        rows = aggregate(env_runs, summary_fields(RL), curve_key, threshold,
+                         plot_axes=("samples", "time"))
         notes = [f"{len(env_runs)} run(s), {len(rows)} label(s); mean +- sample std over seeds "
                  "(the std is left out where there is one seed or the seeds agree)."]
         if threshold is not None:

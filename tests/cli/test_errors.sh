@@ -41,10 +41,17 @@ head -c 2048 /dev/urandom > bad_shard.bin
 expect_error "malformed token shard" "bad magic" run --data.source=shards --data.path=bad_shard.bin
 expect_error "unknown command" "unknown command 'rn'" "$bin" rn "$config"
 expect_error "method name" "is not one of" run --run.method=sgd
+expect_error "environment name" "is not one of" run --run.method=ppo --env.name=CartPole-v0
+expect_error "odd ES population" "es.population must be even" run --run.method=eggroll --es.population=7
+expect_error "PPO minibatches" "must divide each rank's batch" run --run.method=ppo --ppo.num_minibatches=7
 
 if [ -n "${MPIEXEC:-}" ]; then
   expect_error "rank count the batch cannot be split over" "must be divisible by the number of ranks (3)" \
     "$MPIEXEC" -np 3 --oversubscribe "$bin" run "$config" --run.out_dir="$scratch/runs" --run.overwrite=true --data.batch_size=8
+  expect_error "rank count the ES population cannot be split over" "es.population 8 must be divisible by the number of ranks (3)" \
+    "$MPIEXEC" -np 3 --oversubscribe "$bin" run "" --run.method=eggroll --es.population=8 --run.out_dir="$scratch/runs" --run.overwrite=true
+  expect_error "rank count the PPO environments cannot be split over" "ppo.num_envs 4 must be divisible by the number of ranks (3)" \
+    "$MPIEXEC" -np 3 --oversubscribe "$bin" run "" --run.method=ppo --run.out_dir="$scratch/runs" --run.overwrite=true
 fi
 
 # NaN loss: non-zero exit, a message naming it, and a trace that is still readable and says so.
