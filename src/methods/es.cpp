@@ -57,7 +57,7 @@ class EsMethod final : public Method {
  public:
   EsMethod(RunContext& ctx, std::string name, std::unique_ptr<EsPerturbation> perturbation)
       : ctx_(ctx), name_(std::move(name)), perturbation_(std::move(perturbation)),
-        env_(envs::make_env(ctx.config.str("env.name"), 1, ctx.seed, 0)) {
+        spec_(envs::make_env(ctx.config.str("env.name"), 1, ctx.seed, 0).spec()) {
     const Config& cfg = ctx.config;
     const int R = ctx.comm.size();
     population_ = static_cast<int>(cfg.integer("es.population"));
@@ -68,7 +68,6 @@ class EsMethod final : public Method {
     noise_reuse_ = cfg.integer("es.noise_reuse");
     first_ = population_ / R * ctx.comm.rank();
     local_ = population_ / R;
-    spec_ = env_.spec();
     mlp_ = mlp_add(layout_, "policy", policy_sizes(cfg, spec_.obs_dim, policy_outputs(spec_)),
                    activation_from(cfg.str("policy.activation")));
     params_.assign(layout_.total, 0.0f);
@@ -91,10 +90,11 @@ class EsMethod final : public Method {
     // A fresh set of environments per epoch, seeded by (seed, epoch): member i's episode depends on
     // (seed, epoch, i) only - not on how many members share a rank, nor on how long the others played.
     const auto key = philox_block(ctx_.seed, static_cast<uint32_t>(Stream::env), 0xE5E5u, static_cast<uint64_t>(epoch));
-    env_ = envs::make_env(ctx_.config.str("env.name"), local_, (uint64_t(key.v[1]) << 32) | key.v[0], static_cast<uint32_t>(first_));
+    auto env = envs::make_env(ctx_.config.str("env.name"), local_, (uint64_t(key.v[1]) << 32) | key.v[0],
+                              static_cast<uint32_t>(first_));
     int64_t env_steps = 0;
     double flops = 0;
-    std::vector<float> fitness_local = rollout(&env_steps, &flops);
+    std::vector<float> fitness_local = rollout(env, &env_steps, &flops);
 
     // The only traffic of the method: N fitness values.
     std::vector<float> fitness(size_t(population_), 0.0f);
@@ -151,7 +151,7 @@ class EsMethod final : public Method {
 
  private:
   // Each local member plays one episode; returns the members' episode returns.
-  std::vector<float> rollout(int64_t* env_steps, double* flops) {
+  std::vector<float> rollout(envs::Env& env, int64_t* env_steps, double* flops) {
     const int n = local_, in = spec_.obs_dim, outs = mlp_.out();
     std::vector<float> obs(size_t(n) * in), reward(n), fitness(n, 0.0f), x, y, cont(size_t(n) * spec_.action_dim, 0.0f);
     std::vector<uint8_t> term(n), trunc(n), done(n, 0);
@@ -159,7 +159,7 @@ class EsMethod final : public Method {
     std::vector<float> greedy_cont;
     double flops_per_row = 0;
     for (int l = 0; l < mlp_.layers(); l++) flops_per_row += 2.0 * mlp_.sizes[l] * mlp_.sizes[l + 1];
-    env_.reset(obs.data());
+    env.reset(obs.data());
     for (int i = 0; i < n; i++) active.push_back(i);
     while (!active.empty()) {
       // Compact the members still playing into one batch.
@@ -184,12 +184,12 @@ class EsMethod final : public Method {
         if (spec_.action_kind == envs::ActionKind::discrete) disc[active[b]] = greedy_disc[b];
         else std::copy_n(greedy_cont.data() + size_t(b) * outs, outs, cont.data() + size_t(active[b]) * outs);
       }
-      step_env(env_, disc, cont, obs.data(), reward.data(), term.data(), trunc.data());
+      step_env(env, disc, cont, obs.data(), reward.data(), term.data(), trunc.data());
       *env_steps += na;
       *flops += flops_per_row * na;
       std::vector<int32_t> still;
       for (int i : active) {
-        if (term[i] || trunc[i]) fitness[i] = static_cast<float>(env_.common().done_return[i]);
+        if (term[i] || trunc[i]) fitness[i] = static_cast<float>(env.common().done_return[i]);
         else still.push_back(i);
       }
       active.swap(still);
@@ -200,7 +200,6 @@ class EsMethod final : public Method {
   RunContext& ctx_;
   std::string name_;
   std::unique_ptr<EsPerturbation> perturbation_;
-  envs::Env env_;
   envs::EnvSpec spec_;
   ParamLayout layout_;
   MlpView mlp_;

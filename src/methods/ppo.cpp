@@ -23,7 +23,14 @@ namespace frugal {
 
 namespace {
 constexpr double kLog2Pi = 1.8378770664093453;
+// log sum_j exp(x_j), shifted by the maximum so it never overflows.
+double log_sum_exp(const float* x, int K) {
+  double mx = x[0], z = 0;
+  for (int j = 1; j < K; j++) mx = std::max(mx, double(x[j]));
+  for (int j = 0; j < K; j++) z += std::exp(x[j] - mx);
+  return mx + std::log(z);
 }
+}  // namespace
 
 PpoAgent make_ppo_agent(const Config& cfg, const envs::EnvSpec& spec) {
   PpoAgent a;
@@ -44,13 +51,7 @@ void init_ppo_agent(const PpoAgent& a, float* params, Rng& rng) {
 }
 
 double log_prob(const PpoAgent& a, const float* out, const float* logstd, const int32_t* ad, const float* ac) {
-  if (!a.continuous) {
-    double mx = out[0];
-    for (int j = 1; j < a.actions; j++) mx = std::max(mx, double(out[j]));
-    double z = 0;
-    for (int j = 0; j < a.actions; j++) z += std::exp(out[j] - mx);
-    return out[*ad] - mx - std::log(z);
-  }
+  if (!a.continuous) return out[*ad] - log_sum_exp(out, a.actions);
   double lp = 0;
   for (int j = 0; j < a.actions; j++) {
     const double d = (ac[j] - out[j]) * std::exp(-double(logstd[j]));
@@ -85,11 +86,7 @@ PpoLoss ppo_loss(const PpoAgent& a, const float* params, const PpoMinibatch& mb,
     const double dlogp = pg1 >= pg2 ? -A * ratio * inv_n : 0.0;  // d(pg)/d(logp)
     double entropy = 0;
     if (!a.continuous) {
-      double mx = o[0];
-      for (int j = 1; j < K; j++) mx = std::max(mx, double(o[j]));
-      double z = 0;
-      for (int j = 0; j < K; j++) z += std::exp(o[j] - mx);
-      const double lz = mx + std::log(z);
+      const double lz = log_sum_exp(o, K);
       for (int j = 0; j < K; j++) entropy -= std::exp(o[j] - lz) * (o[j] - lz);
       for (int j = 0; j < K; j++) {
         const double p = std::exp(o[j] - lz), lpj = o[j] - lz;
@@ -379,10 +376,10 @@ class Ppo final : public Method {
 
  private:
   static int32_t sample_categorical(const float* logits, int K, Rng& rng) {
-    double mx = logits[0], z = 0;
+    double mx = logits[0], z = 0;  // unnormalised inverse CDF: one exp pass fewer than log_sum_exp
     for (int j = 1; j < K; j++) mx = std::max(mx, double(logits[j]));
     for (int j = 0; j < K; j++) z += std::exp(logits[j] - mx);
-    double u = rng.uniform_double() * z, c = 0;  // inverse CDF
+    double u = rng.uniform_double() * z, c = 0;
     for (int j = 0; j < K; j++) {
       c += std::exp(logits[j] - mx);
       if (u <= c) return j;
