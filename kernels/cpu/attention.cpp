@@ -4,16 +4,20 @@
 #include <cstddef>
 #include <vector>
 
+#include "kernels/cpu/flop_counter.hpp"
+
 namespace frugal::cpu {
 
 void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
   const int hs = C / NH;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
   const size_t C3 = 3 * static_cast<size_t>(C);
-#pragma omp parallel for collapse(3) schedule(static)
+  int64_t macs = 0;  // multiply-adds of q.k and att.v, counted per causal row
+#pragma omp parallel for collapse(3) schedule(static) reduction(+ : macs)
   for (int b = 0; b < B; b++) {
     for (int t = 0; t < T; t++) {
       for (int h = 0; h < NH; h++) {
+        macs += 2 * int64_t{t + 1} * hs;
         const float* q = qkv + (static_cast<size_t>(b) * T + t) * C3 + h * hs;
         float* a = att + ((static_cast<size_t>(b) * NH + h) * T + t) * T;
         float maxval = -1e30f;
@@ -41,6 +45,7 @@ void attention_forward(float* out, float* att, const float* qkv, int B, int T, i
       }
     }
   }
+  count_flops(2 * macs);
 }
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
@@ -50,13 +55,15 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
   const size_t C3 = 3 * static_cast<size_t>(C);
   // One (b, h) pair per task: dk and dv of position t2 receive contributions from every t >= t2,
   // all inside the same (b, h), so tasks never write the same memory.
+  int64_t macs = 0;  // v.d, dv, dq and dk multiply-adds, counted per causal row: twice the forward's
 #pragma omp parallel
   {
     std::vector<float> datt(T), dpre(T);
-#pragma omp for collapse(2) schedule(static)
+#pragma omp for collapse(2) schedule(static) reduction(+ : macs)
     for (int b = 0; b < B; b++) {
       for (int h = 0; h < NH; h++) {
         for (int t = 0; t < T; t++) {
+          macs += 4 * int64_t{t + 1} * hs;
           const float* a = att + ((static_cast<size_t>(b) * NH + h) * T + t) * T;
           const float* d = dout + (static_cast<size_t>(b) * T + t) * C + h * hs;
           const float* q = qkv + (static_cast<size_t>(b) * T + t) * C3 + h * hs;
@@ -90,6 +97,7 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
       }
     }
   }
+  count_flops(2 * macs);
 }
 
 }  // namespace frugal::cpu

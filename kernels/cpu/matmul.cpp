@@ -4,10 +4,13 @@
 
 #include <cstddef>
 
+#include "kernels/cpu/flop_counter.hpp"
+
 namespace frugal::cpu {
 
 void sgemm_nt(int M, int N, int K, float alpha, const float* A, const float* B, float beta, float* C) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, alpha, A, K, B, K, beta, C, N);
+  count_flops(2 * int64_t{M} * N * K);
 }
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC) {
@@ -24,9 +27,13 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int C, int OC) {
   // dinp (N,C) += dout (N,OC) . W (OC,C)   (skipped when the caller needs no input gradient)
-  if (dinp) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+  if (dinp) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+    count_flops(2 * int64_t{N} * C * OC);
+  }
   // dW (OC,C) += dout^T (OC,N) . inp (N,C)
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+  count_flops(2 * int64_t{OC} * C * N);
   if (dbias) {
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < OC; o++) {

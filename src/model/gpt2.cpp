@@ -114,9 +114,129 @@ void size_activations(GPT2Activations& a, const GPT2Config& c, int B, int T) {
 
 void zero(std::vector<float>& v) { std::fill(v.begin(), v.end(), 0.0f); }
 
+// The weights one block computes with: the model's own, or its subnetwork slices.
+struct BlockWeights {
+  const float *qkvw, *qkvb, *attprojw, *fcw, *fcb, *fcprojw;
+  float *dqkvw, *dqkvb, *dattprojw, *dfcw, *dfcb, *dfcprojw;
+  int heads, CH, M;  // running heads, their width heads * hs, running MLP units
+};
+
+BlockWeights block_weights(GPT2& model, int l) {
+  const GPT2Config& c = model.config;
+  const size_t C = c.channels, lC = size_t(l) * C;
+  const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
+  const GPT2Tensors d = gpt2_views(model.layout, model.grads.data());
+  BlockWeights w = {p.qkvw + lC * 3 * C, p.qkvb + lC * 3, p.attprojw + lC * C, p.fcw + lC * 4 * C, p.fcb + lC * 4,
+                    p.fcprojw + lC * 4 * C, d.qkvw + lC * 3 * C, d.qkvb + lC * 3, d.attprojw + lC * C,
+                    d.fcw + lC * 4 * C, d.fcb + lC * 4, d.fcprojw + lC * 4 * C, c.num_heads, c.channels, 4 * c.channels};
+  if (model.subnet.layer_on.empty()) return w;
+  GPT2BlockSlices& s = model.slices[size_t(l)];
+  if (s.attn) {
+    w.heads = static_cast<int>(model.subnet.heads[size_t(l)].size());
+    w.CH = w.heads * (c.channels / c.num_heads);
+    w.qkvw = s.qkvw.data(), w.qkvb = s.qkvb.data(), w.attprojw = s.attprojw.data();
+    w.dqkvw = s.dqkvw.data(), w.dqkvb = s.dqkvb.data(), w.dattprojw = s.dattprojw.data();
+  }
+  if (s.mlp) {
+    w.M = static_cast<int>(model.subnet.units[size_t(l)].size());
+    w.fcw = s.fcw.data(), w.fcb = s.fcb.data(), w.fcprojw = s.fcprojw.data();
+    w.dfcw = s.dfcw.data(), w.dfcb = s.dfcb.data(), w.dfcprojw = s.dfcprojw.data();
+  }
+  return w;
+}
+
+// Copies block l's kept heads (q, k, v rows; W_O columns x 1/p_H) and kept units (W_fc rows, b_fc;
+// W_proj columns x 1/p_M) into contiguous slices. A module with everything kept is not sliced.
+void gather_block(GPT2& model, int l) {
+  const GPT2Config& c = model.config;
+  const size_t C = c.channels, hs = C / size_t(c.num_heads), M = 4 * C, lC = size_t(l) * C;
+  const std::vector<int>& heads = model.subnet.heads[size_t(l)];
+  const std::vector<int>& units = model.subnet.units[size_t(l)];
+  GPT2BlockSlices& s = model.slices[size_t(l)];
+  const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
+  s.attn = static_cast<int>(heads.size()) < c.num_heads;
+  s.mlp = units.size() < M;
+  if (s.attn) {
+    const size_t k = heads.size(), CH = k * hs;
+    s.attn_scale = static_cast<float>(double(c.num_heads) / double(k));
+    s.qkvw.resize(3 * CH * C), s.qkvb.resize(3 * CH), s.attprojw.resize(C * CH);
+    s.dqkvw.resize(s.qkvw.size()), s.dqkvb.resize(s.qkvb.size()), s.dattprojw.resize(s.attprojw.size());
+    const float* qkvw = p.qkvw + lC * 3 * C;
+    const float* qkvb = p.qkvb + lC * 3;
+    const float* attprojw = p.attprojw + lC * C;
+    for (size_t part = 0; part < 3; part++)  // q | k | v, each the kept heads in order
+      for (size_t j = 0; j < k; j++) {
+        const size_t from = part * C + size_t(heads[j]) * hs, to = part * CH + j * hs;
+        std::copy_n(qkvw + from * C, hs * C, s.qkvw.data() + to * C);
+        std::copy_n(qkvb + from, hs, s.qkvb.data() + to);
+      }
+#pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < C; o++)
+      for (size_t j = 0; j < k; j++)
+        for (size_t i = 0; i < hs; i++)
+          s.attprojw[o * CH + j * hs + i] = s.attn_scale * attprojw[o * C + size_t(heads[j]) * hs + i];
+  }
+  if (s.mlp) {
+    const size_t k = units.size();
+    s.mlp_scale = static_cast<float>(double(M) / double(k));
+    s.fcw.resize(k * C), s.fcb.resize(k), s.fcprojw.resize(C * k);
+    s.dfcw.resize(s.fcw.size()), s.dfcb.resize(s.fcb.size()), s.dfcprojw.resize(s.fcprojw.size());
+    const float* fcw = p.fcw + lC * 4 * C;
+    const float* fcb = p.fcb + lC * 4;
+    const float* fcprojw = p.fcprojw + lC * 4 * C;
+#pragma omp parallel for schedule(static)
+    for (size_t j = 0; j < k; j++) std::copy_n(fcw + size_t(units[j]) * C, C, s.fcw.data() + j * C);
+    for (size_t j = 0; j < k; j++) s.fcb[j] = fcb[units[j]];
+#pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < C; o++)
+      for (size_t j = 0; j < k; j++) s.fcprojw[o * k + j] = s.mlp_scale * fcprojw[o * M + size_t(units[j])];
+  }
+}
+
+// Adds block l's slice gradients into the model's gradients (the scaled slices' chain rule: the
+// gradient of W_O[:, h] is 1/p_H times that of its slice).
+void scatter_block_grads(GPT2& model, int l) {
+  const GPT2Config& c = model.config;
+  const size_t C = c.channels, hs = C / size_t(c.num_heads), M = 4 * C, lC = size_t(l) * C;
+  const std::vector<int>& heads = model.subnet.heads[size_t(l)];
+  const std::vector<int>& units = model.subnet.units[size_t(l)];
+  const GPT2BlockSlices& s = model.slices[size_t(l)];
+  const GPT2Tensors d = gpt2_views(model.layout, model.grads.data());
+  if (s.attn) {
+    const size_t k = heads.size(), CH = k * hs;
+    float* dqkvw = d.qkvw + lC * 3 * C;
+    float* dqkvb = d.qkvb + lC * 3;
+    float* dattprojw = d.attprojw + lC * C;
+    for (size_t part = 0; part < 3; part++)
+      for (size_t j = 0; j < k; j++) {
+        const size_t to = part * C + size_t(heads[j]) * hs, from = part * CH + j * hs;
+        for (size_t i = 0; i < hs * C; i++) dqkvw[to * C + i] += s.dqkvw[from * C + i];
+        for (size_t i = 0; i < hs; i++) dqkvb[to + i] += s.dqkvb[from + i];
+      }
+#pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < C; o++)
+      for (size_t j = 0; j < k; j++)
+        for (size_t i = 0; i < hs; i++)
+          dattprojw[o * C + size_t(heads[j]) * hs + i] += s.attn_scale * s.dattprojw[o * CH + j * hs + i];
+  }
+  if (s.mlp) {
+    const size_t k = units.size();
+    float* dfcw = d.fcw + lC * 4 * C;
+    float* dfcb = d.fcb + lC * 4;
+    float* dfcprojw = d.fcprojw + lC * 4 * C;
+#pragma omp parallel for schedule(static)
+    for (size_t j = 0; j < k; j++)
+      for (size_t i = 0; i < C; i++) dfcw[size_t(units[j]) * C + i] += s.dfcw[j * C + i];
+    for (size_t j = 0; j < k; j++) dfcb[units[j]] += s.dfcb[j];
+#pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < C; o++)
+      for (size_t j = 0; j < k; j++) dfcprojw[o * M + size_t(units[j])] += s.mlp_scale * s.dfcprojw[o * k + j];
+  }
+}
+
 }  // namespace
 
-float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, int T) {
+float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, int T, const GPT2Subnet* subnet) {
   const GPT2Config& c = model.config;
   FRUGAL_CHECK(T <= c.max_seq_len, "sequence length ", T, " exceeds model.block_size ", c.max_seq_len);
   const int L = c.num_layers, C = c.channels, NH = c.num_heads, V = c.vocab_size, Vp = c.padded_vocab_size;
@@ -131,6 +251,15 @@ float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, in
   if (targets) model.targets.assign(targets, targets + BT);
   GPT2Activations& a = model.acts;
   const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
+  if (subnet) {
+    FRUGAL_CHECK(subnet->layer_on.size() == size_t(L) && subnet->heads.size() == size_t(L) && subnet->units.size() == size_t(L),
+                 "internal: subnetwork for ", subnet->layer_on.size(), " blocks on a ", L, "-block model");
+    model.subnet = *subnet;
+    model.slices.resize(size_t(L));
+  } else {
+    model.subnet = GPT2Subnet{};
+  }
+  const bool sliced = !model.subnet.layer_on.empty();
 
   encoder_forward(a.encoded.data(), inputs, p.wte, p.wpe, B, T, C);
   for (int l = 0; l < L; l++) {
@@ -146,16 +275,24 @@ float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, in
     float* fch_gelu = a.fch_gelu.data() + lBTC * 4;
     float* fcproj = a.fcproj.data() + lBTC;
     float* residual3 = a.residual3.data() + lBTC;
+    if (sliced && !model.subnet.layer_on[size_t(l)]) {  // skipped block: identity
+      std::copy_n(residual, size_t(BT) * C, residual3);
+      continue;
+    }
+    if (sliced) gather_block(model, l);
+    // Sliced modules use the leading part of each activation slot: qkv (BT, 3CH), att (B, heads, T, T),
+    // fch (BT, M).
+    const BlockWeights w = block_weights(model, l);
 
     layernorm_forward(ln1, a.ln1_mean.data() + lBT, a.ln1_rstd.data() + lBT, residual, p.ln1w + lC, p.ln1b + lC, BT, C);
-    matmul_forward(qkv, ln1, p.qkvw + lC * 3 * C, p.qkvb + lC * 3, BT, C, 3 * C);
-    attention_forward(atty, a.att.data() + size_t(l) * B * NH * T * T, qkv, B, T, C, NH);
-    matmul_forward(attproj, atty, p.attprojw + lC * C, p.attprojb + lC, BT, C, C);
+    matmul_forward(qkv, ln1, w.qkvw, w.qkvb, BT, C, 3 * w.CH);
+    attention_forward(atty, a.att.data() + size_t(l) * B * NH * T * T, qkv, B, T, w.CH, w.heads);
+    matmul_forward(attproj, atty, w.attprojw, p.attprojb + lC, BT, w.CH, C);
     residual_forward(residual2, residual, attproj, size_t(BT) * C);
     layernorm_forward(ln2, a.ln2_mean.data() + lBT, a.ln2_rstd.data() + lBT, residual2, p.ln2w + lC, p.ln2b + lC, BT, C);
-    matmul_forward(fch, ln2, p.fcw + lC * 4 * C, p.fcb + lC * 4, BT, C, 4 * C);
-    gelu_forward(fch_gelu, fch, size_t(BT) * 4 * C);
-    matmul_forward(fcproj, fch_gelu, p.fcprojw + lC * 4 * C, p.fcprojb + lC, BT, 4 * C, C);
+    matmul_forward(fch, ln2, w.fcw, w.fcb, BT, C, w.M);
+    gelu_forward(fch_gelu, fch, size_t(BT) * w.M);
+    matmul_forward(fcproj, fch_gelu, w.fcprojw, p.fcprojb + lC, BT, w.M, C);
     residual_forward(residual3, residual2, fcproj, size_t(BT) * C);
   }
   const float* last = a.residual3.data() + size_t(L - 1) * BT * C;
@@ -183,6 +320,7 @@ void gpt2_backward(GPT2& model) {
   zero(g.fch_gelu), zero(g.residual3), zero(g.lnf);
   const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
   const GPT2Tensors d = gpt2_views(model.layout, model.grads.data());
+  const bool sliced = !model.subnet.layer_on.empty();
 
   softmax_crossentropy_backward(g.logits.data(), a.probs.data(), model.targets.data(), 1.0f / BT, BT, V, Vp);
   matmul_backward(g.lnf.data(), d.wte, nullptr, g.logits.data(), a.lnf.data(), p.wte, BT, C, Vp);
@@ -196,38 +334,53 @@ void gpt2_backward(GPT2& model) {
     float* dresidual = l == 0 ? g.encoded.data() : g.residual3.data() + (lBTC - size_t(BT) * C);
     float* dresidual3 = g.residual3.data() + lBTC;
     float* dresidual2 = g.residual2.data() + lBTC;
+    if (sliced && !model.subnet.layer_on[size_t(l)]) {  // identity block: the gradient passes through
+      for (size_t i = 0; i < size_t(BT) * C; i++) dresidual[i] += dresidual3[i];
+      continue;
+    }
+    const BlockWeights w = block_weights(model, l);
+    if (sliced) {
+      GPT2BlockSlices& s = model.slices[size_t(l)];
+      for (auto* v : {&s.dqkvw, &s.dqkvb, &s.dattprojw, &s.dfcw, &s.dfcb, &s.dfcprojw}) zero(*v);
+    }
     // residual3 = residual2 + fcproj: dfcproj = dresidual3 (used in place), dresidual2 += dresidual3
     const float* dfcproj = dresidual3;
     for (size_t i = 0; i < size_t(BT) * C; i++) dresidual2[i] += dresidual3[i];
-    matmul_backward(g.fch_gelu.data() + lBTC * 4, d.fcprojw + lC * 4 * C, d.fcprojb + lC, dfcproj,
-                    a.fch_gelu.data() + lBTC * 4, p.fcprojw + lC * 4 * C, BT, 4 * C, C);
-    gelu_backward(g.fch.data() + lBTC * 4, a.fch.data() + lBTC * 4, g.fch_gelu.data() + lBTC * 4, size_t(BT) * 4 * C);
-    matmul_backward(g.ln2.data() + lBTC, d.fcw + lC * 4 * C, d.fcb + lC * 4, g.fch.data() + lBTC * 4,
-                    a.ln2.data() + lBTC, p.fcw + lC * 4 * C, BT, C, 4 * C);
+    matmul_backward(g.fch_gelu.data() + lBTC * 4, w.dfcprojw, d.fcprojb + lC, dfcproj, a.fch_gelu.data() + lBTC * 4,
+                    w.fcprojw, BT, w.M, C);
+    gelu_backward(g.fch.data() + lBTC * 4, a.fch.data() + lBTC * 4, g.fch_gelu.data() + lBTC * 4, size_t(BT) * w.M);
+    matmul_backward(g.ln2.data() + lBTC, w.dfcw, w.dfcb, g.fch.data() + lBTC * 4, a.ln2.data() + lBTC, w.fcw, BT, C, w.M);
     layernorm_backward(dresidual2, d.ln2w + lC, d.ln2b + lC, g.ln2.data() + lBTC, a.residual2.data() + lBTC,
                        p.ln2w + lC, a.ln2_mean.data() + lBT, a.ln2_rstd.data() + lBT, BT, C);
     // residual2 = residual + attproj
     const float* dattproj = dresidual2;
     for (size_t i = 0; i < size_t(BT) * C; i++) dresidual[i] += dresidual2[i];
-    matmul_backward(g.atty.data() + lBTC, d.attprojw + lC * C, d.attprojb + lC, dattproj, a.atty.data() + lBTC,
-                    p.attprojw + lC * C, BT, C, C);
+    matmul_backward(g.atty.data() + lBTC, w.dattprojw, d.attprojb + lC, dattproj, a.atty.data() + lBTC, w.attprojw,
+                    BT, w.CH, C);
     attention_backward(g.qkv.data() + lBTC * 3, g.atty.data() + lBTC, a.qkv.data() + lBTC * 3,
-                       a.att.data() + size_t(l) * B * NH * T * T, B, T, C, NH);
-    matmul_backward(g.ln1.data() + lBTC, d.qkvw + lC * 3 * C, d.qkvb + lC * 3, g.qkv.data() + lBTC * 3,
-                    a.ln1.data() + lBTC, p.qkvw + lC * 3 * C, BT, C, 3 * C);
+                       a.att.data() + size_t(l) * B * NH * T * T, B, T, w.CH, w.heads);
+    matmul_backward(g.ln1.data() + lBTC, w.dqkvw, w.dqkvb, g.qkv.data() + lBTC * 3, a.ln1.data() + lBTC, w.qkvw, BT, C,
+                    3 * w.CH);
     layernorm_backward(dresidual, d.ln1w + lC, d.ln1b + lC, g.ln1.data() + lBTC, residual, p.ln1w + lC,
                        a.ln1_mean.data() + lBT, a.ln1_rstd.data() + lBT, BT, C);
+    if (sliced) scatter_block_grads(model, l);
   }
   encoder_backward(d.wte, d.wpe, g.encoded.data(), model.inputs.data(), B, T, C);
 }
 
-double gpt2_forward_flops(const GPT2Config& c, int B, int T) {
-  const double BT = double(B) * T, C = c.channels;
-  const double per_layer = matmul_forward_flops(1, C, 3 * C) + matmul_forward_flops(1, C, C) +
-                           matmul_forward_flops(1, C, 4 * C) + matmul_forward_flops(1, 4 * C, C);
-  const double gemm = BT * (c.num_layers * per_layer + matmul_forward_flops(1, C, c.padded_vocab_size));
-  const double attention = double(B) * c.num_layers * attention_forward_flops(T, c.channels);
-  return gemm + attention;
+double gpt2_forward_flops(const GPT2Config& c, int B, int T, const GPT2Subnet* subnet) {
+  const int64_t BT = int64_t{B} * T, C = c.channels, hs = C / c.num_heads;
+  double flops = double(matmul_forward_flops(BT, C, c.padded_vocab_size));  // the tied head
+  for (int l = 0; l < c.num_layers; l++) {
+    const bool sub = subnet && !subnet->layer_on.empty();
+    if (sub && !subnet->layer_on[size_t(l)]) continue;
+    const int64_t CH = sub ? int64_t(subnet->heads[size_t(l)].size()) * hs : C;
+    const int64_t M = sub ? int64_t(subnet->units[size_t(l)].size()) : 4 * C;
+    flops += double(matmul_forward_flops(BT, C, 3 * CH) + matmul_forward_flops(BT, CH, C) +
+                    matmul_forward_flops(BT, C, M) + matmul_forward_flops(BT, M, C));
+    flops += double(B) * double(attention_forward_flops(T, CH));
+  }
+  return flops;
 }
 
 void add_model_keys(Schema& s) {

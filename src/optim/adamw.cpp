@@ -17,8 +17,10 @@ AdamW adamw_create(const AdamWConfig& config, const ParamLayout& layout) {
   return opt;
 }
 
-void adamw_step(AdamW& opt, std::span<float> params, std::span<const float> grads, float lr) {
+void adamw_step(AdamW& opt, std::span<float> params, std::span<const float> grads, float lr,
+                std::span<const uint8_t> update_mask) {
   FRUGAL_CHECK(params.size() == opt.m.size() && grads.size() == opt.m.size(), "internal: AdamW buffer size mismatch");
+  FRUGAL_CHECK(update_mask.empty() || update_mask.size() == opt.m.size(), "internal: AdamW update mask size mismatch");
   opt.t++;
   const AdamWConfig& c = opt.config;
   const float bc1 = 1.0f - std::pow(c.beta1, static_cast<float>(opt.t));
@@ -30,12 +32,20 @@ void adamw_step(AdamW& opt, std::span<float> params, std::span<const float> grad
     const float* g = grads.data() + t.offset;
     float* m = opt.m.data() + t.offset;
     float* v = opt.v.data() + t.offset;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < t.numel; i++) {
+    const auto update = [&](size_t i) {
       m[i] = c.beta1 * m[i] + (1.0f - c.beta1) * g[i];
       v[i] = c.beta2 * v[i] + (1.0f - c.beta2) * g[i] * g[i];
       const float mhat = m[i] / bc1, vhat = v[i] / bc2;
       p[i] -= lr * (mhat / (std::sqrt(vhat) + c.eps) + wd * p[i]);
+    };
+    if (update_mask.empty()) {  // two loops, so the dense one stays branch-free
+#pragma omp parallel for schedule(static)
+      for (size_t i = 0; i < t.numel; i++) update(i);
+    } else {
+      const uint8_t* keep = update_mask.data() + t.offset;
+#pragma omp parallel for schedule(static)
+      for (size_t i = 0; i < t.numel; i++)
+        if (keep[i]) update(i);
     }
   }
 }

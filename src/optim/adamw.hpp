@@ -28,8 +28,12 @@ struct AdamW {
 };
 
 AdamW adamw_create(const AdamWConfig& config, const ParamLayout& layout);
-// One update with learning rate lr (the schedule's value for this step).
-void adamw_step(AdamW& opt, std::span<float> params, std::span<const float> grads, float lr);
+// One update with learning rate lr (the schedule's value for this step). With an update mask, only
+// parameters whose mask byte is 1 change; the others keep their value and moments (no decay, no
+// momentum step), while the step count t - hence the bias correction - advances for all, the
+// convention of torch.optim.SparseAdam for rows absent from a sparse gradient.
+void adamw_step(AdamW& opt, std::span<float> params, std::span<const float> grads, float lr,
+                std::span<const uint8_t> update_mask = {});
 
 struct Schedule {
   std::string kind = "cosine";  // cosine | linear | constant

@@ -9,47 +9,11 @@
 #include "data/tokens.hpp"
 #include "model/gpt2.hpp"
 #include "optim/adamw.hpp"
+#include "gpt2_fixtures.hpp"
 
 using namespace frugal;
 
-namespace {
-
-GPT2Config tiny_config() {
-  GPT2Config c;
-  c.max_seq_len = 8;
-  c.vocab_size = 13;
-  c.padded_vocab_size = 16;
-  c.num_layers = 2;
-  c.num_heads = 2;
-  c.channels = 8;
-  return c;
-}
-
-struct Batch {
-  int B = 2, T = 6;
-  std::vector<int> in, tg;
-};
-
-Batch random_batch(int V, uint64_t seed) {
-  Batch b;
-  Rng rng(seed, 99u, 0u);
-  for (int i = 0; i < b.B * b.T; i++) b.in.push_back(static_cast<int>(rng.below(V)));
-  for (int i = 0; i < b.B * b.T; i++) b.tg.push_back(static_cast<int>(rng.below(V)));
-  return b;
-}
-
-// Randomise every parameter (LayerNorm gains around 1, biases non-zero) so that no gradient is
-// trivially zero and every code path is exercised.
-void randomise(GPT2& m, uint64_t seed) {
-  gpt2_init_weights(m, seed, 0.3f);
-  Rng rng(seed, 98u, 0u);
-  for (const auto& t : m.layout.tensors) {
-    if (t.is_matrix()) continue;
-    for (size_t i = 0; i < t.numel; i++) m.params[t.offset + i] += 0.2f * rng.normal();
-  }
-}
-
-}  // namespace
+using namespace frugal::testing;
 
 TEST(GPT2, GradientsMatchFiniteDifferencesForEveryTensor) {
   GPT2 m = gpt2_create(tiny_config());
