@@ -33,11 +33,11 @@ LmWorker make_lm_worker(RunContext& ctx) {
   return w;
 }
 
-float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank) {
+float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank, const GPT2Subnet* subnet) {
   const uint64_t first = static_cast<uint64_t>(step) * w.global_batch + static_cast<uint64_t>(rank) * w.local_batch;
   load_batch(train, first, w.local_batch, w.seq_len, w.inputs.data(), w.targets.data());
   gpt2_zero_grad(w.model);
-  const float loss = gpt2_forward(w.model, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len);
+  const float loss = gpt2_forward(w.model, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len, subnet);
   gpt2_backward(w.model);
   return loss;
 }
@@ -61,7 +61,9 @@ double lm_evaluate_params(LmWorker& w, std::vector<float>& params, const TokenSt
   return loss;
 }
 
-double lm_step_flops(const LmWorker& w) { return 3.0 * gpt2_forward_flops(w.model.config, w.local_batch, w.seq_len); }
+double lm_step_flops(const LmWorker& w, const GPT2Subnet* subnet) {
+  return 3.0 * gpt2_forward_flops(w.model.config, w.local_batch, w.seq_len, subnet);
+}
 
 double lm_evaluate(LmWorker& w, const TokenStream& val, int64_t batches, int64_t batch_size, Communicator& comm) {
   const int B = static_cast<int>(batch_size > 0 ? batch_size : w.global_batch), T = w.seq_len;

@@ -22,13 +22,14 @@ struct LmWorker {
 // data.batch_size / ranks (an error if it does not divide).
 LmWorker make_lm_worker(RunContext& ctx);
 // Loads this rank's slice of step `step`'s global batch, runs forward and backward (grads are
-// zeroed first). Returns the mean loss of the slice.
-float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank);
+// zeroed first), of the subnetwork if one is given (EST). Returns the mean loss of the slice.
+float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank,
+                          const GPT2Subnet* subnet = nullptr);
 // One local AdamW step (forward, backward, clip, update) with no communication: the inner step of
 // DiLoCo and SparseLoCo. Fills loss, grad_norm, lr, tokens and flops.
 StepResult lm_local_adamw_step(LmWorker& w, const TokenStream& train, int64_t step, int rank);
-// FLOPs of one forward+backward on the local batch.
-double lm_step_flops(const LmWorker& w);
+// FLOPs of one forward+backward on the local batch (of the subnetwork if one is given).
+double lm_step_flops(const LmWorker& w, const GPT2Subnet* subnet = nullptr);
 // Mean loss over `batches` batches of eval.batch_size x seq_len from the start of the held-out
 // stream, in file order; batches are dealt round-robin to ranks and the sum reduced (control
 // traffic), so the value does not depend on the rank count.

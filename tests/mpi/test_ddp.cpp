@@ -1,5 +1,6 @@
 // DDP on R ranks equals single-process AdamW on the same global batch (to float tolerance), and
-// every rank ends with bit-identical parameters.
+// every rank ends with bit-identical parameters. The same holds for EST (data-parallel on a shared
+// sampled subnetwork, only its gradients all-reduced) through all three stages.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -14,10 +15,10 @@
 using namespace frugal;
 
 namespace {
-std::vector<double> run_losses(Communicator& comm, const Config& cfg, const Dataset& data, int steps,
-                               std::vector<float>* params_hash_input) {
+std::vector<double> run_losses(const std::string& name, Communicator& comm, const Config& cfg, const Dataset& data,
+                               int steps, std::vector<float>* params_hash_input) {
   RunContext ctx{cfg, comm, data, steps, 1};
-  auto method = find_method("ddp").make(ctx);
+  auto method = find_method(name).make(ctx);
   std::vector<double> losses;
   for (int s = 0; s < steps; s++) {
     const StepResult r = method->step(s);
@@ -27,33 +28,39 @@ std::vector<double> run_losses(Communicator& comm, const Config& cfg, const Data
   }
   StateWriter w;
   method->save(w);
-  const std::string path = scratch_file("ddp_state_on_" + std::to_string(comm.size()) + "_ranks");
+  const std::string path = scratch_file(name + "_state_on_" + std::to_string(comm.size()) + "_ranks");
   w.save(path);
   StateReader rd(path);
   params_hash_input->assign(static_cast<size_t>(method->num_params()), 0.0f);
-  rd.get("ddp.params", *params_hash_input);
+  rd.get(name + ".params", *params_hash_input);
   return losses;
 }
 }  // namespace
 
 TEST(Ddp, ManyRanksMatchOneRankOnTheSameGlobalBatch) {
-  const Config cfg = resolve_config(suite_schema(), "",
-                                    {"--model.n_layer=2", "--model.n_embd=32", "--model.block_size=16", "--data.seq_len=16",
-                                     "--data.batch_size=8", "--data.corpus_tokens=50000", "--optim.lr=3e-3"});
-  const Dataset data = load_dataset(cfg);
-  Communicator world(make_mpi_backend(), {network_preset("wan")});
-  Communicator self(make_mpi_self_backend(), {network_preset("wan")});
-  std::vector<float> p_world, p_self;
-  const auto lw = run_losses(world, cfg, data, 12, &p_world);
-  const auto ls = run_losses(self, cfg, data, 12, &p_self);
-  for (size_t i = 0; i < lw.size(); i++) EXPECT_NEAR(lw[i], ls[i], 1e-5 * std::fabs(ls[i])) << "step " << i;
-  double max_diff = 0;
-  for (size_t i = 0; i < p_world.size(); i++) max_diff = std::max(max_diff, double(std::fabs(p_world[i] - p_self[i])));
-  EXPECT_LT(max_diff, 1e-4);
-  // Bit-identical replicas: compare rank 0's parameters with every rank's.
-  std::vector<float> root = p_world;
-  MPI_Bcast(root.data(), static_cast<int>(root.size()), MPI_FLOAT, 0, MPI_COMM_WORLD);
-  EXPECT_EQ(0, std::memcmp(root.data(), p_world.data(), root.size() * sizeof(float)));
+  for (const std::string method : {"ddp", "est"}) {
+    SCOPED_TRACE("method " + method);
+    // EST: 12 steps = 4 in stage 1 (blocks, heads, units sampled), 4 in stage 2, 4 dense.
+    const Config cfg = resolve_config(
+        suite_schema(), "",
+        {"--run.method=" + method, "--model.n_layer=2", "--model.n_head=4", "--model.n_embd=32", "--model.block_size=16",
+         "--data.seq_len=16", "--data.batch_size=8", "--data.corpus_tokens=50000", "--optim.lr=3e-3",
+         "--est.stage1_end=0.34", "--est.stage2_end=0.67"});
+    const Dataset data = load_dataset(cfg);
+    Communicator world(make_mpi_backend(), {network_preset("wan")});
+    Communicator self(make_mpi_self_backend(), {network_preset("wan")});
+    std::vector<float> p_world, p_self;
+    const auto lw = run_losses(method, world, cfg, data, 12, &p_world);
+    const auto ls = run_losses(method, self, cfg, data, 12, &p_self);
+    for (size_t i = 0; i < lw.size(); i++) EXPECT_NEAR(lw[i], ls[i], 1e-5 * std::fabs(ls[i])) << "step " << i;
+    double max_diff = 0;
+    for (size_t i = 0; i < p_world.size(); i++) max_diff = std::max(max_diff, double(std::fabs(p_world[i] - p_self[i])));
+    EXPECT_LT(max_diff, 1e-4);
+    // Bit-identical replicas: compare rank 0's parameters with every rank's.
+    std::vector<float> root = p_world;
+    MPI_Bcast(root.data(), static_cast<int>(root.size()), MPI_FLOAT, 0, MPI_COMM_WORLD);
+    EXPECT_EQ(0, std::memcmp(root.data(), p_world.data(), root.size() * sizeof(float)));
+  }
 }
 
 TEST(Ddp, BatchThatRanksCannotShareIsAClearError) {

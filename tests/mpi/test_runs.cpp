@@ -7,6 +7,8 @@
 #include <filesystem>
 
 #include "data/tokens.hpp"
+#include "methods/est.hpp"
+#include "methods/method.hpp"
 #include "methods/runner.hpp"
 #include "model/llmc_checkpoint.hpp"
 #include "trace/trace.hpp"
@@ -88,7 +90,8 @@ TEST(Runs, EvaluationOnlyFromLlmcCheckpointAndShardReadsInFileOrder) {
 // checkpoint must carry inner optimisers, global parameters, momenta and error buffers).
 // The RL methods run small: 8 ES members, PPO with 4 environments x 16 steps; PPO also runs on
 // Pendulum so the checkpoint must carry the normalisation statistics.
-const std::vector<std::string> kMethods = {"ddp", "diloco", "sparseloco", "demo", "eggroll", "openai_es", "ppo", "ppo_pendulum"};
+// EST's default schedule puts steps [0, 3) in stage 1, [3, 9) in stage 2 and the rest dense.
+const std::vector<std::string> kMethods = {"ddp", "diloco", "sparseloco", "demo", "est", "eggroll", "openai_es", "ppo", "ppo_pendulum"};
 std::vector<std::string> with_method(const std::string& m, std::vector<std::string> extra) {
   const bool pendulum = m == "ppo_pendulum";
   extra.insert(extra.end(), {"--run.method=" + (pendulum ? std::string("ppo") : m), "--diloco.inner_steps=4",
@@ -153,4 +156,43 @@ TEST(Runs, SameSeedAndRanksGiveIdenticalTraces) {
     EXPECT_NE(a.read_doubles("steps/grad_norm"), c.read_doubles("steps/grad_norm"));  // the seed matters
     EXPECT_EQ(a.num_call_records(), b.num_call_records());
   }
+}
+
+// EST end to end: with every rate 1 its trace is DDP's (same losses, gradients and parameters bit
+// for bit); with the default schedule the trace's FLOPs are the planned saving exactly, the wire
+// bytes shrink in the sampled stages, and the step-time and stage columns are there.
+TEST(Runs, EstWithRatesOneIsDdpAndItsTraceCountsTheSavedFlops) {
+  const std::vector<std::string> ones = {"--est.stage1_layers=1", "--est.stage1_heads=1", "--est.stage1_mlp=1",
+                                         "--est.stage2_heads=1", "--est.stage2_mlp=1", "--model.n_head=4"};
+  std::vector<std::string> est_ones = {"--run.method=est", "--run.steps=10"}, ddp = {"--run.method=ddp", "--run.steps=10",
+                                                                                   "--model.n_head=4"};
+  est_ones.insert(est_ones.end(), ones.begin(), ones.end());
+  ASSERT_EQ(run_experiment("", tiny("est_ones", est_ones)), 0);
+  ASSERT_EQ(run_experiment("", tiny("est_ddp", ddp)), 0);
+  ASSERT_EQ(run_experiment("", tiny("est_default", {"--run.method=est", "--run.steps=20", "--model.n_head=4"})), 0);
+  if (world_rank() != 0) return;
+  TraceReader a(trace_of("est_ones")), b(trace_of("est_ddp")), e(trace_of("est_default"));
+  for (const char* d : {"steps/loss", "steps/grad_norm", "steps/flops", "steps/comm_bytes", "eval/loss"})
+    EXPECT_EQ(a.read_doubles(d), b.read_doubles(d)) << d;
+  const auto flops = e.read_doubles("steps/flops"), dense = e.read_doubles("steps/flops_dense");
+  const auto stage = e.read_doubles("steps/est_stage"), bytes = e.read_doubles("steps/comm_bytes");
+  ASSERT_EQ(flops.size(), 20u);
+  EXPECT_EQ(e.read_doubles("steps/step_time").size(), 20u);
+  double sum = 0, sum_dense = 0;
+  for (size_t i = 0; i < flops.size(); i++) {
+    sum += flops[i], sum_dense += dense[i];
+    EXPECT_EQ(stage[i], i < 4 ? 1.0 : i < 13 ? 2.0 : 3.0) << "step " << i;  // round(0.2 * 20), round(0.65 * 20)
+    if (stage[i] < 3) {
+      EXPECT_LT(flops[i], dense[i]);
+      EXPECT_LT(bytes[i], bytes.back());  // only the subnetwork's gradients travel
+    } else {
+      EXPECT_EQ(flops[i], dense[i]);
+    }
+  }
+  // The saving the method announced at the start (est_flops_saving) is what the trace adds up to.
+  const Config cfg = resolve_config(suite_schema(), "", tiny("x", {"--run.method=est", "--run.steps=20", "--model.n_head=4"}));
+  const GPT2Config c = gpt2_config_from(cfg, load_dataset(cfg).vocab_size);
+  const double planned = est_flops_saving(est_schedule_from(cfg, 20), c, 8 / world_size(), 16);
+  EXPECT_NEAR(1.0 - sum / sum_dense, planned, 1e-12);
+  EXPECT_GT(planned, 0.15);  // 22.9% on this tiny model, whose head (Vp x 32) weighs more than in GPT-2
 }

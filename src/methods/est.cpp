@@ -1,0 +1,169 @@
+// EST - evolving subnetwork training (Li et al., ICML 2024; methods.md section 5). Data-parallel
+// AdamW like DDP, except that each step trains one sampled subnetwork: a subset of the blocks and,
+// in each kept block, of the attention heads and MLP hidden units, computed on gathered weight
+// slices (model/gpt2.cpp) with the 1/p rescaling that keeps every module unbiased. A three-stage
+// schedule (methods/est.hpp) anneals from sampled blocks, to sampled heads and units only, to the
+// dense model. Evaluation always uses the dense model.
+//
+// Choices the paper leaves open (no public code), documented here:
+// - The subnetwork is drawn from a counter-based stream keyed by (run.seed, step): every rank and
+//   every micro-batch of a step uses the same one, nothing is sent, and a resumed run redraws it.
+// - Only the subnetwork's gradients travel: they are packed, all-reduced (tag est.grad) and
+//   unpacked, so the wire bytes shrink with the subnetwork. Gradients outside it are exactly 0.
+// - est.unselected = "no_update" leaves parameters outside the subnetwork and their Adam moments
+//   untouched (torch.optim.SparseAdam's convention; the step count advances for all);
+//   "zero_grad_adamw" runs AdamW on them with a zero gradient (moments decay, momentum and weight
+//   decay still move them), what a masked implementation in PyTorch would do.
+// - Gradient clipping uses the norm of the subnetwork's gradient (the rest is 0).
+#include "methods/est.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+#include "core/error.hpp"
+#include "methods/lm.hpp"
+
+namespace frugal {
+
+void add_est_keys(Schema& s) {
+  s.add("est.stage1_end", 0.2, "end of stage 1 (sampled blocks, heads, units) as a fraction of run.steps", 0.0, 1.0);
+  s.add("est.stage2_end", 0.65, "end of stage 2 (all blocks, sampled heads and units) as a fraction of run.steps; "
+        "the rest is dense", 0.0, 1.0);
+  s.add("est.stage1_layers", 0.5, "stage 1: fraction of blocks kept per step (p_L)", 0.0, 1.0);
+  s.add("est.stage1_heads", 0.5, "stage 1: fraction of attention heads kept per kept block (p_H)", 0.0, 1.0);
+  s.add("est.stage1_mlp", 0.5, "stage 1: fraction of MLP hidden units kept per kept block (p_M)", 0.0, 1.0);
+  s.add("est.stage2_heads", 0.5, "stage 2: fraction of attention heads kept per block (p_H)", 0.0, 1.0);
+  s.add("est.stage2_mlp", 0.5, "stage 2: fraction of MLP hidden units kept per block (p_M)", 0.0, 1.0);
+  s.add("est.share_across_layers", false, "one head set and one unit set for all kept blocks of a step (default: "
+        "redrawn per block)");
+  s.add("est.unselected", std::string("no_update"), "parameters outside the step's subnetwork: no_update (value and "
+        "Adam moments untouched) or zero_grad_adamw (AdamW step with a zero gradient)", {}, {},
+        {"no_update", "zero_grad_adamw"});
+}
+
+EstSchedule est_schedule_from(const Config& cfg, int64_t total_steps) {
+  EstSchedule s;
+  const double end1 = cfg.real("est.stage1_end"), end2 = cfg.real("est.stage2_end");
+  FRUGAL_CHECK(end1 <= end2, "est.stage1_end (", end1, ") must not be after est.stage2_end (", end2, ")");
+  s.total_steps = total_steps;
+  s.stage1_end = std::llround(end1 * double(total_steps));
+  s.stage2_end = std::llround(end2 * double(total_steps));
+  s.stage1 = {cfg.real("est.stage1_layers"), cfg.real("est.stage1_heads"), cfg.real("est.stage1_mlp")};
+  s.stage2 = {1.0, cfg.real("est.stage2_heads"), cfg.real("est.stage2_mlp")};
+  for (const char* key : {"est.stage1_layers", "est.stage1_heads", "est.stage1_mlp", "est.stage2_heads", "est.stage2_mlp"})
+    FRUGAL_CHECK(cfg.real(key) > 0, key, " must be > 0 (a rate of 0 keeps nothing to train)");
+  s.share_across_layers = cfg.boolean("est.share_across_layers");
+  s.update_unselected = cfg.str("est.unselected") == "zero_grad_adamw";
+  return s;
+}
+
+int est_stage(const EstSchedule& s, int64_t step) { return step < s.stage1_end ? 1 : step < s.stage2_end ? 2 : 3; }
+
+GPT2Subnet est_subnet(const EstSchedule& s, const GPT2Config& c, uint64_t seed, int64_t step) {
+  const int stage = est_stage(s, step);
+  if (stage == 3) return subnet_full(c);
+  Rng rng(seed, static_cast<uint32_t>(Stream::method) + 2, static_cast<uint32_t>(step));
+  return subnet_sample(c, stage == 1 ? s.stage1 : s.stage2, s.share_across_layers, rng);
+}
+
+double est_flops_saving(const EstSchedule& s, const GPT2Config& c, int B, int T) {
+  const double dense = gpt2_forward_flops(c, B, T);
+  double est = 0;
+  for (int stage = 1; stage <= 3; stage++) {
+    const int64_t first = stage == 1 ? 0 : stage == 2 ? s.stage1_end : s.stage2_end;
+    const int64_t last = stage == 1 ? s.stage1_end : stage == 2 ? s.stage2_end : s.total_steps;
+    if (last <= first) continue;
+    const GPT2Subnet sub = est_subnet(s, c, 0, first);  // every step of a stage keeps the same counts
+    est += double(last - first) * gpt2_forward_flops(c, B, T, &sub);
+  }
+  return s.total_steps > 0 ? 1.0 - est / (dense * double(s.total_steps)) : 0.0;
+}
+
+namespace {
+
+class Est final : public Method {
+ public:
+  explicit Est(RunContext& ctx)
+      : ctx_(ctx), w_(make_lm_worker(ctx)), sched_(est_schedule_from(ctx.config, ctx.total_steps)) {
+    if (ctx.comm.rank() == 0) print_plan();
+  }
+
+  StepResult step(int64_t step) override {
+    const GPT2Config& c = w_.model.config;
+    const int stage = est_stage(sched_, step);
+    if (stage < 3) subnet_ = est_subnet(sched_, c, ctx_.seed, step);
+    const GPT2Subnet* sub = stage < 3 ? &subnet_ : nullptr;
+    StepResult r;
+    r.loss = lm_forward_backward(w_, ctx_.data.train, step, ctx_.comm.rank(), sub);
+    auto& g = w_.model.grads;
+    const float inv = 1.0f / static_cast<float>(ctx_.comm.size());
+    if (sub) {
+      // Only the subnetwork's gradients travel: pack them, all-reduce, unpack (averaged).
+      subnet_param_mask(*sub, c, w_.model.layout, mask_);
+      packed_.clear();
+      for (size_t i = 0; i < g.size(); i++)
+        if (mask_[i]) packed_.push_back(g[i]);
+      ctx_.comm.allreduce(std::span<float>(packed_), ReduceOp::sum, "est.grad");
+      for (size_t i = 0, j = 0; i < g.size(); i++)
+        if (mask_[i]) g[i] = packed_[j++] * inv;
+    } else {
+      ctx_.comm.allreduce(std::span<float>(g), ReduceOp::sum, "est.grad");
+#pragma omp parallel for schedule(static)
+      for (size_t i = 0; i < g.size(); i++) g[i] *= inv;
+    }
+    r.grad_norm = clip_grad_norm(g, w_.grad_clip);
+    r.lr = schedule_lr(w_.schedule, step);
+    const bool masked = sub && !sched_.update_unselected;
+    adamw_step(w_.opt, w_.model.params, g, static_cast<float>(r.lr),
+               masked ? std::span<const uint8_t>(mask_) : std::span<const uint8_t>());
+    r.tokens = int64_t(w_.local_batch) * w_.seq_len;
+    r.flops = lm_step_flops(w_, sub);
+    r.metrics = {{"flops_dense", lm_step_flops(w_) * ctx_.comm.size()},  // all ranks, like the flops column
+                 {"est_stage", double(stage)},
+                 {"est_layers", sub ? subnet_layer_fraction(*sub) : 1.0},
+                 {"est_heads", sub ? subnet_head_fraction(*sub, c) : 1.0},
+                 {"est_mlp", sub ? subnet_unit_fraction(*sub, c) : 1.0}};
+    return r;
+  }
+
+  double evaluate(int64_t batches) override {
+    return lm_evaluate(w_, ctx_.data.val, batches, ctx_.config.integer("eval.batch_size"), ctx_.comm);
+  }
+  void save(StateWriter& out) const override { lm_save(w_, out, "est."); }
+  void load(const StateReader& in) override { lm_load(w_, in, "est."); }
+  int64_t num_params() const override { return static_cast<int64_t>(w_.model.params.size()); }
+
+ private:
+  void print_plan() const {
+    const GPT2Config& c = w_.model.config;
+    const auto counts = [&](const SubnetRates& r) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "blocks %d/%d, heads %d/%d, units %d/%d", subnet_count(r.layers, c.num_layers),
+                    c.num_layers, subnet_count(r.heads, c.num_heads), c.num_heads, subnet_count(r.mlp, 4 * c.channels),
+                    4 * c.channels);
+      return std::string(buf);
+    };
+    std::printf("est: stage 1 steps [0, %lld): %s | stage 2 [%lld, %lld): %s | stage 3 [%lld, %lld): dense | "
+                "training FLOPs %.1f%% below dense\n",
+                static_cast<long long>(sched_.stage1_end), counts(sched_.stage1).c_str(),
+                static_cast<long long>(sched_.stage1_end), static_cast<long long>(sched_.stage2_end),
+                counts(sched_.stage2).c_str(), static_cast<long long>(sched_.stage2_end),
+                static_cast<long long>(sched_.total_steps),
+                100.0 * est_flops_saving(sched_, c, w_.local_batch, w_.seq_len));
+  }
+
+  RunContext& ctx_;
+  LmWorker w_;
+  EstSchedule sched_;
+  GPT2Subnet subnet_;
+  std::vector<uint8_t> mask_;
+  std::vector<float> packed_;
+};
+
+}  // namespace
+
+FRUGAL_REGISTER_METHOD(est, MethodInfo{"est", "evolving subnetwork training: DDP AdamW on a sampled subnetwork per step "
+                                       "(blocks, heads, MLP units), three-stage schedule to dense",
+                                       add_est_keys, [](RunContext& ctx) { return std::make_unique<Est>(ctx); }});
+
+}  // namespace frugal
