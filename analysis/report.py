@@ -9,8 +9,12 @@ aligned table, writes it as Markdown to OUT/report.md, and draws plots into OUT 
 first folder given). A report covers language-model traces or RL traces, never both: the root
 attribute sample_unit tells them apart ("tokens" or "env_steps"; absent means "tokens").
 
-Language models: one table, and loss_vs_tokens.png, loss_vs_bytes.png and loss_vs_time.png.
+Language models: one table, and loss_vs_tokens.png, loss_vs_bytes.png, loss_vs_time.png (wall
+time, evaluation included) and loss_vs_flops.png (cumulative training FLOPs, steps/flops). The
+table's train FLOPs and train time (sum of steps/step_time) leave evaluation out; wall time does not.
 --threshold-loss X adds the tokens, bytes per rank and wall time needed to reach loss <= X.
+A study with a ddp label and est labels (evolving subnetwork training) of the same world size also
+gets an "EST vs dense" table: FLOPs and train-time savings and the final eval loss of both.
 
 Reinforcement learning: returns of different environments are not comparable, so the traces are
 grouped by environment (env.name in their config): one table, one section of report.md and two
@@ -161,8 +165,11 @@ def load_run(path):
                "status": str(attr("status")), "vocab": vocab,
                "env": read_env_name(path, str(attr("config"))) if vocab is RL else None}
         run["networks"] = [n.strip() for n in str(attr("networks")).split(",") if n.strip()]
+        # Language models also need the compute columns (train FLOPs and time, loss_vs_flops.png);
+        # RL reports use neither, so RL traces are not held to them.
+        compute = ("flops", "step_time") if vocab is LANGUAGE_MODEL else ()
         steps = {name: column("steps", name)
-                 for name in ("step", "wall_time", vocab.samples, vocab.train, "comm_bytes")}
+                 for name in ("step", "wall_time", vocab.samples, vocab.train, "comm_bytes") + compute}
         if len({len(v) for v in steps.values()}) != 1:
             die(f"{path}: the steps/ datasets have different lengths")
         # eval/ may be empty (no evaluation configured); an absent group counts as empty.
@@ -171,6 +178,10 @@ def load_run(path):
                  for name in ("step", vocab.samples, vocab.eval)}
         nets = {n: column("steps", f"net_time_{n}") if f"steps/net_time_{n}" in f else None
                 for n in run["networks"]}
+        # EST traces say what the dense model would have cost; the EST section checks with it
+        # that the dense row it compares against trained the same model.
+        if "steps/flops_dense" in f:
+            run["train_flops_dense"] = float(column("steps", "flops_dense").sum())
 
         # Summary attributes exist once a run has ended; for a live or crashed run
         # (--include-unfinished) the same numbers are rebuilt from its steps/.
@@ -205,6 +216,13 @@ def load_run(path):
     run["train_curve"] = {"step": steps["step"], "samples": steps[vocab.samples],
                           "metric": steps[vocab.train], "bytes": cum_bytes[1:],
                           "time": steps["wall_time"]}
+    if "flops" in steps:
+        # Training compute only: steps/flops and steps/step_time leave evaluation out, unlike
+        # wall_time. FLOPs at an evaluation are read like the bytes, at the step it followed.
+        cum_flops = np.concatenate([[0.0], np.cumsum(steps["flops"])])
+        run["eval_curve"]["flops"], run["train_curve"]["flops"] = cum_flops[done], cum_flops[1:]
+        run["train_flops"] = float(cum_flops[-1])
+        run["train_time_s"] = float(steps["step_time"].sum())
     return run
 
 
@@ -238,8 +256,8 @@ def mean_curve(label, curves):
         warn(f"label '{label}': seeds differ in their evaluation steps; plotting the "
              f"{len(common)} steps they share")
     rows = [np.searchsorted(c["step"], common) for c in curves]
-    stack = {k: np.array([c[k][r] for c, r in zip(curves, rows)])
-             for k in ("samples", "bytes", "time", "metric")}
+    # Every x axis the curves have (language models add flops to samples, bytes and time).
+    stack = {k: np.array([c[k][r] for c, r in zip(curves, rows)]) for k in curves[0] if k != "step"}
     out = {k: v.mean(axis=0) for k, v in stack.items()}
     out["lo"], out["hi"] = stack["metric"].min(axis=0), stack["metric"].max(axis=0)
     return out
@@ -410,8 +428,8 @@ def format_lm_table(rows, networks, baseline, threshold=None, markdown=False):
     """The language-model comparison table as aligned plain text, or as a Markdown table."""
     pm = "±" if markdown else "+-"
     header = ["label", "method", "ranks", "seeds", "final eval loss", "final train loss",
-              "tokens", "tokens/s", "bytes/rank", "bytes/rank/sync", "compression"]
-    header += [f"comm @{n}" for n in networks] + ["wall time"]
+              "tokens", "tokens/s", "train FLOPs", "bytes/rank", "bytes/rank/sync", "compression"]
+    header += [f"comm @{n}" for n in networks] + ["train time", "wall time"]
     if threshold is not None:
         header += [f"tokens to {threshold:g}", f"bytes to {threshold:g}", f"time to {threshold:g}"]
     base_bytes = baseline["comm_bytes_per_rank"][0]
@@ -422,15 +440,95 @@ def format_lm_table(rows, networks, baseline, threshold=None, markdown=False):
         cells = [r["label"] + ("*" if r["unfinished"] else ""), r["method"], r["ranks"], str(r["n"]),
                  fmt_loss(r["final_eval_loss"], pm), fmt_loss(r["final_train_loss"], pm),
                  fmt_count(r["tokens_total"][0]), fmt_count(r["tokens_per_s"][0]),
+                 fmt_count(r["train_flops"][0]),
                  fmt_bytes(sent), fmt_bytes(r["bytes_per_sync"][0]), fmt_ratio(ratio)]
         cells += [fmt_seconds(r[f"net_time_s_{n}"][0]) for n in networks]
-        cells.append(fmt_seconds(r["wall_time_s"][0]))
+        cells += [fmt_seconds(r["train_time_s"][0]), fmt_seconds(r["wall_time_s"][0])]
         if threshold is not None:
             t = r["to_threshold"]
             tag = f" ({r['reached']}/{r['n']})" if r["reached"] < r["n"] else ""
             cells += ["not reached"] * 3 if t is None else \
                 [fmt_count(t[0][0]) + tag, fmt_bytes(t[1][0]) + tag, fmt_seconds(t[2][0]) + tag]
         body.append(cells)
+    return render_table(header, body, markdown)
+
+
+def est_dense_pairs(runs, rows):
+    """Each est row with the ddp row it is compared against: same world size and, where several
+    ddp rows qualify, the one that processed as many tokens (the same training budget)."""
+    dense_rows = [r for r in rows if r["method"] == "ddp"]
+    pairs = []
+    for r in rows:
+        partners = [d for d in dense_rows if d["ranks"] == r["ranks"]]
+        if r["method"] != "est" or not partners:
+            continue
+        same = [d for d in partners if np.isclose(d["tokens_total"][0], r["tokens_total"][0])]
+        dense = (same or partners)[0]
+        if not same:
+            warn(f"EST label '{r['label']}': no ddp label with {r['ranks']} rank(s) processed as many "
+                 f"tokens; comparing with '{dense['label']}' anyway")
+        # The EST trace's own dense FLOPs (steps/flops_dense) tell whether the ddp row trained
+        # the same model for the same steps; otherwise the FLOPs saving means nothing.
+        own = mean_std([m.get("train_flops_dense", np.nan) for m in runs if m["label"] == r["label"]])[0]
+        if np.isfinite(own) and not np.isclose(own, dense["train_flops"][0], rtol=0.01):
+            warn(f"EST label '{r['label']}': its dense-equivalent FLOPs (steps/flops_dense, "
+                 f"{fmt_count(own)}) differ from the train FLOPs of '{dense['label']}' "
+                 f"({fmt_count(dense['train_flops'][0])}): not the same model or budget?")
+        pairs.append((r, dense))
+    return pairs
+
+
+def est_comparison(runs, est, dense):
+    """The numbers of one EST vs dense row. Seeds both labels ran are compared pairwise (mean +- std
+    over the pairs, other seeds left out); labels without a common seed are compared through
+    their means, the loss difference's spread then being sqrt(std_est^2 + std_dense^2)."""
+    est_runs = {m["seed"]: m for m in runs if m["label"] == est["label"]}
+    dense_runs = {m["seed"]: m for m in runs if m["label"] == dense["label"]}
+    common = sorted(set(est_runs) & set(dense_runs))
+
+    def saving(e, d):
+        return 1.0 - e / d if d > 0 else np.nan
+
+    loss = "final_eval_loss"
+    if common:
+        pairs = [(est_runs[s], dense_runs[s]) for s in common]
+        left_out = len(est_runs) + len(dense_runs) - 2 * len(common)
+        return {"seeds": str(len(common)) + (f" ({left_out} unpaired run(s) left out)" if left_out else ""),
+                "flops": mean_std([saving(e["train_flops"], d["train_flops"]) for e, d in pairs]),
+                "time": mean_std([saving(e["train_time_s"], d["train_time_s"]) for e, d in pairs]),
+                "est_loss": mean_std([e[loss] for e, _ in pairs]),
+                "dense_loss": mean_std([d[loss] for _, d in pairs]),
+                "diff": mean_std([e[loss] - d[loss] for e, d in pairs])}
+    return {"seeds": f"{est['n']} vs {dense['n']} (unpaired)",
+            "flops": (saving(est["train_flops"][0], dense["train_flops"][0]), np.nan),
+            "time": (saving(est["train_time_s"][0], dense["train_time_s"][0]), np.nan),
+            "est_loss": est[loss], "dense_loss": dense[loss],
+            "diff": (est[loss][0] - dense[loss][0], np.hypot(est[loss][1], dense[loss][1]))}
+
+
+def format_est_table(runs, pairs, markdown=False):
+    """The EST vs dense table as aligned plain text, or as a Markdown table."""
+    pm = "±" if markdown else "+-"
+    minus = "−" if markdown else "-"
+    header = ["EST label", "dense label", "ranks", "seeds", "FLOPs saving", "train-time saving",
+              "final eval loss EST", "final eval loss dense", f"loss EST {minus} dense"]
+
+    def percent(x):
+        return f"{100 * x:.1f}%"
+
+    def signed(ms):
+        mean, std = ms
+        if not np.isfinite(mean):
+            return "n/a"
+        return f"{mean:+.4f} {pm} {std:.4f}" if np.isfinite(std) else f"{mean:+.4f}"
+
+    body = []
+    for est, dense in pairs:
+        c = est_comparison(runs, est, dense)
+        body.append([est["label"] + ("*" if est["unfinished"] else ""),
+                     dense["label"] + ("*" if dense["unfinished"] else ""), est["ranks"], c["seeds"],
+                     fmt_mean_std(c["flops"], percent, pm), fmt_mean_std(c["time"], percent, pm),
+                     fmt_loss(c["est_loss"], pm), fmt_loss(c["dense_loss"], pm), signed(c["diff"])])
     return render_table(header, body, markdown)
 
 
@@ -496,7 +594,7 @@ def plot_curves(rows, x_key, x_label, y_label, path, log_x=False, threshold=None
         scale, unit = (3600, "h") if top > 7200 else (60, "min") if top > 300 else (1, "s")
         ax.xaxis.set_major_formatter(lambda v, _pos: f"{v / scale:g}")
         x_label = f"{x_label} ({unit})"
-    elif x_key in ("samples", "bytes") and drawn:
+    elif x_key in ("samples", "bytes", "flops") and drawn:
         ax.xaxis.set_major_formatter(EngFormatter(unit="B" if x_key == "bytes" else ""))
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
@@ -523,12 +621,15 @@ def choose_curve(runs, vocab, context=""):
 def report_language_models(runs, threshold, out):
     curve_key, y_label = choose_curve(runs, LANGUAGE_MODEL)
     networks = list(dict.fromkeys(n for r in runs for n in r["networks"]))
-    fields = list(summary_fields(LANGUAGE_MODEL)) + ["bytes_per_sync"] + [f"net_time_s_{n}" for n in networks]
+    fields = list(summary_fields(LANGUAGE_MODEL)) + ["bytes_per_sync", "train_flops", "train_time_s"] \
+        + [f"net_time_s_{n}" for n in networks]
     rows = aggregate(runs, fields, curve_key, threshold)
     baseline = pick_baseline(rows)
     notes = [f"{len(runs)} run(s), {len(rows)} label(s); mean +- sample std over seeds.",
              f"compression = bytes/rank of '{baseline['label']}' / bytes/rank of the row; "
-             "comm @<network> = modelled time of the method's collectives on that preset."]
+             "comm @<network> = modelled time of the method's collectives on that preset.",
+             "train FLOPs = sum of steps/flops (all ranks); train time = sum of steps/step_time "
+             "(rank 0), evaluation left out; wall time includes it."]
     if threshold is not None:
         notes.append(f"'to {threshold:g}': first point with {y_label.split(' (')[0]} "
                      "<= threshold, mean over the seeds that reached it (k/n when not all did).")
@@ -539,15 +640,36 @@ def report_language_models(runs, threshold, out):
     print()
     print("\n".join(notes))
 
+    # EST vs dense: only where the study has both (a study without a ddp row gets no section).
+    est_pairs = est_dense_pairs(runs, rows)
+    est_notes = ["FLOPs saving = 1 - train FLOPs(EST) / train FLOPs(dense); train-time saving = "
+                 "1 - train time(EST) / train time(dense), train time as above (no evaluation).",
+                 "Seeds both labels ran are compared pairwise: mean +- std over the seed pairs, the "
+                 "loss difference taken per pair. Labels without a common seed: ratios and difference "
+                 "of the means, the difference's spread sqrt(std_EST^2 + std_dense^2)."]
+    if est_pairs:
+        print()
+        print("EST vs dense")
+        print(format_est_table(runs, est_pairs))
+        print()
+        print("\n".join(est_notes))
+
     out.mkdir(parents=True, exist_ok=True)
     md = format_lm_table(rows, networks, baseline, threshold, markdown=True)
-    (out / "report.md").write_text("# frugal report\n\n" + md + "\n\n"
-                                   + "\n".join(f"- {n}".replace("+-", "±") for n in notes) + "\n")
+    text = ("# frugal report\n\n" + md + "\n\n"
+            + "\n".join(f"- {n}".replace("+-", "±") for n in notes) + "\n")
+    if est_pairs:
+        text += ("\n## EST vs dense\n\n" + format_est_table(runs, est_pairs, markdown=True) + "\n\n"
+                 + "\n".join(f"- {n}".replace("+-", "±").replace(" - ", " − ") for n in est_notes) + "\n")
+    (out / "report.md").write_text(text)
     plot_curves(rows, "samples", "tokens (all ranks)", y_label, out / "loss_vs_tokens.png")
     plot_curves(rows, "bytes", "cumulative bytes sent per rank (steps/comm_bytes)", y_label,
                 out / "loss_vs_bytes.png", log_x=True)
-    plot_curves(rows, "time", "wall time", y_label, out / "loss_vs_time.png")
-    print(f"wrote {out / 'report.md'} and loss_vs_{{tokens,bytes,time}}.png", file=sys.stderr)
+    # The x axes say which clock and which FLOPs: wall time counts evaluation, the FLOPs do not.
+    plot_curves(rows, "time", "wall time, evaluation included", y_label, out / "loss_vs_time.png")
+    plot_curves(rows, "flops", "training FLOPs (all ranks, cumulative steps/flops)", y_label,
+                out / "loss_vs_flops.png")
+    print(f"wrote {out / 'report.md'} and loss_vs_{{tokens,bytes,time,flops}}.png", file=sys.stderr)
 
 
 def report_rl(runs, threshold_override, out):

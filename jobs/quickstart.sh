@@ -3,15 +3,20 @@
 # and budget - print the comparison table, and write plots with analysis/report.py.
 #   bash jobs/quickstart.sh [--section.key=value ...]        language models: AdamW, DDP, DiLoCo, SparseLoCo
 #   bash jobs/quickstart.sh --rl [--section.key=value ...]   RL: EGGROLL, OpenAI-ES, PPO on CartPole and Pendulum
+#   bash jobs/quickstart.sh --est [--section.key=value ...]  EST vs dense training, 3 seeds each
 # (overrides apply to every run of the study)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 study=configs/quickstart/study.toml out=runs/quickstart
-plots="loss_vs_tokens.png, loss_vs_bytes.png, loss_vs_time.png"
+plots="loss_vs_tokens.png, loss_vs_bytes.png, loss_vs_time.png, loss_vs_flops.png"
 if [ "${1:-}" = "--rl" ]; then
   shift
   study=configs/rl/study.toml out=runs/rl
   plots="return_vs_env_steps_<env>.png, return_vs_time_<env>.png"
+elif [ "${1:-}" = "--est" ]; then
+  shift
+  study=configs/est/study.toml out=runs/est
+  plots="loss_vs_flops.png, loss_vs_time.png, loss_vs_tokens.png; EST vs dense table in report.md"
 fi
 cmake --workflow --preset release > build-quickstart.log 2>&1 || { tail -30 build-quickstart.log; exit 1; }
 rm -f build-quickstart.log

@@ -123,7 +123,7 @@ void print_table(const std::vector<std::string>& traces) {
   struct Group {
     std::string method;
     int64_t ranks = 0;
-    std::vector<double> eval, tps, bytes, wall;
+    std::vector<double> eval, tps, bytes, wall, flops, train_time;
     std::map<std::string, std::vector<double>> net;
   };
   std::vector<std::string> order, networks;
@@ -157,6 +157,10 @@ void print_table(const std::vector<std::string>& traces) {
     g.tps.push_back(t.attr_double(unit + "_per_s"));
     g.bytes.push_back(t.attr_double("comm_bytes_per_rank"));
     g.wall.push_back(t.attr_double("wall_time_s"));
+    g.flops.push_back(t.attr_double("flops_total"));
+    double train_time = 0;  // time in training steps: the wall time less evaluation and setup
+    for (double x : t.read_doubles("steps/step_time")) train_time += x;
+    g.train_time.push_back(train_time);
     const std::string nets = t.attr_string("networks");
     size_t pos = 0;
     while (pos <= nets.size() && !nets.empty()) {
@@ -173,7 +177,7 @@ void print_table(const std::vector<std::string>& traces) {
   std::printf("\n%-30s %-10s %5s %5s %18s %11s %12s", "run", "method", "ranks", "seeds", ("eval " + metric).c_str(),
               rl ? "env steps/s" : "tokens/s", "sent/rank");
   for (const auto& n : networks) std::printf(" %14s", ("comm@" + n).c_str());
-  std::printf(" %9s\n", "wall");
+  std::printf(" %10s %10s %9s\n", "FLOPs", "train time", "wall");
   for (const auto& label : order) {
     const Group& g = groups[label];
     char loss[64];
@@ -182,12 +186,28 @@ void print_table(const std::vector<std::string>& traces) {
                 g.eval.size(), loss, mean(g.tps), human(mean(g.bytes), "B").c_str());
     for (const auto& n : networks)
       std::printf(" %14s", g.net.count(n) ? seconds(mean(g.net.at(n))).c_str() : "-");
-    std::printf(" %9s\n", seconds(mean(g.wall)).c_str());
+    std::printf(" %10s %10s %9s\n", human(mean(g.flops), "").c_str(), seconds(mean(g.train_time)).c_str(),
+                seconds(mean(g.wall)).c_str());
   }
   std::printf("(eval %s: mean +- std over seeds%s; sent/rank: bytes a rank put on the wire; comm@net: modelled\n"
               " time of all collectives on that network; %s and wall: measured on this machine)\n",
               metric.c_str(), rl ? " of the greedy policy's mean return over the fixed evaluation episodes" : "",
               rl ? "env steps/s" : "tokens/s");
+  std::printf("(FLOPs: training FLOPs of all ranks; train time: the sum of step times, evaluation excluded)\n");
+  // EST rows against the dense (DDP) row with the same rank count: what the subnetworks saved.
+  for (const auto& label : order) {
+    const Group& e = groups[label];
+    if (e.method != "est") continue;
+    for (const auto& dense_label : order) {
+      const Group& d = groups[dense_label];
+      if (d.method != "ddp" || d.ranks != e.ranks) continue;
+      std::printf("%s vs %s: training FLOPs %+.1f%%, train time %+.1f%%, eval loss %+.4f (%.4f +- %.4f vs %.4f +- %.4f)\n",
+                  label.c_str(), dense_label.c_str(), 100.0 * (mean(e.flops) / mean(d.flops) - 1.0),
+                  100.0 * (mean(e.train_time) / mean(d.train_time) - 1.0), mean(e.eval) - mean(d.eval), mean(e.eval),
+                  stddev(e.eval), mean(d.eval), stddev(d.eval));
+      break;
+    }
+  }
   std::fflush(stdout);
 }
 
