@@ -44,6 +44,11 @@ expect_error "method name" "is not one of" run --run.method=sgd
 expect_error "environment name" "is not one of" run --run.method=ppo --env.name=CartPole-v0
 expect_error "odd ES population" "es.population must be even" run --run.method=eggroll --es.population=7
 expect_error "PPO minibatches" "must divide each rank's batch" run --run.method=ppo --ppo.num_minibatches=7
+expect_error "EST stages out of order" "est.stage1_end (0.8) must not be after est.stage2_end (0.5)" \
+  run --run.method=est --est.stage1_end=0.8 --est.stage2_end=0.5
+expect_error "EST rate of 0" "est.stage2_mlp must be > 0" run --run.method=est --est.stage2_mlp=0
+expect_error "EST rate above 1" "above its maximum" run --run.method=est --est.stage1_heads=1.5
+expect_error "EST unselected-parameter policy" "is not one of" run --run.method=est --est.unselected=freeze
 
 if [ -n "${MPIEXEC:-}" ]; then
   expect_error "rank count the batch cannot be split over" "must be divisible by the number of ranks (3)" \
