@@ -16,7 +16,11 @@ enum class Stream : uint32_t {
   corpus = 2,      // built-in corpus generation
   data_order = 3,  // data sampling order
   env = 4,         // RL environment resets (one sub-stream per environment)
-  method = 16,     // first id free for methods (e.g. EST subnetworks, EGGROLL noise)
+  method = 16,     // first id free for methods; the methods' own:
+  es_noise = 17,     // ES perturbations (EGGROLL, OpenAI-ES), keyed per tensor/layer/epoch
+  ppo_actions = 18,  // PPO action sampling, one sub-stream per environment
+  ppo_shuffle = 19,  // PPO minibatch shuffling, one sub-stream per rank
+  est_subnet = 20,   // EST subnetworks, one sub-stream per step
 };
 
 // Four 32-bit words for block `block` of stream (seed, stream, sub).

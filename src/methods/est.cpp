@@ -17,6 +17,7 @@
 // - Gradient clipping uses the norm of the subnetwork's gradient (the rest is 0).
 #include "methods/est.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -62,7 +63,7 @@ int est_stage(const EstSchedule& s, int64_t step) { return step < s.stage1_end ?
 GPT2Subnet est_subnet(const EstSchedule& s, const GPT2Config& c, uint64_t seed, int64_t step) {
   const int stage = est_stage(s, step);
   if (stage == 3) return subnet_full(c);
-  Rng rng(seed, static_cast<uint32_t>(Stream::method) + 2, static_cast<uint32_t>(step));
+  Rng rng(seed, Stream::est_subnet, static_cast<uint32_t>(step));
   return subnet_sample(c, stage == 1 ? s.stage1 : s.stage2, s.share_across_layers, rng);
 }
 
@@ -80,6 +81,51 @@ double est_flops_saving(const EstSchedule& s, const GPT2Config& c, int B, int T)
 }
 
 namespace {
+
+// The subnetwork's gradients, packed contiguous for the all-reduce and unpacked after it. Both
+// passes run over the whole model every sampled step, so they are parallel: fixed blocks count their
+// kept entries, a prefix sum gives each block its place in the packed buffer, then blocks copy.
+class MaskedPacker {
+ public:
+  void plan(const std::vector<uint8_t>& mask) {
+    const size_t blocks = (mask.size() + kBlock - 1) / kBlock;
+    start_.assign(blocks + 1, 0);
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < blocks; b++) {
+      const size_t end = std::min(mask.size(), (b + 1) * kBlock);
+      size_t n = 0;
+      for (size_t i = b * kBlock; i < end; i++) n += mask[i];
+      start_[b + 1] = n;
+    }
+    for (size_t b = 0; b < blocks; b++) start_[b + 1] += start_[b];
+  }
+  size_t packed_size() const { return start_.back(); }
+  // packed[j] = g[i] for the j-th i with mask[i] = 1.
+  void pack(const std::vector<float>& g, const std::vector<uint8_t>& mask, std::vector<float>& packed) const {
+    packed.resize(packed_size());
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < start_.size() - 1; b++) {
+      size_t j = start_[b];
+      const size_t end = std::min(mask.size(), (b + 1) * kBlock);
+      for (size_t i = b * kBlock; i < end; i++)
+        if (mask[i]) packed[j++] = g[i];
+    }
+  }
+  // g[i] = scale * packed[j], the inverse of pack (entries outside the mask are left alone: 0).
+  void unpack(const std::vector<float>& packed, const std::vector<uint8_t>& mask, float scale, std::vector<float>& g) const {
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < start_.size() - 1; b++) {
+      size_t j = start_[b];
+      const size_t end = std::min(mask.size(), (b + 1) * kBlock);
+      for (size_t i = b * kBlock; i < end; i++)
+        if (mask[i]) g[i] = packed[j++] * scale;
+    }
+  }
+
+ private:
+  static constexpr size_t kBlock = 1 << 16;
+  std::vector<size_t> start_;  // (blocks + 1) packed offset of each block
+};
 
 class Est final : public Method {
  public:
@@ -100,12 +146,10 @@ class Est final : public Method {
     if (sub) {
       // Only the subnetwork's gradients travel: pack them, all-reduce, unpack (averaged).
       subnet_param_mask(*sub, c, w_.model.layout, mask_);
-      packed_.clear();
-      for (size_t i = 0; i < g.size(); i++)
-        if (mask_[i]) packed_.push_back(g[i]);
+      packer_.plan(mask_);
+      packer_.pack(g, mask_, packed_);
       ctx_.comm.allreduce(std::span<float>(packed_), ReduceOp::sum, "est.grad");
-      for (size_t i = 0, j = 0; i < g.size(); i++)
-        if (mask_[i]) g[i] = packed_[j++] * inv;
+      packer_.unpack(packed_, mask_, inv, g);
     } else {
       ctx_.comm.allreduce(std::span<float>(g), ReduceOp::sum, "est.grad");
 #pragma omp parallel for schedule(static)
@@ -157,6 +201,7 @@ class Est final : public Method {
   EstSchedule sched_;
   GPT2Subnet subnet_;
   std::vector<uint8_t> mask_;
+  MaskedPacker packer_;
   std::vector<float> packed_;
 };
 

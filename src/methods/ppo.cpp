@@ -177,8 +177,8 @@ class Ppo final : public Method {
     ac.lr = static_cast<float>(cfg.real("ppo.lr")), ac.beta1 = 0.9f, ac.beta2 = 0.999f;
     ac.eps = static_cast<float>(cfg.real("ppo.adam_eps")), ac.weight_decay = 0.0f;
     opt_ = adamw_create(ac, agent_.layout);
-    for (int i = 0; i < n_; i++) action_rng_.emplace_back(ctx.seed, static_cast<uint32_t>(Stream::method) + 2, uint32_t(first_ + i));
-    shuffle_rng_ = Rng(ctx.seed, static_cast<uint32_t>(Stream::method) + 3, uint32_t(ctx.comm.rank()));
+    for (int i = 0; i < n_; i++) action_rng_.emplace_back(ctx.seed, static_cast<uint32_t>(Stream::ppo_actions), uint32_t(first_ + i));
+    shuffle_rng_ = Rng(ctx.seed, Stream::ppo_shuffle, uint32_t(ctx.comm.rank()));
     obs_rms_.assign(n_, RunningMeanStd(spec.obs_dim));
     ret_rms_.assign(n_, RunningMeanStd(1));
     ret_acc_.assign(n_, 0.0);

@@ -112,7 +112,11 @@ void size_activations(GPT2Activations& a, const GPT2Config& c, int B, int T) {
   a.losses.assign(BT, 0);
 }
 
-void zero(std::vector<float>& v) { std::fill(v.begin(), v.end(), 0.0f); }
+void zero(std::vector<float>& v) {
+  float* p = v.data();
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < v.size(); i++) p[i] = 0.0f;
+}
 
 // The weights one block computes with: the model's own, or its subnetwork slices.
 struct BlockWeights {
@@ -164,6 +168,7 @@ void gather_block(GPT2& model, int l) {
     const float* qkvw = p.qkvw + lC * 3 * C;
     const float* qkvb = p.qkvb + lC * 3;
     const float* attprojw = p.attprojw + lC * C;
+#pragma omp parallel for collapse(2) schedule(static)
     for (size_t part = 0; part < 3; part++)  // q | k | v, each the kept heads in order
       for (size_t j = 0; j < k; j++) {
         const size_t from = part * C + size_t(heads[j]) * hs, to = part * CH + j * hs;
@@ -207,6 +212,7 @@ void scatter_block_grads(GPT2& model, int l) {
     float* dqkvw = d.qkvw + lC * 3 * C;
     float* dqkvb = d.qkvb + lC * 3;
     float* dattprojw = d.attprojw + lC * C;
+#pragma omp parallel for collapse(2) schedule(static)  // distinct heads: disjoint rows
     for (size_t part = 0; part < 3; part++)
       for (size_t j = 0; j < k; j++) {
         const size_t to = part * C + size_t(heads[j]) * hs, from = part * CH + j * hs;
@@ -256,8 +262,10 @@ float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, in
                  "internal: subnetwork for ", subnet->layer_on.size(), " blocks on a ", L, "-block model");
     model.subnet = *subnet;
     model.slices.resize(size_t(L));
-  } else {
+  } else {  // dense: drop the slices too (EST's dense stage and evaluation need none)
     model.subnet = GPT2Subnet{};
+    model.slices.clear();
+    model.slices.shrink_to_fit();
   }
   const bool sliced = !model.subnet.layer_on.empty();
 
@@ -276,7 +284,8 @@ float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, in
     float* fcproj = a.fcproj.data() + lBTC;
     float* residual3 = a.residual3.data() + lBTC;
     if (sliced && !model.subnet.layer_on[size_t(l)]) {  // skipped block: identity
-      std::copy_n(residual, size_t(BT) * C, residual3);
+#pragma omp parallel for schedule(static)
+      for (size_t i = 0; i < size_t(BT) * C; i++) residual3[i] = residual[i];
       continue;
     }
     if (sliced) gather_block(model, l);
@@ -335,6 +344,7 @@ void gpt2_backward(GPT2& model) {
     float* dresidual3 = g.residual3.data() + lBTC;
     float* dresidual2 = g.residual2.data() + lBTC;
     if (sliced && !model.subnet.layer_on[size_t(l)]) {  // identity block: the gradient passes through
+#pragma omp parallel for schedule(static)
       for (size_t i = 0; i < size_t(BT) * C; i++) dresidual[i] += dresidual3[i];
       continue;
     }
@@ -345,6 +355,7 @@ void gpt2_backward(GPT2& model) {
     }
     // residual3 = residual2 + fcproj: dfcproj = dresidual3 (used in place), dresidual2 += dresidual3
     const float* dfcproj = dresidual3;
+#pragma omp parallel for schedule(static)
     for (size_t i = 0; i < size_t(BT) * C; i++) dresidual2[i] += dresidual3[i];
     matmul_backward(g.fch_gelu.data() + lBTC * 4, w.dfcprojw, d.fcprojb + lC, dfcproj, a.fch_gelu.data() + lBTC * 4,
                     w.fcprojw, BT, w.M, C);
@@ -354,6 +365,7 @@ void gpt2_backward(GPT2& model) {
                        p.ln2w + lC, a.ln2_mean.data() + lBT, a.ln2_rstd.data() + lBT, BT, C);
     // residual2 = residual + attproj
     const float* dattproj = dresidual2;
+#pragma omp parallel for schedule(static)
     for (size_t i = 0; i < size_t(BT) * C; i++) dresidual[i] += dresidual2[i];
     matmul_backward(g.atty.data() + lBTC, w.dattprojw, d.attprojb + lC, dattproj, a.atty.data() + lBTC, w.attprojw,
                     BT, w.CH, C);

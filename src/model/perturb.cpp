@@ -14,7 +14,7 @@ namespace frugal {
 namespace {
 // Philox stream reserved for ES noise: the noise key is derived from the run seed through it, so
 // the noise counters below can use all four counter words without meeting any other stream.
-constexpr uint32_t es_noise_stream = static_cast<uint32_t>(Stream::method) + 1;
+constexpr uint32_t es_noise_stream = static_cast<uint32_t>(Stream::es_noise);
 }  // namespace
 
 void keyed_normals(const NoiseKey& key, uint32_t pair, float* out, int64_t n) {

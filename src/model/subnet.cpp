@@ -102,16 +102,18 @@ void subnet_param_mask(const GPT2Subnet& s, const GPT2Config& c, const ParamLayo
     if (!s.layer_on[l]) continue;
     on(p.ln1w + l * C, C), on(p.ln1b + l * C, C), on(p.ln2w + l * C, C), on(p.ln2b + l * C, C);
     on(p.attprojb + l * C, C), on(p.fcprojb + l * C, C);
-    for (int h : s.heads[l]) {
+    for (int h : s.heads[l])
       for (size_t part = 0; part < 3; part++) {  // q, k, v rows of this head
         const size_t row = part * C + size_t(h) * hs;
         on(p.qkvw + (l * 3 * C + row) * C, hs * C), on(p.qkvb + l * 3 * C + row, hs);
       }
-      for (size_t o = 0; o < C; o++) on(p.attprojw + (l * C + o) * C + size_t(h) * hs, hs);  // W_O columns
-    }
-    for (int u : s.units[l]) {
-      on(p.fcw + (l * M + size_t(u)) * C, C), on(p.fcb + l * M + size_t(u), 1);
-      for (size_t o = 0; o < C; o++) mask[p.fcprojw + (l * C + o) * M + size_t(u)] = 1;  // W_proj column
+    for (int u : s.units[l]) on(p.fcw + (l * M + size_t(u)) * C, C), on(p.fcb + l * M + size_t(u), 1);
+    // Columns: W_O's of the kept heads and W_proj's of the kept units, row by row (rows in parallel).
+#pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < C; o++) {
+      for (int h : s.heads[l]) on(p.attprojw + (l * C + o) * C + size_t(h) * hs, hs);
+      uint8_t* row = mask.data() + p.fcprojw + (l * C + o) * M;
+      for (int u : s.units[l]) row[u] = 1;
     }
   }
 }

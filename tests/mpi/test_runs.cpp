@@ -90,11 +90,16 @@ TEST(Runs, EvaluationOnlyFromLlmcCheckpointAndShardReadsInFileOrder) {
 // checkpoint must carry inner optimisers, global parameters, momenta and error buffers).
 // The RL methods run small: 8 ES members, PPO with 4 environments x 16 steps; PPO also runs on
 // Pendulum so the checkpoint must carry the normalisation statistics.
-// EST's default schedule puts steps [0, 3) in stage 1, [3, 9) in stage 2 and the rest dense.
-const std::vector<std::string> kMethods = {"ddp", "diloco", "sparseloco", "demo", "est", "eggroll", "openai_es", "ppo", "ppo_pendulum"};
+// EST runs steps [0, 7) in stage 1 (so the stop at step 6 falls there), [7, 11) in stage 2, the
+// rest dense; est_zero_grad also updates unselected parameters with zero-gradient AdamW.
+const std::vector<std::string> kMethods = {"ddp",    "diloco",        "sparseloco", "demo", "est", "est_zero_grad",
+                                           "eggroll", "openai_es",    "ppo",        "ppo_pendulum"};
 std::vector<std::string> with_method(const std::string& m, std::vector<std::string> extra) {
   const bool pendulum = m == "ppo_pendulum";
-  extra.insert(extra.end(), {"--run.method=" + (pendulum ? std::string("ppo") : m), "--diloco.inner_steps=4",
+  if (m.rfind("est", 0) == 0) extra.insert(extra.end(), {"--est.stage1_end=0.5", "--est.stage2_end=0.75"});
+  if (m == "est_zero_grad") extra.push_back("--est.unselected=zero_grad_adamw");
+  const std::string method = pendulum ? "ppo" : m == "est_zero_grad" ? "est" : m;
+  extra.insert(extra.end(), {"--run.method=" + method, "--diloco.inner_steps=4",
                              "--sparseloco.inner_steps=4", "--es.population=8", "--ppo.num_envs=4", "--ppo.num_steps=16",
                              "--ppo.num_minibatches=2", "--policy.hidden_size=16"});
   if (pendulum) extra.push_back("--env.name=Pendulum-v1");

@@ -80,63 +80,77 @@ TEST(Est, FullSubnetworkGivesExactlyTheDenseForwardAndGradients) {
 TEST(Est, SampledSubnetworkEqualsTheMaskedDenseModel) {
   const GPT2Config c = est_config();
   const size_t C = c.channels, hs = C / c.num_heads, M = 4 * C;
-  for (uint64_t seed : {1, 2, 3}) {
-    for (bool share : {false, true}) {
-      SCOPED_TRACE("seed " + std::to_string(seed) + (share ? " shared" : " per block"));
-      GPT2 m = gpt2_create(c);
-      randomise(m, 10 + seed);
-      const Batch b = random_batch(c.vocab_size, 20 + seed);
-      const GPT2Subnet sub = sampled(c, seed, 2.0 / 3, 0.5, 0.25, share);
-      const LossAndGrads s = forward_backward(m, b, &sub);
+  // Sampled subnetworks (per-block and shared sets), plus hand-made ones for the edge cases: the
+  // first or the last block skipped, all heads with a sampled MLP, sampled heads with the full MLP.
+  std::vector<std::pair<std::string, GPT2Subnet>> cases;
+  for (uint64_t seed : {1, 2, 3})
+    for (bool share : {false, true})
+      cases.push_back({"seed " + std::to_string(seed) + (share ? " shared" : " per block"),
+                       sampled(c, seed, 2.0 / 3, 0.5, 0.25, share)});
+  GPT2Subnet first_off = sampled(c, 4, 1.0, 0.5, 0.25), last_off = first_off, mixed = subnet_full(c);
+  first_off.layer_on[0] = 0, first_off.heads[0].clear(), first_off.units[0].clear();
+  last_off.layer_on[2] = 0, last_off.heads[2].clear(), last_off.units[2].clear();
+  mixed.units[0] = {1, 5, 9, 30, 63};  // block 0: every head, 5 of 64 units
+  mixed.heads[1] = {2};                // block 1: 1 of 4 heads, every unit
+  cases.push_back({"first block skipped", first_off});
+  cases.push_back({"last block skipped", last_off});
+  cases.push_back({"full attention + sampled MLP, sampled attention + full MLP", mixed});
+  uint64_t seed = 0;
+  for (const auto& [name, sub] : cases) {
+    SCOPED_TRACE(name);
+    seed++;
+    GPT2 m = gpt2_create(c);
+    randomise(m, 10 + seed);
+    const Batch b = random_batch(c.vocab_size, 20 + seed);
+    const LossAndGrads s = forward_backward(m, b, &sub);
 
-      GPT2 ref = gpt2_create(c);
-      ref.params = m.params;
-      const size_t attprojw = offset_of(m, "attprojw"), attprojb = offset_of(m, "attprojb");
-      const size_t fcprojw = offset_of(m, "fcprojw"), fcprojb = offset_of(m, "fcprojb");
-      std::vector<float> attn_factor(c.num_layers * C), mlp_factor(c.num_layers * M);  // chain-rule factors
-      for (size_t l = 0; l < size_t(c.num_layers); l++) {
-        if (!sub.layer_on[l]) {
-          std::fill_n(ref.params.begin() + attprojw + l * C * C, C * C, 0.0f);
-          std::fill_n(ref.params.begin() + attprojb + l * C, C, 0.0f);
-          std::fill_n(ref.params.begin() + fcprojw + l * C * M, C * M, 0.0f);
-          std::fill_n(ref.params.begin() + fcprojb + l * C, C, 0.0f);
-          continue;
-        }
-        const float sh = float(c.num_heads) / float(sub.heads[l].size()), sm = float(M) / float(sub.units[l].size());
-        for (int h : sub.heads[l])
-          for (size_t i = 0; i < hs; i++) attn_factor[l * C + h * hs + i] = sh;
-        for (int u : sub.units[l]) mlp_factor[l * M + u] = sm;
-        for (size_t o = 0; o < C; o++) {
-          for (size_t i = 0; i < C; i++) ref.params[attprojw + (l * C + o) * C + i] *= attn_factor[l * C + i];
-          for (size_t u = 0; u < M; u++) ref.params[fcprojw + (l * C + o) * M + u] *= mlp_factor[l * M + u];
-        }
+    GPT2 ref = gpt2_create(c);
+    ref.params = m.params;
+    const size_t attprojw = offset_of(m, "attprojw"), attprojb = offset_of(m, "attprojb");
+    const size_t fcprojw = offset_of(m, "fcprojw"), fcprojb = offset_of(m, "fcprojb");
+    std::vector<float> attn_factor(c.num_layers * C), mlp_factor(c.num_layers * M);  // chain-rule factors
+    for (size_t l = 0; l < size_t(c.num_layers); l++) {
+      if (!sub.layer_on[l]) {
+        std::fill_n(ref.params.begin() + attprojw + l * C * C, C * C, 0.0f);
+        std::fill_n(ref.params.begin() + attprojb + l * C, C, 0.0f);
+        std::fill_n(ref.params.begin() + fcprojw + l * C * M, C * M, 0.0f);
+        std::fill_n(ref.params.begin() + fcprojb + l * C, C, 0.0f);
+        continue;
       }
-      const LossAndGrads r = forward_backward(ref, b, nullptr);
-      EXPECT_NEAR(s.loss, r.loss, 1e-5 * std::fabs(r.loss));
-
-      std::vector<uint8_t> mask;
-      subnet_param_mask(sub, c, m.layout, mask);
-      size_t checked = 0, zeros = 0;
-      for (size_t i = 0; i < mask.size(); i++) {
-        if (!mask[i]) {
-          ASSERT_EQ(s.grads[i], 0.0f) << "parameter " << i << " is outside the subnetwork";
-          zeros++;
-          continue;
-        }
-        double expect = r.grads[i];  // d/dW of (s W) = s d/d(sW)
-        if (i >= attprojw && i < attprojw + c.num_layers * C * C) {
-          const size_t k = i - attprojw;
-          expect *= attn_factor[(k / (C * C)) * C + k % C];
-        } else if (i >= fcprojw && i < fcprojw + c.num_layers * C * M) {
-          const size_t k = i - fcprojw;
-          expect *= mlp_factor[(k / (C * M)) * M + k % M];
-        }
-        EXPECT_NEAR(s.grads[i], expect, 1e-4 * std::max(1e-2, std::fabs(expect))) << "parameter " << i;
-        checked++;
+      const float sh = float(c.num_heads) / float(sub.heads[l].size()), sm = float(M) / float(sub.units[l].size());
+      for (int h : sub.heads[l])
+        for (size_t i = 0; i < hs; i++) attn_factor[l * C + h * hs + i] = sh;
+      for (int u : sub.units[l]) mlp_factor[l * M + u] = sm;
+      for (size_t o = 0; o < C; o++) {
+        for (size_t i = 0; i < C; i++) ref.params[attprojw + (l * C + o) * C + i] *= attn_factor[l * C + i];
+        for (size_t u = 0; u < M; u++) ref.params[fcprojw + (l * C + o) * M + u] *= mlp_factor[l * M + u];
       }
-      EXPECT_GT(zeros, size_t(0));
-      EXPECT_GT(checked, size_t(0));
     }
+    const LossAndGrads r = forward_backward(ref, b, nullptr);
+    EXPECT_NEAR(s.loss, r.loss, 1e-5 * std::fabs(r.loss));
+
+    std::vector<uint8_t> mask;
+    subnet_param_mask(sub, c, m.layout, mask);
+    size_t checked = 0, zeros = 0;
+    for (size_t i = 0; i < mask.size(); i++) {
+      if (!mask[i]) {
+        ASSERT_EQ(s.grads[i], 0.0f) << "parameter " << i << " is outside the subnetwork";
+        zeros++;
+        continue;
+      }
+      double expect = r.grads[i];  // d/dW of (s W) = s d/d(sW)
+      if (i >= attprojw && i < attprojw + c.num_layers * C * C) {
+        const size_t k = i - attprojw;
+        expect *= attn_factor[(k / (C * C)) * C + k % C];
+      } else if (i >= fcprojw && i < fcprojw + c.num_layers * C * M) {
+        const size_t k = i - fcprojw;
+        expect *= mlp_factor[(k / (C * M)) * M + k % M];
+      }
+      EXPECT_NEAR(s.grads[i], expect, 1e-4 * std::max(1e-2, std::fabs(expect))) << "parameter " << i;
+      checked++;
+    }
+    EXPECT_GT(zeros, size_t(0));
+    EXPECT_GT(checked, size_t(0));
   }
 }
 
@@ -336,25 +350,35 @@ TEST(Est, MaskedAdamWLeavesUnselectedParametersAndMomentsAlone) {
   subnet_param_mask(sub, c, m.layout, mask);
   AdamWConfig ac;
   ac.weight_decay = 0.1f;
-  AdamW masked = adamw_create(ac, m.layout), dense = adamw_create(ac, m.layout);
-  std::vector<float> pm = m.params, pd = m.params, g(m.params.size());
+  AdamW masked = adamw_create(ac, m.layout);
+  std::vector<float> pm = m.params, g(m.params.size());
   Rng rng(3, 77u, 1u);
+  // Two dense steps first, so every parameter has non-zero moments to keep (or lose).
+  for (int step = 0; step < 2; step++) {
+    for (float& x : g) x = rng.normal();
+    adamw_step(masked, pm, g, 1e-2f);
+  }
+  AdamW dense = masked;  // the zero-gradient AdamW from the same state
+  std::vector<float> pd = pm;
+  const std::vector<float> p0 = pm, m0 = masked.m, v0 = masked.v;
   for (int step = 0; step < 3; step++) {
     for (size_t i = 0; i < g.size(); i++) g[i] = mask[i] ? rng.normal() : 0.0f;
     adamw_step(masked, pm, g, 1e-2f, mask);
     adamw_step(dense, pd, g, 1e-2f);
   }
-  EXPECT_EQ(masked.t, 3);
-  size_t off = 0;
+  EXPECT_EQ(masked.t, 5);
+  size_t off = 0, moved = 0;
   for (size_t i = 0; i < g.size(); i++) {
     if (mask[i]) {
-      EXPECT_EQ(pm[i], pd[i]);  // the same arithmetic where the mask is 1
+      ASSERT_EQ(pm[i], pd[i]);  // the same arithmetic where the mask is 1
     } else {
       off++;
-      ASSERT_EQ(pm[i], m.params[i]);
-      ASSERT_EQ(masked.m[i], 0.0f);
-      ASSERT_EQ(masked.v[i], 0.0f);
+      ASSERT_EQ(pm[i], p0[i]);  // value and moments bitwise untouched
+      ASSERT_EQ(masked.m[i], m0[i]);
+      ASSERT_EQ(masked.v[i], v0[i]);
+      moved += pd[i] != p0[i];  // while the zero-gradient update does move them
     }
   }
   EXPECT_GT(off, size_t(0));
+  EXPECT_EQ(moved, off);
 }
