@@ -402,11 +402,13 @@ def fmt_return(x):
 
 def fmt_mean_std(ms, fmt, pm):
     """'mean +- std' in the column's unit; the std is left out where there is one seed or the
-    seeds agree (a std of 0 B on every deterministic byte count would only be noise)."""
+    seeds agree (a std of 0 B on every deterministic byte count would only be noise; "agree"
+    allows floating-point rounding, e.g. in a ratio of FLOPs that every seed computes alike)."""
     mean, std = ms
     if not np.isfinite(mean):
         return "n/a"
-    return f"{fmt(mean)} {pm} {fmt(std)}" if np.isfinite(std) and std > 0 else fmt(mean)
+    agree = not np.isfinite(std) or std <= 1e-9 * max(abs(mean), 1e-30)
+    return fmt(mean) if agree else f"{fmt(mean)} {pm} {fmt(std)}"
 
 
 def render_table(header, body, markdown):
