@@ -333,7 +333,7 @@ TEST(Est, ScheduleStagesSubnetworksAndPlannedSaving) {
   gpt2.num_layers = 12, gpt2.num_heads = 12, gpt2.channels = 768, gpt2.max_seq_len = 1024;
   gpt2.vocab_size = 50257, gpt2.padded_vocab_size = 50304;
   const EstSchedule defaults = est_schedule_from(resolve_config(suite_schema(), "", {"--run.method=est"}), 1000);
-  EXPECT_NEAR(est_flops_saving(defaults, gpt2, 1, 1024), 0.26, 0.02);
+  EXPECT_NEAR(est_flops_saving(defaults, gpt2, 1, 1024), 0.2661, 5e-4);  // by hand: 0.2 x 0.5322 + 0.45 x 0.3548
   // Contradictory stages are a clear error.
   EXPECT_NE(error_of([] {
               est_schedule_from(resolve_config(suite_schema(), "", {"--est.stage1_end=0.7", "--est.stage2_end=0.5"}), 10);
