@@ -17,6 +17,7 @@
 #include "model/gpt2.hpp"
 #include "model/subnet.hpp"
 #include "optim/adamw.hpp"
+#include "gpt2_small.hpp"
 
 using namespace frugal;
 
@@ -24,23 +25,15 @@ namespace {
 
 constexpr int kB = 4, kT = 64;
 
-GPT2Config gpt2_small() {
-  GPT2Config c;
-  c.num_layers = 12, c.num_heads = 12, c.channels = 768, c.max_seq_len = 1024;
-  c.vocab_size = 50257, c.padded_vocab_size = 50304;
-  return c;
-}
-
 // stage 0 = dense, 1 and 2 = EST's default stage rates.
 void BM_TrainStep(benchmark::State& state) {
   const int stage = static_cast<int>(state.range(0));
-  const GPT2Config c = gpt2_small();
+  const GPT2Config c = bench::gpt2_small();
   GPT2 m = gpt2_create(c);
   gpt2_init_weights(m, 1);
   AdamW opt = adamw_create(AdamWConfig{}, m.layout);
-  std::vector<int> in(kB * kT), tg(kB * kT);
-  Rng data(1, 5u, 0u);
-  for (int i = 0; i < kB * kT; i++) in[i] = static_cast<int>(data.below(50257)), tg[i] = static_cast<int>(data.below(50257));
+  std::vector<int> in, tg;
+  bench::random_tokens(c, kB, kT, in, tg);
   const SubnetRates rates = stage == 1 ? SubnetRates{0.5, 0.5, 0.5} : SubnetRates{1.0, 0.5, 0.5};
   Rng rng(2, 6u, 0u);
   std::vector<uint8_t> mask;

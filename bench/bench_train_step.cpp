@@ -11,9 +11,9 @@
 #include <map>
 #include <vector>
 
-#include "core/rng.hpp"
 #include "model/gpt2.hpp"
 #include "optim/adamw.hpp"
+#include "gpt2_small.hpp"
 
 using namespace frugal;
 
@@ -34,20 +34,13 @@ void BM_Sgemm(benchmark::State& state) {
 }
 
 void BM_TrainStepGPT2Small(benchmark::State& state) {
-  GPT2Config c;
-  c.num_layers = 12;
-  c.num_heads = 12;
-  c.channels = 768;
-  c.max_seq_len = 1024;
-  c.vocab_size = 50257;
-  c.padded_vocab_size = 50304;
+  const GPT2Config c = bench::gpt2_small();
   const int B = 4, T = 64;
   GPT2 m = gpt2_create(c);
   gpt2_init_weights(m, 1);
   AdamW opt = adamw_create(AdamWConfig{}, m.layout);
-  std::vector<int> in(B * T), tg(B * T);
-  Rng rng(1, 5u, 0u);
-  for (int i = 0; i < B * T; i++) in[i] = static_cast<int>(rng.below(50257)), tg[i] = static_cast<int>(rng.below(50257));
+  std::vector<int> in, tg;
+  bench::random_tokens(c, B, T, in, tg);
   for (auto _ : state) {
     gpt2_zero_grad(m);
     gpt2_forward(m, in.data(), tg.data(), B, T);

@@ -13,16 +13,8 @@ class Ddp final : public Method {
   StepResult step(int64_t step) override {
     StepResult r;
     r.loss = lm_forward_backward(w_, ctx_.data.train, step, ctx_.comm.rank());
-    auto& g = w_.model.grads;
-    ctx_.comm.allreduce(std::span<float>(g), ReduceOp::sum, "ddp.grad");
-    const float inv = 1.0f / static_cast<float>(ctx_.comm.size());
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < g.size(); i++) g[i] *= inv;
-    r.grad_norm = clip_grad_norm(g, w_.grad_clip);
-    r.lr = schedule_lr(w_.schedule, step);
-    adamw_step(w_.opt, w_.model.params, g, static_cast<float>(r.lr));
-    r.tokens = int64_t(w_.local_batch) * w_.seq_len;
-    r.flops = lm_step_flops(w_);
+    lm_average_grads(w_, ctx_.comm, "ddp.grad");
+    lm_adamw_update(w_, step, r);
     return r;
   }
 

@@ -141,27 +141,19 @@ class Est final : public Method {
     const GPT2Subnet* sub = stage < 3 ? &subnet_ : nullptr;
     StepResult r;
     r.loss = lm_forward_backward(w_, ctx_.data.train, step, ctx_.comm.rank(), sub);
-    auto& g = w_.model.grads;
-    const float inv = 1.0f / static_cast<float>(ctx_.comm.size());
     if (sub) {
       // Only the subnetwork's gradients travel: pack them, all-reduce, unpack (averaged).
+      auto& g = w_.model.grads;
       subnet_param_mask(*sub, c, w_.model.layout, mask_);
       packer_.plan(mask_);
       packer_.pack(g, mask_, packed_);
       ctx_.comm.allreduce(std::span<float>(packed_), ReduceOp::sum, "est.grad");
-      packer_.unpack(packed_, mask_, inv, g);
+      packer_.unpack(packed_, mask_, 1.0f / static_cast<float>(ctx_.comm.size()), g);
     } else {
-      ctx_.comm.allreduce(std::span<float>(g), ReduceOp::sum, "est.grad");
-#pragma omp parallel for schedule(static)
-      for (size_t i = 0; i < g.size(); i++) g[i] *= inv;
+      lm_average_grads(w_, ctx_.comm, "est.grad");
     }
-    r.grad_norm = clip_grad_norm(g, w_.grad_clip);
-    r.lr = schedule_lr(w_.schedule, step);
     const bool masked = sub && !sched_.update_unselected;
-    adamw_step(w_.opt, w_.model.params, g, static_cast<float>(r.lr),
-               masked ? std::span<const uint8_t>(mask_) : std::span<const uint8_t>());
-    r.tokens = int64_t(w_.local_batch) * w_.seq_len;
-    r.flops = lm_step_flops(w_, sub);
+    lm_adamw_update(w_, step, r, sub, masked ? std::span<const uint8_t>(mask_) : std::span<const uint8_t>());
     r.metrics = {{"flops_dense", lm_step_flops(w_) * ctx_.comm.size()},  // all ranks, like the flops column
                  {"est_stage", double(stage)},
                  {"est_layers", sub ? subnet_layer_fraction(*sub) : 1.0},

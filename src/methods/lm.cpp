@@ -42,14 +42,27 @@ float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, i
   return loss;
 }
 
+void lm_average_grads(LmWorker& w, Communicator& comm, const char* tag) {
+  auto& g = w.model.grads;
+  comm.allreduce(std::span<float>(g), ReduceOp::sum, tag);
+  const float inv = 1.0f / static_cast<float>(comm.size());
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < g.size(); i++) g[i] *= inv;
+}
+
+void lm_adamw_update(LmWorker& w, int64_t step, StepResult& r, const GPT2Subnet* subnet,
+                     std::span<const uint8_t> update_mask) {
+  r.grad_norm = clip_grad_norm(w.model.grads, w.grad_clip);
+  r.lr = schedule_lr(w.schedule, step);
+  adamw_step(w.opt, w.model.params, w.model.grads, static_cast<float>(r.lr), update_mask);
+  r.tokens = int64_t(w.local_batch) * w.seq_len;
+  r.flops = lm_step_flops(w, subnet);
+}
+
 StepResult lm_local_adamw_step(LmWorker& w, const TokenStream& train, int64_t step, int rank) {
   StepResult r;
   r.loss = lm_forward_backward(w, train, step, rank);
-  r.grad_norm = clip_grad_norm(w.model.grads, w.grad_clip);
-  r.lr = schedule_lr(w.schedule, step);
-  adamw_step(w.opt, w.model.params, w.model.grads, static_cast<float>(r.lr));
-  r.tokens = int64_t(w.local_batch) * w.seq_len;
-  r.flops = lm_step_flops(w);
+  lm_adamw_update(w, step, r);
   return r;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // The pieces every language-model method shares: a GPT-2 model with its AdamW optimiser and
 // schedule, this rank's slice of each step's global batch, and held-out evaluation.
+#include <span>
 #include <vector>
 
 #include "methods/method.hpp"
@@ -25,6 +26,12 @@ LmWorker make_lm_worker(RunContext& ctx);
 // zeroed first), of the subnetwork if one is given (EST). Returns the mean loss of the slice.
 float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank,
                           const GPT2Subnet* subnet = nullptr);
+// The mean of the gradients over the ranks, in place: one all-reduce (tag) and a 1/ranks scale.
+void lm_average_grads(LmWorker& w, Communicator& comm, const char* tag);
+// The update after the gradients are final: clip, schedule, AdamW (only where update_mask is 1, if
+// one is given). Fills grad_norm, lr, tokens and flops (of the subnetwork, if one is given).
+void lm_adamw_update(LmWorker& w, int64_t step, StepResult& r, const GPT2Subnet* subnet = nullptr,
+                     std::span<const uint8_t> update_mask = {});
 // One local AdamW step (forward, backward, clip, update) with no communication: the inner step of
 // DiLoCo and SparseLoCo. Fills loss, grad_norm, lr, tokens and flops.
 StepResult lm_local_adamw_step(LmWorker& w, const TokenStream& train, int64_t step, int rank);

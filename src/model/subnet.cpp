@@ -86,11 +86,7 @@ double subnet_unit_fraction(const GPT2Subnet& s, const GPT2Config& c) {
 void subnet_param_mask(const GPT2Subnet& s, const GPT2Config& c, const ParamLayout& layout, std::vector<uint8_t>& mask) {
   const size_t C = static_cast<size_t>(c.channels), hs = C / static_cast<size_t>(c.num_heads), M = 4 * C;
   mask.assign(layout.total, 0);
-  const auto offset = [&](const char* name) {
-    for (const auto& t : layout.tensors)
-      if (t.name == name) return t.offset;
-    fail("internal: GPT-2 layout has no tensor '", name, "'");
-  };
+  const auto offset = [&](const char* name) { return layout.get(name).offset; };
   struct {
     size_t wte, wpe, lnfw, lnfb, ln1w, ln1b, ln2w, ln2b, attprojb, fcprojb, qkvw, qkvb, attprojw, fcw, fcb, fcprojw;
   } p = {offset("wte"),  offset("wpe"),      offset("lnfw"),    offset("lnfb"), offset("ln1w"),

@@ -45,13 +45,6 @@ LossAndGrads forward_backward(GPT2& m, const Batch& b, const GPT2Subnet* sub) {
   return {loss, m.grads};
 }
 
-size_t offset_of(const GPT2& m, const std::string& name) {
-  for (const auto& t : m.layout.tensors)
-    if (t.name == name) return t.offset;
-  ADD_FAILURE() << "no tensor " << name;
-  return 0;
-}
-
 }  // namespace
 
 TEST(Est, FullSubnetworkGivesExactlyTheDenseForwardAndGradients) {
@@ -106,8 +99,8 @@ TEST(Est, SampledSubnetworkEqualsTheMaskedDenseModel) {
 
     GPT2 ref = gpt2_create(c);
     ref.params = m.params;
-    const size_t attprojw = offset_of(m, "attprojw"), attprojb = offset_of(m, "attprojb");
-    const size_t fcprojw = offset_of(m, "fcprojw"), fcprojb = offset_of(m, "fcprojb");
+    const size_t attprojw = m.layout.get("attprojw").offset, attprojb = m.layout.get("attprojb").offset;
+    const size_t fcprojw = m.layout.get("fcprojw").offset, fcprojb = m.layout.get("fcprojb").offset;
     std::vector<float> attn_factor(c.num_layers * C), mlp_factor(c.num_layers * M);  // chain-rule factors
     for (size_t l = 0; l < size_t(c.num_layers); l++) {
       if (!sub.layer_on[l]) {
