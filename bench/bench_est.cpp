@@ -38,17 +38,18 @@ void BM_TrainStep(benchmark::State& state) {
   Rng rng(2, 6u, 0u);
   std::vector<uint8_t> mask;
   double flops = 0;
+  SubnetSlices slices;
   const auto step = [&] {
-    GPT2Subnet sub;
-    if (stage > 0) sub = subnet_sample(c, rates, false, rng);
-    const GPT2Subnet* s = stage > 0 ? &sub : nullptr;
+    if (stage > 0) slices.set(subnet_sample(c, rates, false, rng), c);
+    const GPT2Subnet* s = stage > 0 ? &slices.subnet() : nullptr;
+    SubnetSlices* hook = stage > 0 ? &slices : nullptr;
     gpt2_zero_grad(m);
-    gpt2_forward(m, in.data(), tg.data(), kB, kT, s);
-    gpt2_backward(m);
+    gpt2_forward(m, in.data(), tg.data(), kB, kT, hook);
+    gpt2_backward(m, hook);
     clip_grad_norm(m.grads, 1.0);
     if (s) subnet_param_mask(*s, c, m.layout, mask);
     adamw_step(opt, m.params, m.grads, 1e-4f, s ? std::span<const uint8_t>(mask) : std::span<const uint8_t>());
-    flops = 3.0 * gpt2_forward_flops(c, kB, kT, s);  // the same for every draw of a stage
+    flops = 3.0 * (s ? subnet_forward_flops(c, kB, kT, *s) : gpt2_forward_flops(c, kB, kT));  // same every draw
     benchmark::ClobberMemory();
   };
   // Untimed warm-up: the first steps touch ~2 GB of fresh pages (activations, gradients, Adam

@@ -23,10 +23,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/units.hpp"
 #include "trace/trace.hpp"
 
 extern char** environ;
@@ -101,20 +103,27 @@ double stddev(const std::vector<double>& v) {
   for (double x : v) s += (x - m) * (x - m);
   return std::sqrt(s / double(v.size() - 1));
 }
-std::string human(double b, const char* unit) {
-  const char* prefix[] = {"", "k", "M", "G", "T"};
-  int u = 0;
-  while (std::fabs(b) >= 1000 && u < 4) b /= 1000, u++;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3g %s%s", b, prefix[u], unit);
-  return buf;
+
+// The vocabulary a trace declares (harness/vocabulary.hpp); traces older than these attributes
+// are language-model traces.
+struct TraceVocabulary {
+  std::string samples = "tokens", eval = "loss";
+  bool higher_is_better = false;
+  bool operator==(const TraceVocabulary&) const = default;
+};
+TraceVocabulary read_vocabulary(const TraceReader& t) {
+  TraceVocabulary v;
+  if (t.has_attr("sample_unit")) v.samples = t.attr_string("sample_unit");
+  if (t.has_attr("eval_metric")) v.eval = t.attr_string("eval_metric");
+  if (t.has_attr("higher_is_better")) v.higher_is_better = t.attr_int("higher_is_better") != 0;
+  else v.higher_is_better = v.eval == "return";  // traces written before the attribute existed
+  return v;
 }
-std::string seconds(double s) {
-  char buf[32];
-  if (s < 1e-3) std::snprintf(buf, sizeof buf, "%.3g us", s * 1e6);
-  else if (s < 1) std::snprintf(buf, sizeof buf, "%.3g ms", s * 1e3);
-  else std::snprintf(buf, sizeof buf, "%.3g s", s);
-  return buf;
+
+double sum_of(const TraceReader& t, const std::string& dataset) {
+  double s = 0;
+  for (double x : t.read_doubles(dataset)) s += x;
+  return s;
 }
 
 }  // namespace
@@ -123,24 +132,19 @@ void print_table(const std::vector<std::string>& traces) {
   struct Group {
     std::string method;
     int64_t ranks = 0;
-    std::vector<double> eval, tps, bytes, wall, flops, train_time;
+    std::vector<double> eval, rate, bytes, wall, flops, flops_dense, train_time;
     std::map<std::string, std::vector<double>> net;
   };
   std::vector<std::string> order, networks;
   std::map<std::string, Group> groups;
-  // Language-model traces report eval loss and tokens/s; RL traces eval return and env steps/s
-  // (root attributes eval_metric / sample_unit; traces older than them are language-model ones).
-  std::string metric, unit;
+  std::optional<TraceVocabulary> vocab;  // of the first trace: the table holds one vocabulary
   for (const auto& path : traces) {
     TraceReader t(path);
-    const auto names = t.attr_names();
-    auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
-    const std::string m = has("eval_metric") ? t.attr_string("eval_metric") : "loss";
-    const std::string u = has("sample_unit") ? t.attr_string("sample_unit") : "tokens";
-    if (metric.empty()) metric = m, unit = u;
-    if (m != metric) {
-      std::fprintf(stderr, "frugal: skipping %s (it reports eval %s; this table holds eval %s)\n", path.c_str(), m.c_str(),
-                   metric.c_str());
+    const TraceVocabulary v = read_vocabulary(t);
+    if (!vocab) vocab = v;
+    if (!(v == *vocab)) {
+      std::fprintf(stderr, "frugal: skipping %s (it reports %s per %s; this table holds %s per %s)\n", path.c_str(),
+                   v.eval.c_str(), v.samples.c_str(), vocab->eval.c_str(), vocab->samples.c_str());
       continue;
     }
     const std::string status = t.attr_string("status");
@@ -153,14 +157,14 @@ void print_table(const std::vector<std::string>& traces) {
     Group& g = groups[label];
     g.method = t.attr_string("method");
     g.ranks = t.attr_int("world_size");
-    g.eval.push_back(t.attr_double("final_eval_" + metric));
-    g.tps.push_back(t.attr_double(unit + "_per_s"));
+    g.eval.push_back(t.attr_double("final_eval_" + v.eval));
+    g.rate.push_back(t.attr_double(v.samples + "_per_s"));
     g.bytes.push_back(t.attr_double("comm_bytes_per_rank"));
     g.wall.push_back(t.attr_double("wall_time_s"));
     g.flops.push_back(t.attr_double("flops_total"));
-    double train_time = 0;  // time in training steps: the wall time less evaluation and setup
-    for (double x : t.read_doubles("steps/step_time")) train_time += x;
-    g.train_time.push_back(train_time);
+    // A method that trains part of the model says what the dense model would have cost.
+    if (t.has_dataset("steps/flops_dense")) g.flops_dense.push_back(sum_of(t, "steps/flops_dense"));
+    g.train_time.push_back(sum_of(t, "steps/step_time"));  // the wall time less evaluation and setup
     const std::string nets = t.attr_string("networks");
     size_t pos = 0;
     while (pos <= nets.size() && !nets.empty()) {
@@ -172,39 +176,40 @@ void print_table(const std::vector<std::string>& traces) {
       pos = end + 1;
     }
   }
-  if (metric.empty()) metric = "loss", unit = "tokens";
-  const bool rl = unit == "env_steps";
-  std::printf("\n%-30s %-10s %5s %5s %18s %11s %12s", "run", "method", "ranks", "seeds", ("eval " + metric).c_str(),
-              rl ? "env steps/s" : "tokens/s", "sent/rank");
+  const TraceVocabulary v = vocab.value_or(TraceVocabulary{});
+  std::string rate = v.samples + "/s";
+  std::replace(rate.begin(), rate.end(), '_', ' ');
+  std::printf("\n%-30s %-10s %5s %5s %18s %11s %12s", "run", "method", "ranks", "seeds", ("eval " + v.eval).c_str(),
+              rate.c_str(), "sent/rank");
   for (const auto& n : networks) std::printf(" %14s", ("comm@" + n).c_str());
   std::printf(" %10s %10s %9s\n", "FLOPs", "train time", "wall");
   for (const auto& label : order) {
     const Group& g = groups[label];
-    char loss[64];
-    std::snprintf(loss, sizeof loss, rl ? "%.1f +- %.1f" : "%.4f +- %.4f", mean(g.eval), stddev(g.eval));
+    char metric[64];
+    std::snprintf(metric, sizeof metric, "%.5g +- %.2g", mean(g.eval), stddev(g.eval));
     std::printf("%-30s %-10s %5lld %5zu %18s %11.0f %12s", label.c_str(), g.method.c_str(), static_cast<long long>(g.ranks),
-                g.eval.size(), loss, mean(g.tps), human(mean(g.bytes), "B").c_str());
+                g.eval.size(), metric, mean(g.rate), si(mean(g.bytes), "B").c_str());
     for (const auto& n : networks)
       std::printf(" %14s", g.net.count(n) ? seconds(mean(g.net.at(n))).c_str() : "-");
-    std::printf(" %10s %10s %9s\n", human(mean(g.flops), "").c_str(), seconds(mean(g.train_time)).c_str(),
+    std::printf(" %10s %10s %9s\n", si(mean(g.flops), "").c_str(), seconds(mean(g.train_time)).c_str(),
                 seconds(mean(g.wall)).c_str());
   }
-  std::printf("(eval %s: mean +- std over seeds%s; sent/rank: bytes a rank put on the wire; comm@net: modelled\n"
-              " time of all collectives on that network; %s and wall: measured on this machine)\n",
-              metric.c_str(), rl ? " of the greedy policy's mean return over the fixed evaluation episodes" : "",
-              rl ? "env steps/s" : "tokens/s");
+  std::printf("(eval %s: mean +- std over seeds, %s is better; sent/rank: bytes a rank put on the wire; comm@net:\n"
+              " modelled time of all collectives on that network; %s and wall: measured on this machine)\n",
+              v.eval.c_str(), v.higher_is_better ? "higher" : "lower", rate.c_str());
   std::printf("(FLOPs: training FLOPs of all ranks; train time: the sum of step times, evaluation excluded)\n");
-  // EST rows against the dense (DDP) row with the same rank count: what the subnetworks saved.
+  // A row that trained part of the model (its trace has steps/flops_dense) against the dense row
+  // that did the same work in full: same rank count, FLOPs equal to its dense-equivalent FLOPs.
   for (const auto& label : order) {
     const Group& e = groups[label];
-    if (e.method != "est") continue;
+    if (e.flops_dense.size() != e.flops.size()) continue;
     for (const auto& dense_label : order) {
       const Group& d = groups[dense_label];
-      if (d.method != "ddp" || d.ranks != e.ranks) continue;
-      std::printf("%s vs %s: training FLOPs %+.1f%%, train time %+.1f%%, eval loss %+.4f (%.4f +- %.4f vs %.4f +- %.4f)\n",
+      if (!d.flops_dense.empty() || d.ranks != e.ranks || std::fabs(mean(d.flops) / mean(e.flops_dense) - 1.0) > 1e-9) continue;
+      std::printf("%s vs %s: training FLOPs %+.1f%%, train time %+.1f%%, eval %s %+.4g (%.5g +- %.2g vs %.5g +- %.2g)\n",
                   label.c_str(), dense_label.c_str(), 100.0 * (mean(e.flops) / mean(d.flops) - 1.0),
-                  100.0 * (mean(e.train_time) / mean(d.train_time) - 1.0), mean(e.eval) - mean(d.eval), mean(e.eval),
-                  stddev(e.eval), mean(d.eval), stddev(d.eval));
+                  100.0 * (mean(e.train_time) / mean(d.train_time) - 1.0), v.eval.c_str(), mean(e.eval) - mean(d.eval),
+                  mean(e.eval), stddev(e.eval), mean(d.eval), stddev(d.eval));
       break;
     }
   }
@@ -324,24 +329,32 @@ int compare(const std::vector<std::string>& args) {
   return 0;
 }
 
-int info(const std::vector<std::string>& args) {
-  FRUGAL_CHECK(args.size() == 1, "usage: frugal info TRACE.h5");
-  TraceReader t(args[0]);
-  std::printf("trace %s\n", args[0].c_str());
-  for (const auto& name : t.attr_names()) {
-    if (name == "config") continue;
-    std::string value;
-    try {
-      value = t.attr_string(name);
-    } catch (const Error&) {
-      char buf[64];
-      const double d = t.attr_double(name);
-      if (d == std::floor(d) && std::fabs(d) < 1e15) std::snprintf(buf, sizeof buf, "%.0f", d);
-      else std::snprintf(buf, sizeof buf, "%.6g", d);
-      value = buf;
-    }
-    std::printf("  %-22s %s\n", name.c_str(), value.c_str());
+// One attribute's value as text: strings as they are, numbers as integers where they are whole.
+std::string attr_text(const TraceReader& t, const std::string& name) {
+  try {
+    return t.attr_string(name);
+  } catch (const Error&) {
+    char buf[64];
+    const double d = t.attr_double(name);
+    if (d == std::floor(d) && std::fabs(d) < 1e15) std::snprintf(buf, sizeof buf, "%.0f", d);
+    else std::snprintf(buf, sizeof buf, "%.6g", d);
+    return buf;
   }
+}
+
+int info(const std::vector<std::string>& args) {
+  FRUGAL_CHECK(!args.empty(), "usage: frugal info TRACE.h5 [ATTRIBUTE ...]");
+  TraceReader t(args[0]);
+  if (args.size() > 1) {  // just the values, one per line (for scripts: `frugal info T status`)
+    for (size_t i = 1; i < args.size(); i++) {
+      FRUGAL_CHECK(t.has_attr(args[i]), "trace '", args[0], "' has no root attribute '", args[i], "' (see src/trace/SCHEMA.md)");
+      std::printf("%s\n", attr_text(t, args[i]).c_str());
+    }
+    return 0;
+  }
+  std::printf("trace %s\n", args[0].c_str());
+  for (const auto& name : t.attr_names())
+    if (name != "config") std::printf("  %-22s %s\n", name.c_str(), attr_text(t, name).c_str());
   for (const char* g : {"steps", "eval", "ranks"}) {
     const auto names = t.dataset_names(g);
     if (names.empty()) continue;
@@ -351,10 +364,11 @@ int info(const std::vector<std::string>& args) {
     std::printf("  %s/ (%zu rows):%s\n", g, rows, list.c_str());
   }
   std::printf("  comm/calls: %lld records\n", static_cast<long long>(t.num_call_records()));
-  if (t.has_dataset("eval/loss")) {
-    const auto loss = t.read_doubles("eval/loss");
+  const TraceVocabulary v = read_vocabulary(t);
+  if (t.has_dataset("eval/" + v.eval)) {
+    const auto value = t.read_doubles("eval/" + v.eval);
     const auto step = t.read_doubles("eval/step");
-    for (size_t i = 0; i < loss.size(); i++) std::printf("  eval step %6.0f  loss %.6f\n", step[i], loss[i]);
+    for (size_t i = 0; i < value.size(); i++) std::printf("  eval step %6.0f  %s %.6f\n", step[i], v.eval.c_str(), value[i]);
   }
   return 0;
 }

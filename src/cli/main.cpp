@@ -9,8 +9,8 @@
 #include "cli/commands.hpp"
 #include "core/config.hpp"
 #include "core/error.hpp"
-#include "methods/method.hpp"
-#include "methods/runner.hpp"
+#include "harness/method.hpp"
+#include "harness/runner.hpp"
 
 namespace {
 
@@ -26,8 +26,9 @@ usage:
   frugal compare STUDY.toml [--section.key=value ...] [--dry-run]
       Run every entry of a study file (each with its own rank count, via mpirun), then print a
       comparison table. Overrides apply to every run. See configs/quickstart/study.toml.
-  frugal info TRACE.h5
-      Summary of a trace: attributes, final metrics, datasets.
+  frugal info TRACE.h5 [ATTRIBUTE ...]
+      Summary of a trace: attributes, final metrics, datasets; with attribute names, just their
+      values, one per line (e.g. `frugal info runs/x/trace.h5 status` in a job script).
   frugal methods
       The registered methods.
   frugal --help

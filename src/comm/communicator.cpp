@@ -76,4 +76,12 @@ std::vector<size_t> Communicator::exchange_counts(size_t mine, std::string_view 
   return std::vector<size_t>(all.begin(), all.end());
 }
 
+void allreduce_mean(Communicator& comm, std::span<float> x, std::string_view tag) {
+  comm.allreduce(x, ReduceOp::sum, tag);
+  const float inv = 1.0f / static_cast<float>(comm.size());
+  float* p = x.data();
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < x.size(); i++) p[i] *= inv;
+}
+
 }  // namespace frugal

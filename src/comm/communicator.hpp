@@ -160,6 +160,9 @@ class Communicator {
   CommTotals step_totals_, run_;
 };
 
+// The mean over the ranks, in place: one all-reduce (sum) and a 1/size scale (gradient averaging).
+void allreduce_mean(Communicator& comm, std::span<float> x, std::string_view tag);
+
 }  // namespace frugal
 
 #include "comm/communicator_impl.hpp"

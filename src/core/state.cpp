@@ -110,4 +110,24 @@ std::string StateReader::get_string(const std::string& name) const {
   return std::string(s.begin(), s.end());
 }
 
+void StateFields::expect(const std::string& name, const std::string& value, const char* what) {
+  if (out_) {
+    out_->put_string(name, value);
+    return;
+  }
+  const std::string saved = in_->get_string(name);
+  FRUGAL_CHECK(saved == value, "checkpoint '", in_->path(), "' was written with ", what, " '", saved, "'; this run has '",
+               value, "' (resume with the same ", what, ")");
+}
+
+void StateFields::expect(const std::string& name, int64_t value, const char* what) {
+  if (out_) {
+    out_->put_i64(name, value);
+    return;
+  }
+  const int64_t saved = in_->get_i64(name);
+  FRUGAL_CHECK(saved == value, "checkpoint '", in_->path(), "' was written with ", what, " ", saved, "; this run has ",
+               value, " (resume with the same ", what, ")");
+}
+
 }  // namespace frugal

@@ -52,8 +52,7 @@
 
 namespace frugal::envs {
 
-// Philox stream id for environment resets. rng.hpp's `Stream` enum has no entry for environments
-// yet; 4 is the first id it leaves free below `method`.
+// Philox stream id for environment resets (core/rng.hpp's Stream::env; one sub-stream per environment).
 inline constexpr uint32_t env_stream = static_cast<uint32_t>(Stream::env);
 
 enum class ActionKind { discrete, continuous };

@@ -15,10 +15,10 @@ namespace {
 
 using namespace compress;
 
-class Demo final : public Method {
+class Demo final : public LmMethod {
  public:
   explicit Demo(RunContext& ctx)
-      : ctx_(ctx), w_(make_lm_worker(ctx)), delta_(w_.model.params.size(), 0.0f), coeffs_(delta_.size()),
+      : LmMethod(ctx, "demo."), delta_(w_.model.params.size(), 0.0f), coeffs_(delta_.size()),
         update_(delta_.size()) {
     const Config& c = ctx.config;
     opt_.decay = static_cast<float>(c.real("demo.decay"));
@@ -32,7 +32,7 @@ class Demo final : public Method {
 
   StepResult step(int64_t step) override {
     StepResult r;
-    r.loss = lm_forward_backward(w_, ctx_.data.train, step, ctx_.comm.rank());
+    r.loss = lm_forward_backward(w_, data_.train, step, ctx_.comm.rank());
     r.grad_norm = clip_grad_norm(w_.model.grads, w_.grad_clip);
     r.lr = schedule_lr(w_.schedule, step);
     opt_.lr = static_cast<float>(r.lr);
@@ -50,28 +50,19 @@ class Demo final : public Method {
       const float s = update_[i] > 0 ? 1.0f : (update_[i] < 0 ? -1.0f : 0.0f);
       p[i] -= lr * (s + wd * p[i]);
     }
-    r.tokens = int64_t(w_.local_batch) * w_.seq_len;
+    r.samples = int64_t(w_.local_batch) * w_.seq_len;
     r.flops = lm_step_flops(w_);
     r.metrics = wire_metrics(&stats);
     return r;
   }
 
-  double evaluate(int64_t batches) override {
-    return lm_evaluate(w_, ctx_.data.val, batches, ctx_.config.integer("eval.batch_size"), ctx_.comm);
+  // No AdamW: the parameters and the local residual are the whole state.
+  void state(StateFields& f) override {
+    f.field("demo.params", w_.model.params);
+    f.field("demo.delta", delta_);
   }
-  void save(StateWriter& out) const override {
-    out.put("demo.params", w_.model.params);
-    out.put("demo.delta", delta_);
-  }
-  void load(const StateReader& in) override {
-    in.get("demo.params", w_.model.params);
-    in.get("demo.delta", delta_);
-  }
-  int64_t num_params() const override { return static_cast<int64_t>(delta_.size()); }
 
  private:
-  RunContext& ctx_;
-  LmWorker w_;
   std::vector<float> delta_, coeffs_, update_;
   std::vector<CompressBlock> blocks_;
   std::vector<DctPlan> plans_;
@@ -91,6 +82,7 @@ void add_keys(Schema& s) {
 }  // namespace
 
 FRUGAL_REGISTER_METHOD(demo, MethodInfo{"demo", "DCT top-k of a local momentum every step, all-gathered; sign update (no inner loop)",
-                                        add_keys, [](RunContext& ctx) { return std::make_unique<Demo>(ctx); }});
+                                        Domain::language, {add_lm_keys, add_keys},
+                                        [](RunContext& ctx) { return std::make_unique<Demo>(ctx); }});
 
 }  // namespace frugal

@@ -11,38 +11,27 @@
 namespace frugal {
 namespace {
 
-class DiLoCo final : public Method {
+class DiLoCo final : public LmMethod {
  public:
   explicit DiLoCo(RunContext& ctx)
-      : ctx_(ctx), w_(make_lm_worker(ctx)), global_(w_.model.params), momentum_(global_.size(), 0.0f),
-        delta_(global_.size()) {
-    inner_steps_ = ctx.config.integer("diloco.inner_steps");
-    outer_lr_ = static_cast<float>(ctx.config.real("diloco.outer_lr"));
-    mu_ = static_cast<float>(ctx.config.real("diloco.outer_momentum"));
-    nesterov_ = ctx.config.boolean("diloco.nesterov");
+      : LmMethod(ctx, "diloco.inner."), global_(w_.model.params), momentum_(global_.size(), 0.0f), delta_(global_.size()),
+        inner_steps_(ctx.config.integer("diloco.inner_steps")),
+        outer_lr_(static_cast<float>(ctx.config.real("diloco.outer_lr"))),
+        mu_(static_cast<float>(ctx.config.real("diloco.outer_momentum"))), nesterov_(ctx.config.boolean("diloco.nesterov")) {
+    evaluated_params_ = &global_;  // what the method would ship, not one worker's drift
   }
 
   StepResult step(int64_t step) override {
-    StepResult r = lm_local_adamw_step(w_, ctx_.data.train, step, ctx_.comm.rank());
+    StepResult r = lm_local_adamw_step(w_, data_.train, step, ctx_.comm.rank());
     if ((step + 1) % inner_steps_ == 0) outer_step();
     return r;
   }
 
-  double evaluate(int64_t batches) override {
-    // The global parameters: what the method would ship, not one worker's drift.
-    return lm_evaluate_params(w_, global_, ctx_.data.val, batches, ctx_.config.integer("eval.batch_size"), ctx_.comm);
+  void state(StateFields& f) override {
+    LmMethod::state(f);
+    f.field("diloco.global", global_);
+    f.field("diloco.momentum", momentum_);
   }
-  void save(StateWriter& out) const override {
-    lm_save(w_, out, "diloco.inner.");
-    out.put("diloco.global", global_);
-    out.put("diloco.momentum", momentum_);
-  }
-  void load(const StateReader& in) override {
-    lm_load(w_, in, "diloco.inner.");
-    in.get("diloco.global", global_);
-    in.get("diloco.momentum", momentum_);
-  }
-  int64_t num_params() const override { return static_cast<int64_t>(global_.size()); }
 
  private:
   void outer_step() {
@@ -61,12 +50,10 @@ class DiLoCo final : public Method {
     w_.model.params = global_;  // every worker restarts from theta_g; inner AdamW state is kept
   }
 
-  RunContext& ctx_;
-  LmWorker w_;
   std::vector<float> global_, momentum_, delta_;
-  int64_t inner_steps_ = 1;
-  float outer_lr_ = 0.7f, mu_ = 0.9f;
-  bool nesterov_ = true;
+  const int64_t inner_steps_;
+  const float outer_lr_, mu_;
+  const bool nesterov_;
 };
 
 void add_keys(Schema& s) {
@@ -79,6 +66,7 @@ void add_keys(Schema& s) {
 }  // namespace
 
 FRUGAL_REGISTER_METHOD(diloco, MethodInfo{"diloco", "H local AdamW steps, then one dense all-reduce of pseudo-gradients and outer Nesterov SGD",
-                                          add_keys, [](RunContext& ctx) { return std::make_unique<DiLoCo>(ctx); }});
+                                          Domain::language, {add_lm_keys, add_keys},
+                                          [](RunContext& ctx) { return std::make_unique<DiLoCo>(ctx); }});
 
 }  // namespace frugal

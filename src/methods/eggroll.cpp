@@ -46,13 +46,12 @@ void add_eggroll_keys(Schema& s) {
 }  // namespace
 
 FRUGAL_REGISTER_METHOD(eggroll, MethodInfo{"eggroll", "evolution strategies with rank-r perturbations (EGGROLL), population sharded over ranks",
-                                           add_eggroll_keys,
+                                           Domain::rl, {add_rl_keys, add_es_keys, add_eggroll_keys},
                                            [](RunContext& ctx) {
                                              return make_es_method(ctx, "eggroll",
                                                                    std::make_unique<LowRankPerturbation>(
                                                                        static_cast<int>(ctx.config.integer("eggroll.rank")),
                                                                        static_cast<float>(ctx.config.real("es.sigma"))));
-                                           },
-                                           Domain::rl});
+                                           }});
 
 }  // namespace frugal

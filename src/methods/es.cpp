@@ -56,8 +56,9 @@ namespace {
 class EsMethod final : public Method {
  public:
   EsMethod(RunContext& ctx, std::string name, std::unique_ptr<EsPerturbation> perturbation)
-      : ctx_(ctx), name_(std::move(name)), perturbation_(std::move(perturbation)),
-        spec_(envs::make_env(ctx.config.str("env.name"), 1, ctx.seed, 0).spec()) {
+      : ctx_(ctx), name_(std::move(name)), perturbation_(std::move(perturbation)), env_name_(ctx.config.str("env.name")),
+        fitness_kind_(ctx.config.str("es.fitness")), group_size_(static_cast<int>(ctx.config.integer("es.group_size"))),
+        spec_(envs::make_env(env_name_, 1, ctx.seed, 0).spec()) {
     const Config& cfg = ctx.config;
     const int R = ctx.comm.size();
     population_ = static_cast<int>(cfg.integer("es.population"));
@@ -90,7 +91,7 @@ class EsMethod final : public Method {
     // A fresh set of environments per epoch, seeded by (seed, epoch): member i's episode depends on
     // (seed, epoch, i) only - not on how many members share a rank, nor on how long the others played.
     const auto key = philox_block(ctx_.seed, static_cast<uint32_t>(Stream::env), 0xE5E5u, static_cast<uint64_t>(epoch));
-    auto env = envs::make_env(ctx_.config.str("env.name"), local_, (uint64_t(key.v[1]) << 32) | key.v[0],
+    auto env = envs::make_env(env_name_, local_, (uint64_t(key.v[1]) << 32) | key.v[0],
                               static_cast<uint32_t>(first_));
     int64_t env_steps = 0;
     double flops = 0;
@@ -99,8 +100,7 @@ class EsMethod final : public Method {
     // The only traffic of the method: N fitness values.
     std::vector<float> fitness(size_t(population_), 0.0f);
     ctx_.comm.allgather(std::span<const float>(fitness_local), std::span<float>(fitness), name_ + ".fitness");
-    const std::vector<float> shaped =
-        shape_fitness(fitness, ctx_.config.str("es.fitness"), static_cast<int>(ctx_.config.integer("es.group_size")));
+    const std::vector<float> shaped = shape_fitness(fitness, fitness_kind_, group_size_);
 
     // g = -sqrt(N) G for every tensor; the optimiser minimises, so the ES ascent direction is -g.
     for (int l = 0; l < mlp_.layers(); l++)
@@ -118,7 +118,7 @@ class EsMethod final : public Method {
     double sum = 0;
     for (float f : fitness_local) sum += f;
     r.loss = sum / local_;  // the runner averages over ranks: the population's mean return
-    r.tokens = env_steps;
+    r.samples = env_steps;
     r.flops = flops;
     r.metrics = {{"return_max", *std::max_element(fitness.begin(), fitness.end())},
                  {"return_min", *std::min_element(fitness.begin(), fitness.end())}};
@@ -127,25 +127,17 @@ class EsMethod final : public Method {
 
   double evaluate(int64_t episodes) override {
     MlpActs acts;
-    return evaluate_episodes(ctx_.config.str("env.name"), episodes, ctx_.seed, ctx_.comm,
+    return evaluate_episodes(env_name_, episodes, ctx_.seed, ctx_.comm,
                              [&](const float* obs, int n, float* out) {
                                const float* y = mlp_forward(mlp_, params_.data(), obs, n, acts);
                                std::copy_n(y, size_t(n) * mlp_.out(), out);
                              });
   }
 
-  void save(StateWriter& out) const override {
-    out.put(name_ + ".params", params_);
-    out.put(name_ + ".adam_m", opt_.m);
-    out.put(name_ + ".adam_v", opt_.v);
-    out.put_i64(name_ + ".adam_t", opt_.t);
-  }
-  void load(const StateReader& in) override {
-    in.get(name_ + ".params", params_);
-    in.get(name_ + ".adam_m", opt_.m);
-    in.get(name_ + ".adam_v", opt_.v);
-    opt_.t = in.get_i64(name_ + ".adam_t");
-    noise_epoch_ = UINT32_MAX;  // regenerate at the next step
+  void state(StateFields& f) override {
+    f.field(name_ + ".params", params_);
+    adamw_state(f, opt_, name_ + ".");
+    f.after_load([&] { noise_epoch_ = UINT32_MAX; });  // regenerate at the next step
   }
   int64_t num_params() const override { return static_cast<int64_t>(params_.size()); }
 
@@ -200,6 +192,8 @@ class EsMethod final : public Method {
   RunContext& ctx_;
   std::string name_;
   std::unique_ptr<EsPerturbation> perturbation_;
+  const std::string env_name_, fitness_kind_;
+  const int group_size_;
   envs::EnvSpec spec_;
   ParamLayout layout_;
   MlpView mlp_;

@@ -18,7 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "methods/method.hpp"
+#include "harness/method.hpp"
+#include "methods/rl.hpp"
 #include "model/mlp.hpp"
 #include "model/perturb.hpp"
 

@@ -1,7 +1,7 @@
 // EST - evolving subnetwork training (Li et al., ICML 2024; methods.md section 5). Data-parallel
 // AdamW like DDP, except that each step trains one sampled subnetwork: a subset of the blocks and,
 // in each kept block, of the attention heads and MLP hidden units, computed on gathered weight
-// slices (model/gpt2.cpp) with the 1/p rescaling that keeps every module unbiased. A three-stage
+// slices (model/subnet.cpp) with the 1/p rescaling that keeps every module unbiased. A three-stage
 // schedule (methods/est.hpp) anneals from sampled blocks, to sampled heads and units only, to the
 // dense model. Evaluation always uses the dense model.
 //
@@ -75,7 +75,7 @@ double est_flops_saving(const EstSchedule& s, const GPT2Config& c, int B, int T)
     const int64_t last = stage == 1 ? s.stage1_end : stage == 2 ? s.stage2_end : s.total_steps;
     if (last <= first) continue;
     const GPT2Subnet sub = est_subnet(s, c, 0, first);  // every step of a stage keeps the same counts
-    est += double(last - first) * gpt2_forward_flops(c, B, T, &sub);
+    est += double(last - first) * subnet_forward_flops(c, B, T, sub);
   }
   return s.total_steps > 0 ? 1.0 - est / (dense * double(s.total_steps)) : 0.0;
 }
@@ -127,20 +127,20 @@ class MaskedPacker {
   std::vector<size_t> start_;  // (blocks + 1) packed offset of each block
 };
 
-class Est final : public Method {
+class Est final : public LmMethod {
  public:
-  explicit Est(RunContext& ctx)
-      : ctx_(ctx), w_(make_lm_worker(ctx)), sched_(est_schedule_from(ctx.config, ctx.total_steps)) {
+  explicit Est(RunContext& ctx) : LmMethod(ctx, "est."), sched_(est_schedule_from(ctx.config, ctx.total_steps)) {
     if (ctx.comm.rank() == 0) print_plan();
   }
 
   StepResult step(int64_t step) override {
     const GPT2Config& c = w_.model.config;
     const int stage = est_stage(sched_, step);
-    if (stage < 3) subnet_ = est_subnet(sched_, c, ctx_.seed, step);
-    const GPT2Subnet* sub = stage < 3 ? &subnet_ : nullptr;
+    if (stage < 3) slices_.set(est_subnet(sched_, c, ctx_.seed, step), c);
+    else slices_ = SubnetSlices();  // the dense stage needs no slices: free them
+    const GPT2Subnet* sub = stage < 3 ? &slices_.subnet() : nullptr;
     StepResult r;
-    r.loss = lm_forward_backward(w_, ctx_.data.train, step, ctx_.comm.rank(), sub);
+    r.loss = lm_forward_backward(w_, data_.train, step, ctx_.comm.rank(), stage < 3 ? &slices_ : nullptr);
     if (sub) {
       // Only the subnetwork's gradients travel: pack them, all-reduce, unpack (averaged).
       auto& g = w_.model.grads;
@@ -150,7 +150,7 @@ class Est final : public Method {
       ctx_.comm.allreduce(std::span<float>(packed_), ReduceOp::sum, "est.grad");
       packer_.unpack(packed_, mask_, 1.0f / static_cast<float>(ctx_.comm.size()), g);
     } else {
-      lm_average_grads(w_, ctx_.comm, "est.grad");
+      allreduce_mean(ctx_.comm, std::span<float>(w_.model.grads), "est.grad");
     }
     const bool masked = sub && !sched_.update_unselected;
     lm_adamw_update(w_, step, r, sub, masked ? std::span<const uint8_t>(mask_) : std::span<const uint8_t>());
@@ -161,13 +161,6 @@ class Est final : public Method {
                  {"est_mlp", sub ? subnet_unit_fraction(*sub, c) : 1.0}};
     return r;
   }
-
-  double evaluate(int64_t batches) override {
-    return lm_evaluate(w_, ctx_.data.val, batches, ctx_.config.integer("eval.batch_size"), ctx_.comm);
-  }
-  void save(StateWriter& out) const override { lm_save(w_, out, "est."); }
-  void load(const StateReader& in) override { lm_load(w_, in, "est."); }
-  int64_t num_params() const override { return static_cast<int64_t>(w_.model.params.size()); }
 
  private:
   void print_plan() const {
@@ -188,10 +181,8 @@ class Est final : public Method {
                 100.0 * est_flops_saving(sched_, c, w_.local_batch, w_.seq_len));
   }
 
-  RunContext& ctx_;
-  LmWorker w_;
   EstSchedule sched_;
-  GPT2Subnet subnet_;
+  SubnetSlices slices_;  // this step's subnetwork and its gathered weights (reused across steps)
   std::vector<uint8_t> mask_;
   MaskedPacker packer_;
   std::vector<float> packed_;
@@ -201,6 +192,7 @@ class Est final : public Method {
 
 FRUGAL_REGISTER_METHOD(est, MethodInfo{"est", "evolving subnetwork training: DDP AdamW on a sampled subnetwork per step "
                                        "(blocks, heads, MLP units), three-stage schedule to dense",
-                                       add_est_keys, [](RunContext& ctx) { return std::make_unique<Est>(ctx); }});
+                                       Domain::language, {add_lm_keys, add_est_keys},
+                                       [](RunContext& ctx) { return std::make_unique<Est>(ctx); }});
 
 }  // namespace frugal

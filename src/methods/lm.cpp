@@ -5,16 +5,22 @@
 
 namespace frugal {
 
-LmWorker make_lm_worker(RunContext& ctx) {
+void add_lm_keys(Schema& s) {
+  add_model_keys(s);
+  add_data_keys(s);
+  add_optim_keys(s);
+}
+
+LmWorker make_lm_worker(RunContext& ctx, const Dataset& data) {
   const Config& cfg = ctx.config;
   LmWorker w;
   const std::string& init_from = cfg.str("model.init_from");
   if (!init_from.empty()) {
     w.model = load_llmc_checkpoint(init_from);
-    FRUGAL_CHECK(w.model.config.vocab_size >= ctx.data.vocab_size, "checkpoint '", init_from, "' has vocabulary ",
-                 w.model.config.vocab_size, " but the data holds token ids up to ", ctx.data.vocab_size - 1);
+    FRUGAL_CHECK(w.model.config.vocab_size >= data.vocab_size, "checkpoint '", init_from, "' has vocabulary ",
+                 w.model.config.vocab_size, " but the data holds token ids up to ", data.vocab_size - 1);
   } else {
-    w.model = gpt2_create(gpt2_config_from(cfg, ctx.data.vocab_size));
+    w.model = gpt2_create(gpt2_config_from(cfg, data.vocab_size));
     gpt2_init_weights(w.model, ctx.seed, static_cast<float>(cfg.real("model.init_std")));
   }
   w.seq_len = static_cast<int>(cfg.integer("data.seq_len"));
@@ -33,21 +39,13 @@ LmWorker make_lm_worker(RunContext& ctx) {
   return w;
 }
 
-float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank, const GPT2Subnet* subnet) {
+float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank, SubnetSlices* subnet) {
   const uint64_t first = static_cast<uint64_t>(step) * w.global_batch + static_cast<uint64_t>(rank) * w.local_batch;
   load_batch(train, first, w.local_batch, w.seq_len, w.inputs.data(), w.targets.data());
   gpt2_zero_grad(w.model);
   const float loss = gpt2_forward(w.model, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len, subnet);
-  gpt2_backward(w.model);
+  gpt2_backward(w.model, subnet);
   return loss;
-}
-
-void lm_average_grads(LmWorker& w, Communicator& comm, const char* tag) {
-  auto& g = w.model.grads;
-  comm.allreduce(std::span<float>(g), ReduceOp::sum, tag);
-  const float inv = 1.0f / static_cast<float>(comm.size());
-#pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < g.size(); i++) g[i] *= inv;
 }
 
 void lm_adamw_update(LmWorker& w, int64_t step, StepResult& r, const GPT2Subnet* subnet,
@@ -55,7 +53,7 @@ void lm_adamw_update(LmWorker& w, int64_t step, StepResult& r, const GPT2Subnet*
   r.grad_norm = clip_grad_norm(w.model.grads, w.grad_clip);
   r.lr = schedule_lr(w.schedule, step);
   adamw_step(w.opt, w.model.params, w.model.grads, static_cast<float>(r.lr), update_mask);
-  r.tokens = int64_t(w.local_batch) * w.seq_len;
+  r.samples = int64_t(w.local_batch) * w.seq_len;
   r.flops = lm_step_flops(w, subnet);
 }
 
@@ -75,7 +73,9 @@ double lm_evaluate_params(LmWorker& w, std::vector<float>& params, const TokenSt
 }
 
 double lm_step_flops(const LmWorker& w, const GPT2Subnet* subnet) {
-  return 3.0 * gpt2_forward_flops(w.model.config, w.local_batch, w.seq_len, subnet);
+  const GPT2Config& c = w.model.config;
+  return 3.0 * (subnet ? subnet_forward_flops(c, w.local_batch, w.seq_len, *subnet)
+                       : gpt2_forward_flops(c, w.local_batch, w.seq_len));
 }
 
 double lm_evaluate(LmWorker& w, const TokenStream& val, int64_t batches, int64_t batch_size, Communicator& comm) {
@@ -91,18 +91,18 @@ double lm_evaluate(LmWorker& w, const TokenStream& val, int64_t batches, int64_t
   return sums[1] > 0 ? sums[0] / sums[1] : 0.0;
 }
 
-void lm_save(const LmWorker& w, StateWriter& out, const std::string& prefix) {
-  out.put(prefix + "params", w.model.params);
-  out.put(prefix + "adam_m", w.opt.m);
-  out.put(prefix + "adam_v", w.opt.v);
-  out.put_i64(prefix + "adam_t", w.opt.t);
+void lm_state(StateFields& f, LmWorker& w, const std::string& prefix) {
+  f.field(prefix + "params", w.model.params);
+  adamw_state(f, w.opt, prefix);
 }
 
-void lm_load(LmWorker& w, const StateReader& in, const std::string& prefix) {
-  in.get(prefix + "params", w.model.params);
-  in.get(prefix + "adam_m", w.opt.m);
-  in.get(prefix + "adam_v", w.opt.v);
-  w.opt.t = in.get_i64(prefix + "adam_t");
+LmMethod::LmMethod(RunContext& ctx, std::string state_prefix)
+    : ctx_(ctx), data_(load_dataset(ctx.config)), w_(make_lm_worker(ctx, data_)), prefix_(std::move(state_prefix)),
+      eval_batch_size_(ctx.config.integer("eval.batch_size")) {}
+
+double LmMethod::evaluate(int64_t batches) {
+  if (evaluated_params_) return lm_evaluate_params(w_, *evaluated_params_, data_.val, batches, eval_batch_size_, ctx_.comm);
+  return lm_evaluate(w_, data_.val, batches, eval_batch_size_, ctx_.comm);
 }
 
 }  // namespace frugal

@@ -1,11 +1,15 @@
 #pragma once
-// The pieces every language-model method shares: a GPT-2 model with its AdamW optimiser and
-// schedule, this rank's slice of each step's global batch, and held-out evaluation.
+// The pieces every language-model method shares: the data, a GPT-2 model with its AdamW optimiser
+// and schedule, this rank's slice of each step's global batch, held-out evaluation, and the
+// LmMethod base that gives a method its evaluation, checkpointed state and size.
 #include <span>
+#include <string>
 #include <vector>
 
-#include "methods/method.hpp"
+#include "data/tokens.hpp"
+#include "harness/method.hpp"
 #include "model/gpt2.hpp"
+#include "model/subnet.hpp"
 #include "optim/adamw.hpp"
 
 namespace frugal {
@@ -19,21 +23,22 @@ struct LmWorker {
   std::vector<int> inputs, targets;  // local_batch * seq_len
 };
 
+// The config sections every language-model method reads: [model], [data], [optim].
+void add_lm_keys(Schema& schema);
+
 // Model from model.init_from (llm.c checkpoint) or a seeded initialisation; local batch =
 // data.batch_size / ranks (an error if it does not divide).
-LmWorker make_lm_worker(RunContext& ctx);
+LmWorker make_lm_worker(RunContext& ctx, const Dataset& data);
 // Loads this rank's slice of step `step`'s global batch, runs forward and backward (grads are
 // zeroed first), of the subnetwork if one is given (EST). Returns the mean loss of the slice.
 float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank,
-                          const GPT2Subnet* subnet = nullptr);
-// The mean of the gradients over the ranks, in place: one all-reduce (tag) and a 1/ranks scale.
-void lm_average_grads(LmWorker& w, Communicator& comm, const char* tag);
+                          SubnetSlices* subnet = nullptr);
 // The update after the gradients are final: clip, schedule, AdamW (only where update_mask is 1, if
-// one is given). Fills grad_norm, lr, tokens and flops (of the subnetwork, if one is given).
+// one is given). Fills grad_norm, lr, samples and flops (of the subnetwork, if one is given).
 void lm_adamw_update(LmWorker& w, int64_t step, StepResult& r, const GPT2Subnet* subnet = nullptr,
                      std::span<const uint8_t> update_mask = {});
 // One local AdamW step (forward, backward, clip, update) with no communication: the inner step of
-// DiLoCo and SparseLoCo. Fills loss, grad_norm, lr, tokens and flops.
+// DiLoCo and SparseLoCo. Fills loss, grad_norm, lr, samples and flops.
 StepResult lm_local_adamw_step(LmWorker& w, const TokenStream& train, int64_t step, int rank);
 // FLOPs of one forward+backward on the local batch (of the subnetwork if one is given).
 double lm_step_flops(const LmWorker& w, const GPT2Subnet* subnet = nullptr);
@@ -44,7 +49,27 @@ double lm_evaluate(LmWorker& w, const TokenStream& val, int64_t batches, int64_t
 // lm_evaluate on `params` (e.g. the global parameters of DiLoCo) instead of the worker's own.
 double lm_evaluate_params(LmWorker& w, std::vector<float>& params, const TokenStream& val, int64_t batches,
                           int64_t batch_size, Communicator& comm);
-void lm_save(const LmWorker& w, StateWriter& out, const std::string& prefix);
-void lm_load(LmWorker& w, const StateReader& in, const std::string& prefix);
+// The worker's parameters and AdamW state: <prefix>params, adam_m, adam_v, adam_t.
+void lm_state(StateFields& f, LmWorker& w, const std::string& prefix);
+
+// The base of the language-model methods: loads the data, builds the worker, and answers
+// evaluate (the dense model, or `evaluated_params_` where a method evaluates another copy, e.g.
+// DiLoCo's global parameters), state (lm_state under `state_prefix`) and num_params. A method adds
+// step() and, where it keeps more state, extends state().
+class LmMethod : public Method {
+ public:
+  LmMethod(RunContext& ctx, std::string state_prefix);
+  double evaluate(int64_t batches) override;
+  void state(StateFields& f) override { lm_state(f, w_, prefix_); }
+  int64_t num_params() const override { return static_cast<int64_t>(w_.model.params.size()); }
+
+ protected:
+  RunContext& ctx_;
+  const Dataset data_;
+  LmWorker w_;
+  std::vector<float>* evaluated_params_ = nullptr;
+  const std::string prefix_;
+  const int64_t eval_batch_size_;
+};
 
 }  // namespace frugal

@@ -38,12 +38,11 @@ class FullRankPerturbation final : public EsPerturbation {
 }  // namespace
 
 FRUGAL_REGISTER_METHOD(openai_es, MethodInfo{"openai_es", "evolution strategies with full-rank Gaussian perturbations (OpenAI-ES)",
-                                             nullptr,
+                                             Domain::rl, {add_rl_keys, add_es_keys},
                                              [](RunContext& ctx) {
                                                return make_es_method(ctx, "openai_es",
                                                                      std::make_unique<FullRankPerturbation>(
                                                                          static_cast<float>(ctx.config.real("es.sigma"))));
-                                             },
-                                             Domain::rl});
+                                             }});
 
 }  // namespace frugal

@@ -1,7 +1,6 @@
 #pragma once
-// The pieces the low-communication methods (DiLoCo, SparseLoCo, DeMo) share: the global copy of
-// the parameters that the replicas' inner loops start from, and the sparse all-gather + decode +
-// aggregate of an outer step.
+// The piece the sparse-communication methods (SparseLoCo, DeMo) share: the all-gather of every
+// rank's compressed tensors, their decoding and their aggregation, plus its trace columns.
 #include <vector>
 
 #include "comm/communicator.hpp"

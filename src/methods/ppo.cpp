@@ -15,7 +15,7 @@
 #include <numeric>
 
 #include "core/error.hpp"
-#include "methods/method.hpp"
+#include "harness/method.hpp"
 #include "methods/rl.hpp"
 #include "optim/adamw.hpp"
 
@@ -147,9 +147,25 @@ struct RunningMeanStd {
   }
 };
 
+// The loop's hyperparameters, read once.
+struct PpoSettings {
+  std::string env_name;
+  float lr = 0;
+  double gamma = 0;  // double: the reward normaliser's accumulator is double, as Gymnasium's
+  float lambda = 0;
+  bool anneal_lr = true, norm_adv = true;
+  double max_grad_norm = 0;
+  int64_t update_epochs = 0;
+  static PpoSettings from(const Config& c) {
+    return {c.str("env.name"), static_cast<float>(c.real("ppo.lr")), c.real("ppo.gamma"),
+            static_cast<float>(c.real("ppo.gae_lambda")), c.boolean("ppo.anneal_lr"), c.boolean("ppo.norm_adv"),
+            c.real("ppo.max_grad_norm"), c.integer("ppo.update_epochs")};
+  }
+};
+
 class Ppo final : public Method {
  public:
-  explicit Ppo(RunContext& ctx) : ctx_(ctx), env_(envs::make_env(ctx.config.str("env.name"), 1, ctx.seed, 0)) {
+  explicit Ppo(RunContext& ctx) : ctx_(ctx), set_(PpoSettings::from(ctx.config)), env_(envs::make_env(set_.env_name, 1, ctx.seed, 0)) {
     const Config& cfg = ctx.config;
     const int R = ctx.comm.size();
     const int64_t num_envs = cfg.integer("ppo.num_envs");
@@ -160,7 +176,7 @@ class Ppo final : public Method {
     minibatches_ = static_cast<int>(cfg.integer("ppo.num_minibatches"));
     FRUGAL_CHECK((int64_t(n_) * T_) % minibatches_ == 0, "ppo.num_minibatches ", minibatches_,
                  " must divide each rank's batch (num_steps x num_envs / ranks = ", int64_t(n_) * T_, ")");
-    env_ = envs::make_env(cfg.str("env.name"), n_, ctx.seed, static_cast<uint32_t>(first_));
+    env_ = envs::make_env(set_.env_name, n_, ctx.seed, static_cast<uint32_t>(first_));
     agent_ = make_ppo_agent(cfg, env_.spec());
     const auto& spec = agent_.spec;
     const std::string norm = cfg.str("ppo.normalize");
@@ -190,12 +206,11 @@ class Ppo final : public Method {
   }
 
   StepResult step(int64_t it) override {
-    const Config& cfg = ctx_.config;
     const auto& spec = agent_.spec;
     const int D = spec.obs_dim, K = agent_.actions, N = n_ * T_;
-    const float gamma = static_cast<float>(cfg.real("ppo.gamma")), lambda = static_cast<float>(cfg.real("ppo.gae_lambda"));
-    float lr = static_cast<float>(cfg.real("ppo.lr"));
-    if (cfg.boolean("ppo.anneal_lr")) lr *= 1.0f - float(double(it) / double(ctx_.total_steps));
+    const float gamma = static_cast<float>(set_.gamma), lambda = set_.lambda;
+    float lr = set_.lr;
+    if (set_.anneal_lr) lr *= 1.0f - float(double(it) / double(ctx_.total_steps));
 
     // ---- rollout: T steps of n environments -----------------------------------------------------
     obs_.resize(size_t(N) * D), logp_.resize(N), values_.resize(N), rewards_.resize(N), dones_.resize(N);
@@ -259,10 +274,7 @@ class Ppo final : public Method {
     std::vector<int32_t> mb_act_d(agent_.continuous ? 0 : mbn);
     PpoLoss last;
     double grad_norm = 0;
-    const bool norm_adv = cfg.boolean("ppo.norm_adv");
-    const double max_grad_norm = cfg.real("ppo.max_grad_norm");
-    const int64_t epochs = cfg.integer("ppo.update_epochs");
-    const int R = ctx_.comm.size();
+    const int64_t epochs = set_.update_epochs;
     for (int64_t e = 0; e < epochs; e++) {
       std::iota(perm.begin(), perm.end(), 0);
       for (int i = N - 1; i > 0; i--) std::swap(perm[i], perm[shuffle_rng_.below(uint32_t(i + 1))]);  // Fisher-Yates
@@ -274,16 +286,13 @@ class Ppo final : public Method {
           else mb_act_d[k] = act_d_[b];
           mb_logp[k] = logp_[b], mb_adv[k] = adv_[b], mb_ret[k] = ret_[b], mb_val[k] = values_[b];
         }
-        if (norm_adv) normalize_advantages(mb_adv);
+        if (set_.norm_adv) normalize_advantages(mb_adv);
         std::fill(grads_.begin(), grads_.end(), 0.0f);
         PpoMinibatch mb{mbn, mb_obs.data(), agent_.continuous ? nullptr : mb_act_d.data(),
                         agent_.continuous ? mb_act_c.data() : nullptr, mb_logp.data(), mb_adv.data(), mb_ret.data(), mb_val.data()};
         last = ppo_loss(agent_, params_.data(), mb, coefs_, grads_.data(), ws_);
-        if (R > 1) {
-          ctx_.comm.allreduce(std::span<float>(grads_), ReduceOp::sum, "ppo.grad");
-          for (float& g : grads_) g /= static_cast<float>(R);
-        }
-        grad_norm = clip_grad_norm(grads_, max_grad_norm);
+        if (ctx_.comm.size() > 1) allreduce_mean(ctx_.comm, std::span<float>(grads_), "ppo.grad");
+        grad_norm = clip_grad_norm(grads_, set_.max_grad_norm);
         adamw_step(opt_, params_, grads_, lr);
       }
     }
@@ -296,7 +305,7 @@ class Ppo final : public Method {
     r.loss = last_return_;
     r.lr = lr;
     r.grad_norm = grad_norm;
-    r.tokens = N;
+    r.samples = N;
     double fwd = 0;  // multiply-adds of actor + critic per sample, x2 FLOPs
     for (const MlpView* v : {&agent_.actor, &agent_.critic})
       for (int l = 0; l < v->layers(); l++) fwd += 2.0 * v->sizes[l] * v->sizes[l + 1];
@@ -309,7 +318,7 @@ class Ppo final : public Method {
   double evaluate(int64_t episodes) override {
     MlpActs acts;
     std::vector<float> x;
-    return evaluate_episodes(ctx_.config.str("env.name"), episodes, ctx_.seed, ctx_.comm,
+    return evaluate_episodes(set_.env_name, episodes, ctx_.seed, ctx_.comm,
                              [&](const float* obs, int n, float* out) {
                                const int D = agent_.spec.obs_dim;
                                x.assign(obs, obs + size_t(n) * D);
@@ -320,18 +329,33 @@ class Ppo final : public Method {
                              });
   }
 
-  void save(StateWriter& out) const override {
-    out.put("ppo.params", params_);
-    out.put("ppo.adam_m", opt_.m);
-    out.put("ppo.adam_v", opt_.v);
-    out.put_i64("ppo.adam_t", opt_.t);
-    out.put("ppo.env", env_.save_state());
-    out.put("ppo.next_obs", next_obs_);
-    out.put("ppo.next_done", next_done_);
+  void state(StateFields& f) override {
+    f.field("ppo.params", params_);
+    adamw_state(f, opt_, "ppo.");
+    f.packed<uint8_t>("ppo.env", [&] { return env_.save_state(); }, [&](const std::vector<uint8_t>& b) { env_.load_state(b); });
+    f.field("ppo.next_obs", next_obs_);
+    f.field("ppo.next_done", next_done_);
+    f.packed<uint64_t>("ppo.rng", [&] { return rng_counters(); }, [&](const std::vector<uint64_t>& c) { set_rng_counters(c); });
+    f.packed<double>("ppo.stats", [&] { return pack_stats(); }, [&](const std::vector<double>& v) { unpack_stats(v); });
+  }
+  int64_t num_params() const override { return static_cast<int64_t>(params_.size()); }
+
+ private:
+  // Checkpoint forms: the action streams' and the shuffle stream's counters; per environment the
+  // observation and return statistics and the return accumulator, then the last training return.
+  std::vector<uint64_t> rng_counters() const {
     std::vector<uint64_t> counters;
     for (const Rng& r : action_rng_) counters.push_back(r.counter);
     counters.push_back(shuffle_rng_.counter);
-    out.put("ppo.rng", counters);
+    return counters;
+  }
+  void set_rng_counters(const std::vector<uint64_t>& counters) {
+    FRUGAL_CHECK(counters.size() == action_rng_.size() + 1, "checkpoint section ppo.rng holds ", counters.size(),
+                 " counters, expected ", action_rng_.size() + 1, " (ppo.num_envs or the rank count differs?)");
+    for (size_t i = 0; i < action_rng_.size(); i++) action_rng_[i].counter = counters[i];
+    shuffle_rng_.counter = counters.back();
+  }
+  std::vector<double> pack_stats() const {
     std::vector<double> stats;
     for (int i = 0; i < n_; i++) {
       for (const auto* s : {&obs_rms_[i], &ret_rms_[i]}) {
@@ -342,25 +366,12 @@ class Ppo final : public Method {
       stats.push_back(ret_acc_[i]);
     }
     stats.push_back(last_return_);
-    out.put("ppo.stats", stats);
+    return stats;
   }
-  void load(const StateReader& in) override {
-    in.get("ppo.params", params_);
-    in.get("ppo.adam_m", opt_.m);
-    in.get("ppo.adam_v", opt_.v);
-    opt_.t = in.get_i64("ppo.adam_t");
-    std::vector<uint8_t> env_state = env_.save_state();
-    in.get("ppo.env", env_state);
-    env_.load_state(env_state);
-    in.get("ppo.next_obs", next_obs_);
-    in.get("ppo.next_done", next_done_);
-    std::vector<uint64_t> counters(action_rng_.size() + 1);
-    in.get("ppo.rng", counters);
-    for (size_t i = 0; i < action_rng_.size(); i++) action_rng_[i].counter = counters[i];
-    shuffle_rng_.counter = counters.back();
-    const size_t D = agent_.spec.obs_dim;
-    std::vector<double> stats(size_t(n_) * (2 * D + 1 + 3 + 1) + 1);
-    in.get("ppo.stats", stats);
+  void unpack_stats(const std::vector<double>& stats) {
+    const size_t D = agent_.spec.obs_dim, expected = size_t(n_) * (2 * D + 1 + 3 + 1) + 1;
+    FRUGAL_CHECK(stats.size() == expected, "checkpoint section ppo.stats holds ", stats.size(), " values, expected ",
+                 expected, " (environment or ppo.num_envs differs?)");
     size_t k = 0;
     for (int i = 0; i < n_; i++) {
       for (auto* s : {&obs_rms_[i], &ret_rms_[i]}) {
@@ -372,9 +383,7 @@ class Ppo final : public Method {
     }
     last_return_ = stats[k];
   }
-  int64_t num_params() const override { return static_cast<int64_t>(params_.size()); }
 
- private:
   static int32_t sample_categorical(const float* logits, int K, Rng& rng) {
     double mx = logits[0], z = 0;  // unnormalised inverse CDF: one exp pass fewer than log_sum_exp
     for (int j = 1; j < K; j++) mx = std::max(mx, double(logits[j]));
@@ -408,7 +417,7 @@ class Ppo final : public Method {
   }
   // NormalizeReward: discounted return accumulator (reset on termination only), scale by its std, clip +-10.
   float normalize_reward(int i, float r, bool terminated) {
-    ret_acc_[i] = ret_acc_[i] * ctx_.config.real("ppo.gamma") * (terminated ? 0.0 : 1.0) + r;
+    ret_acc_[i] = ret_acc_[i] * set_.gamma * (terminated ? 0.0 : 1.0) + r;
     const float acc = static_cast<float>(ret_acc_[i]);
     ret_rms_[i].update(&acc);
     return std::clamp(static_cast<float>(r / std::sqrt(ret_rms_[i].var[0] + 1e-8)), -10.0f, 10.0f);
@@ -425,6 +434,7 @@ class Ppo final : public Method {
   }
 
   RunContext& ctx_;
+  const PpoSettings set_;
   envs::Env env_;
   PpoAgent agent_;
   PpoCoefs coefs_;
@@ -466,7 +476,8 @@ void add_ppo_keys(Schema& s) {
 
 }  // namespace
 
-FRUGAL_REGISTER_METHOD(ppo, MethodInfo{"ppo", "PPO (CleanRL), data-parallel: gradients all-reduced every minibatch", add_ppo_keys,
-                                       [](RunContext& ctx) { return std::make_unique<Ppo>(ctx); }, Domain::rl});
+FRUGAL_REGISTER_METHOD(ppo, MethodInfo{"ppo", "PPO (CleanRL), data-parallel: gradients all-reduced every minibatch",
+                                       Domain::rl, {add_rl_keys, add_ppo_keys},
+                                       [](RunContext& ctx) { return std::make_unique<Ppo>(ctx); }});
 
 }  // namespace frugal

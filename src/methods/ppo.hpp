@@ -58,8 +58,8 @@ struct PpoWorkspace {
 PpoLoss ppo_loss(const PpoAgent& agent, const float* params, const PpoMinibatch& mb, const PpoCoefs& coefs,
                  float* grads, PpoWorkspace& ws);
 
-// log pi(a|s) and the entropy of the policy's distribution for one sample, from the actor's output
-// row (logits or mean) and the log-std vector (continuous).
+// log pi(a|s) for one sample, from the actor's output row (logits or mean) and the log-std vector
+// (continuous). The entropy is computed in ppo_loss, where its gradient is needed too.
 double log_prob(const PpoAgent& agent, const float* out_row, const float* logstd, const int32_t* a_discrete,
                 const float* a_continuous);
 

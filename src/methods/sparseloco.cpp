@@ -17,11 +17,12 @@ namespace {
 
 using namespace compress;
 
-class SparseLoCo final : public Method {
+class SparseLoCo final : public LmMethod {
  public:
   explicit SparseLoCo(RunContext& ctx)
-      : ctx_(ctx), w_(make_lm_worker(ctx)), global_(w_.model.params), error_(global_.size(), 0.0f),
+      : LmMethod(ctx, "sparseloco.inner."), global_(w_.model.params), error_(global_.size(), 0.0f),
         pseudo_grad_(global_.size()), aggregate_(global_.size()) {
+    evaluated_params_ = &global_;  // what the method would ship, not one worker's drift
     const Config& c = ctx.config;
     inner_steps_ = c.integer("sparseloco.inner_steps");
     opt_.beta = static_cast<float>(c.real("sparseloco.ef_beta"));
@@ -35,7 +36,7 @@ class SparseLoCo final : public Method {
   }
 
   StepResult step(int64_t step) override {
-    StepResult r = lm_local_adamw_step(w_, ctx_.data.train, step, ctx_.comm.rank());
+    StepResult r = lm_local_adamw_step(w_, data_.train, step, ctx_.comm.rank());
     if ((step + 1) % inner_steps_ == 0) {
       const WireStats stats = outer_step();
       r.metrics = wire_metrics(&stats);
@@ -45,21 +46,11 @@ class SparseLoCo final : public Method {
     return r;
   }
 
-  double evaluate(int64_t batches) override {
-    // The global parameters: what the method would ship, not one worker's drift.
-    return lm_evaluate_params(w_, global_, ctx_.data.val, batches, ctx_.config.integer("eval.batch_size"), ctx_.comm);
+  void state(StateFields& f) override {
+    LmMethod::state(f);
+    f.field("sparseloco.global", global_);
+    f.field("sparseloco.error", error_);
   }
-  void save(StateWriter& out) const override {
-    lm_save(w_, out, "sparseloco.inner.");
-    out.put("sparseloco.global", global_);
-    out.put("sparseloco.error", error_);
-  }
-  void load(const StateReader& in) override {
-    lm_load(w_, in, "sparseloco.inner.");
-    in.get("sparseloco.global", global_);
-    in.get("sparseloco.error", error_);
-  }
-  int64_t num_params() const override { return static_cast<int64_t>(global_.size()); }
 
  private:
   WireStats outer_step() {
@@ -76,8 +67,6 @@ class SparseLoCo final : public Method {
     return stats;
   }
 
-  RunContext& ctx_;
-  LmWorker w_;
   std::vector<float> global_, error_, pseudo_grad_, aggregate_;
   std::vector<CompressBlock> blocks_;
   std::vector<SparseTensor> sent_;
@@ -103,6 +92,7 @@ void add_keys(Schema& s) {
 }  // namespace
 
 FRUGAL_REGISTER_METHOD(sparseloco, MethodInfo{"sparseloco", "DiLoCo inner loop; outer step sends error-feedback top-k, 2-bit pseudo-gradients (all-gather)",
-                                              add_keys, [](RunContext& ctx) { return std::make_unique<SparseLoCo>(ctx); }});
+                                              Domain::language, {add_lm_keys, add_keys},
+                                              [](RunContext& ctx) { return std::make_unique<SparseLoCo>(ctx); }});
 
 }  // namespace frugal

@@ -118,131 +118,19 @@ void zero(std::vector<float>& v) {
   for (size_t i = 0; i < v.size(); i++) p[i] = 0.0f;
 }
 
-// The weights one block computes with: the model's own, or its subnetwork slices.
-struct BlockWeights {
-  const float *qkvw, *qkvb, *attprojw, *fcw, *fcb, *fcprojw;
-  float *dqkvw, *dqkvb, *dattprojw, *dfcw, *dfcb, *dfcprojw;
-  int heads, CH, M;  // running heads, their width heads * hs, running MLP units
-};
+}  // namespace
 
-BlockWeights block_weights(GPT2& model, int l) {
+GPT2BlockWeights gpt2_block_weights(GPT2& model, int l) {
   const GPT2Config& c = model.config;
   const size_t C = c.channels, lC = size_t(l) * C;
   const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
   const GPT2Tensors d = gpt2_views(model.layout, model.grads.data());
-  BlockWeights w = {p.qkvw + lC * 3 * C, p.qkvb + lC * 3, p.attprojw + lC * C, p.fcw + lC * 4 * C, p.fcb + lC * 4,
-                    p.fcprojw + lC * 4 * C, d.qkvw + lC * 3 * C, d.qkvb + lC * 3, d.attprojw + lC * C,
-                    d.fcw + lC * 4 * C, d.fcb + lC * 4, d.fcprojw + lC * 4 * C, c.num_heads, c.channels, 4 * c.channels};
-  if (model.subnet.layer_on.empty()) return w;
-  GPT2BlockSlices& s = model.slices[size_t(l)];
-  if (s.attn) {
-    w.heads = static_cast<int>(model.subnet.heads[size_t(l)].size());
-    w.CH = w.heads * (c.channels / c.num_heads);
-    w.qkvw = s.qkvw.data(), w.qkvb = s.qkvb.data(), w.attprojw = s.attprojw.data();
-    w.dqkvw = s.dqkvw.data(), w.dqkvb = s.dqkvb.data(), w.dattprojw = s.dattprojw.data();
-  }
-  if (s.mlp) {
-    w.M = static_cast<int>(model.subnet.units[size_t(l)].size());
-    w.fcw = s.fcw.data(), w.fcb = s.fcb.data(), w.fcprojw = s.fcprojw.data();
-    w.dfcw = s.dfcw.data(), w.dfcb = s.dfcb.data(), w.dfcprojw = s.dfcprojw.data();
-  }
-  return w;
+  return {p.qkvw + lC * 3 * C, p.qkvb + lC * 3, p.attprojw + lC * C, p.fcw + lC * 4 * C, p.fcb + lC * 4,
+          p.fcprojw + lC * 4 * C, d.qkvw + lC * 3 * C, d.qkvb + lC * 3, d.attprojw + lC * C,
+          d.fcw + lC * 4 * C, d.fcb + lC * 4, d.fcprojw + lC * 4 * C, c.num_heads, c.channels, 4 * c.channels};
 }
 
-// Copies block l's kept heads (q, k, v rows; W_O columns x 1/p_H) and kept units (W_fc rows, b_fc;
-// W_proj columns x 1/p_M) into contiguous slices. A module with everything kept is not sliced.
-void gather_block(GPT2& model, int l) {
-  const GPT2Config& c = model.config;
-  const size_t C = c.channels, hs = C / size_t(c.num_heads), M = 4 * C, lC = size_t(l) * C;
-  const std::vector<int>& heads = model.subnet.heads[size_t(l)];
-  const std::vector<int>& units = model.subnet.units[size_t(l)];
-  GPT2BlockSlices& s = model.slices[size_t(l)];
-  const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
-  s.attn = static_cast<int>(heads.size()) < c.num_heads;
-  s.mlp = units.size() < M;
-  if (s.attn) {
-    const size_t k = heads.size(), CH = k * hs;
-    s.attn_scale = static_cast<float>(double(c.num_heads) / double(k));
-    s.qkvw.resize(3 * CH * C), s.qkvb.resize(3 * CH), s.attprojw.resize(C * CH);
-    s.dqkvw.resize(s.qkvw.size()), s.dqkvb.resize(s.qkvb.size()), s.dattprojw.resize(s.attprojw.size());
-    const float* qkvw = p.qkvw + lC * 3 * C;
-    const float* qkvb = p.qkvb + lC * 3;
-    const float* attprojw = p.attprojw + lC * C;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (size_t part = 0; part < 3; part++)  // q | k | v, each the kept heads in order
-      for (size_t j = 0; j < k; j++) {
-        const size_t from = part * C + size_t(heads[j]) * hs, to = part * CH + j * hs;
-        std::copy_n(qkvw + from * C, hs * C, s.qkvw.data() + to * C);
-        std::copy_n(qkvb + from, hs, s.qkvb.data() + to);
-      }
-#pragma omp parallel for schedule(static)
-    for (size_t o = 0; o < C; o++)
-      for (size_t j = 0; j < k; j++)
-        for (size_t i = 0; i < hs; i++)
-          s.attprojw[o * CH + j * hs + i] = s.attn_scale * attprojw[o * C + size_t(heads[j]) * hs + i];
-  }
-  if (s.mlp) {
-    const size_t k = units.size();
-    s.mlp_scale = static_cast<float>(double(M) / double(k));
-    s.fcw.resize(k * C), s.fcb.resize(k), s.fcprojw.resize(C * k);
-    s.dfcw.resize(s.fcw.size()), s.dfcb.resize(s.fcb.size()), s.dfcprojw.resize(s.fcprojw.size());
-    const float* fcw = p.fcw + lC * 4 * C;
-    const float* fcb = p.fcb + lC * 4;
-    const float* fcprojw = p.fcprojw + lC * 4 * C;
-#pragma omp parallel for schedule(static)
-    for (size_t j = 0; j < k; j++) std::copy_n(fcw + size_t(units[j]) * C, C, s.fcw.data() + j * C);
-    for (size_t j = 0; j < k; j++) s.fcb[j] = fcb[units[j]];
-#pragma omp parallel for schedule(static)
-    for (size_t o = 0; o < C; o++)
-      for (size_t j = 0; j < k; j++) s.fcprojw[o * k + j] = s.mlp_scale * fcprojw[o * M + size_t(units[j])];
-  }
-}
-
-// Adds block l's slice gradients into the model's gradients (the scaled slices' chain rule: the
-// gradient of W_O[:, h] is 1/p_H times that of its slice).
-void scatter_block_grads(GPT2& model, int l) {
-  const GPT2Config& c = model.config;
-  const size_t C = c.channels, hs = C / size_t(c.num_heads), M = 4 * C, lC = size_t(l) * C;
-  const std::vector<int>& heads = model.subnet.heads[size_t(l)];
-  const std::vector<int>& units = model.subnet.units[size_t(l)];
-  const GPT2BlockSlices& s = model.slices[size_t(l)];
-  const GPT2Tensors d = gpt2_views(model.layout, model.grads.data());
-  if (s.attn) {
-    const size_t k = heads.size(), CH = k * hs;
-    float* dqkvw = d.qkvw + lC * 3 * C;
-    float* dqkvb = d.qkvb + lC * 3;
-    float* dattprojw = d.attprojw + lC * C;
-#pragma omp parallel for collapse(2) schedule(static)  // distinct heads: disjoint rows
-    for (size_t part = 0; part < 3; part++)
-      for (size_t j = 0; j < k; j++) {
-        const size_t to = part * C + size_t(heads[j]) * hs, from = part * CH + j * hs;
-        for (size_t i = 0; i < hs * C; i++) dqkvw[to * C + i] += s.dqkvw[from * C + i];
-        for (size_t i = 0; i < hs; i++) dqkvb[to + i] += s.dqkvb[from + i];
-      }
-#pragma omp parallel for schedule(static)
-    for (size_t o = 0; o < C; o++)
-      for (size_t j = 0; j < k; j++)
-        for (size_t i = 0; i < hs; i++)
-          dattprojw[o * C + size_t(heads[j]) * hs + i] += s.attn_scale * s.dattprojw[o * CH + j * hs + i];
-  }
-  if (s.mlp) {
-    const size_t k = units.size();
-    float* dfcw = d.fcw + lC * 4 * C;
-    float* dfcb = d.fcb + lC * 4;
-    float* dfcprojw = d.fcprojw + lC * 4 * C;
-#pragma omp parallel for schedule(static)
-    for (size_t j = 0; j < k; j++)
-      for (size_t i = 0; i < C; i++) dfcw[size_t(units[j]) * C + i] += s.dfcw[j * C + i];
-    for (size_t j = 0; j < k; j++) dfcb[units[j]] += s.dfcb[j];
-#pragma omp parallel for schedule(static)
-    for (size_t o = 0; o < C; o++)
-      for (size_t j = 0; j < k; j++) dfcprojw[o * M + size_t(units[j])] += s.mlp_scale * s.dfcprojw[o * k + j];
-  }
-}
-
-}  // namespace
-
-float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, int T, const GPT2Subnet* subnet) {
+float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, int T, GPT2BlockHook* blocks) {
   const GPT2Config& c = model.config;
   FRUGAL_CHECK(T <= c.max_seq_len, "sequence length ", T, " exceeds model.block_size ", c.max_seq_len);
   const int L = c.num_layers, C = c.channels, NH = c.num_heads, V = c.vocab_size, Vp = c.padded_vocab_size;
@@ -257,17 +145,7 @@ float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, in
   if (targets) model.targets.assign(targets, targets + BT);
   GPT2Activations& a = model.acts;
   const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
-  if (subnet) {
-    FRUGAL_CHECK(subnet->layer_on.size() == size_t(L) && subnet->heads.size() == size_t(L) && subnet->units.size() == size_t(L),
-                 "internal: subnetwork for ", subnet->layer_on.size(), " blocks on a ", L, "-block model");
-    model.subnet = *subnet;
-    model.slices.resize(size_t(L));
-  } else {  // dense: drop the slices too (EST's dense stage and evaluation need none)
-    model.subnet = GPT2Subnet{};
-    model.slices.clear();
-    model.slices.shrink_to_fit();
-  }
-  const bool sliced = !model.subnet.layer_on.empty();
+  model.forward_hook = blocks;
 
   encoder_forward(a.encoded.data(), inputs, p.wte, p.wpe, B, T, C);
   for (int l = 0; l < L; l++) {
@@ -283,15 +161,14 @@ float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, in
     float* fch_gelu = a.fch_gelu.data() + lBTC * 4;
     float* fcproj = a.fcproj.data() + lBTC;
     float* residual3 = a.residual3.data() + lBTC;
-    if (sliced && !model.subnet.layer_on[size_t(l)]) {  // skipped block: identity
+    if (blocks && !blocks->runs(l)) {  // skipped block: identity
 #pragma omp parallel for schedule(static)
       for (size_t i = 0; i < size_t(BT) * C; i++) residual3[i] = residual[i];
       continue;
     }
-    if (sliced) gather_block(model, l);
-    // Sliced modules use the leading part of each activation slot: qkv (BT, 3CH), att (B, heads, T, T),
-    // fch (BT, M).
-    const BlockWeights w = block_weights(model, l);
+    // Narrower weights (a hook's) use the leading part of each activation slot: qkv (BT, 3CH),
+    // att (B, heads, T, T), fch (BT, M).
+    const GPT2BlockWeights w = blocks ? blocks->forward_weights(model, l) : gpt2_block_weights(model, l);
 
     layernorm_forward(ln1, a.ln1_mean.data() + lBT, a.ln1_rstd.data() + lBT, residual, p.ln1w + lC, p.ln1b + lC, BT, C);
     matmul_forward(qkv, ln1, w.qkvw, w.qkvb, BT, C, 3 * w.CH);
@@ -316,11 +193,12 @@ float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, in
 
 void gpt2_zero_grad(GPT2& model) { zero(model.grads); }
 
-void gpt2_backward(GPT2& model) {
+void gpt2_backward(GPT2& model, GPT2BlockHook* blocks) {
   const GPT2Config& c = model.config;
   GPT2Activations& a = model.acts;
   const int B = a.B, T = a.T, BT = B * T;
   FRUGAL_CHECK(BT > 0 && model.targets.size() == size_t(BT), "gpt2_backward needs a forward with targets first");
+  FRUGAL_CHECK(blocks == model.forward_hook, "internal: gpt2_backward must get the block hook its forward had");
   const int L = c.num_layers, C = c.channels, NH = c.num_heads, V = c.vocab_size, Vp = c.padded_vocab_size;
   size_activations(model.grad_acts, c, B, T);
   GPT2Activations& g = model.grad_acts;
@@ -329,7 +207,6 @@ void gpt2_backward(GPT2& model) {
   zero(g.fch_gelu), zero(g.residual3), zero(g.lnf);
   const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
   const GPT2Tensors d = gpt2_views(model.layout, model.grads.data());
-  const bool sliced = !model.subnet.layer_on.empty();
 
   softmax_crossentropy_backward(g.logits.data(), a.probs.data(), model.targets.data(), 1.0f / BT, BT, V, Vp);
   matmul_backward(g.lnf.data(), d.wte, nullptr, g.logits.data(), a.lnf.data(), p.wte, BT, C, Vp);
@@ -343,16 +220,12 @@ void gpt2_backward(GPT2& model) {
     float* dresidual = l == 0 ? g.encoded.data() : g.residual3.data() + (lBTC - size_t(BT) * C);
     float* dresidual3 = g.residual3.data() + lBTC;
     float* dresidual2 = g.residual2.data() + lBTC;
-    if (sliced && !model.subnet.layer_on[size_t(l)]) {  // identity block: the gradient passes through
+    if (blocks && !blocks->runs(l)) {  // identity block: the gradient passes through
 #pragma omp parallel for schedule(static)
       for (size_t i = 0; i < size_t(BT) * C; i++) dresidual[i] += dresidual3[i];
       continue;
     }
-    const BlockWeights w = block_weights(model, l);
-    if (sliced) {
-      GPT2BlockSlices& s = model.slices[size_t(l)];
-      for (auto* v : {&s.dqkvw, &s.dqkvb, &s.dattprojw, &s.dfcw, &s.dfcb, &s.dfcprojw}) zero(*v);
-    }
+    const GPT2BlockWeights w = blocks ? blocks->backward_weights(model, l) : gpt2_block_weights(model, l);
     // residual3 = residual2 + fcproj: dfcproj = dresidual3 (used in place), dresidual2 += dresidual3
     const float* dfcproj = dresidual3;
 #pragma omp parallel for schedule(static)
@@ -375,23 +248,25 @@ void gpt2_backward(GPT2& model) {
                     3 * w.CH);
     layernorm_backward(dresidual, d.ln1w + lC, d.ln1b + lC, g.ln1.data() + lBTC, residual, p.ln1w + lC,
                        a.ln1_mean.data() + lBT, a.ln1_rstd.data() + lBT, BT, C);
-    if (sliced) scatter_block_grads(model, l);
+    if (blocks) blocks->backward_done(model, l);
   }
   encoder_backward(d.wte, d.wpe, g.encoded.data(), model.inputs.data(), B, T, C);
 }
 
-double gpt2_forward_flops(const GPT2Config& c, int B, int T, const GPT2Subnet* subnet) {
-  const int64_t BT = int64_t{B} * T, C = c.channels, hs = C / c.num_heads;
-  double flops = double(matmul_forward_flops(BT, C, c.padded_vocab_size));  // the tied head
-  for (int l = 0; l < c.num_layers; l++) {
-    const bool sub = subnet && !subnet->layer_on.empty();
-    if (sub && !subnet->layer_on[size_t(l)]) continue;
-    const int64_t CH = sub ? int64_t(subnet->heads[size_t(l)].size()) * hs : C;
-    const int64_t M = sub ? int64_t(subnet->units[size_t(l)].size()) : 4 * C;
-    flops += double(matmul_forward_flops(BT, C, 3 * CH) + matmul_forward_flops(BT, CH, C) +
-                    matmul_forward_flops(BT, C, M) + matmul_forward_flops(BT, M, C));
-    flops += double(B) * double(attention_forward_flops(T, CH));
-  }
+double gpt2_head_flops(const GPT2Config& c, int B, int T) {
+  return double(matmul_forward_flops(int64_t{B} * T, c.channels, c.padded_vocab_size));  // the tied head
+}
+
+double gpt2_block_flops(const GPT2Config& c, int B, int T, int64_t CH, int64_t M) {
+  const int64_t BT = int64_t{B} * T, C = c.channels;
+  return double(matmul_forward_flops(BT, C, 3 * CH) + matmul_forward_flops(BT, CH, C) + matmul_forward_flops(BT, C, M) +
+                matmul_forward_flops(BT, M, C)) +
+         double(B) * double(attention_forward_flops(T, CH));
+}
+
+double gpt2_forward_flops(const GPT2Config& c, int B, int T) {
+  double flops = gpt2_head_flops(c, B, T);
+  for (int l = 0; l < c.num_layers; l++) flops += gpt2_block_flops(c, B, T, c.channels, 4 * c.channels);
   return flops;
 }
 

@@ -73,24 +73,29 @@ struct GPT2Activations {
   std::vector<float> losses;     // (B,T)
 };
 
-// A structured subnetwork for one step (EST): which blocks run and, in each running block, which
-// attention heads and MLP hidden units. Sampling, masks and the estimator's scaling are described
-// in model/subnet.hpp; an empty layer_on means the dense model.
-struct GPT2Subnet {
-  std::vector<uint8_t> layer_on;        // (L) 1 = the block runs, 0 = identity
-  std::vector<std::vector<int>> heads;  // (L) kept head ids, ascending (empty for a skipped block)
-  std::vector<std::vector<int>> units;  // (L) kept MLP hidden units in [0, 4C), ascending
+// The weights one block computes with (row-major, llm.c layout) and where their gradients go:
+// by default the model's own slices of the stacked tensors; a GPT2BlockHook may substitute
+// smaller gathered copies (EST's subnetworks, model/subnet.hpp).
+struct GPT2BlockWeights {
+  const float *qkvw, *qkvb, *attprojw, *fcw, *fcb, *fcprojw;  // (3CH, C) (3CH) (C, CH) (M, C) (M) (C, M)
+  float *dqkvw, *dqkvb, *dattprojw, *dfcw, *dfcb, *dfcprojw;
+  int heads, CH, M;  // running heads, their width heads * hs, running MLP units
 };
 
-// One block's weight slices for a subnetwork, gathered contiguous so the GEMMs shrink (not masks):
-// CH = kept heads * hs columns of attention, M = kept units of the MLP. W_O and W_proj slices are
-// stored pre-multiplied by 1/p_H and 1/p_M, so the rescaling costs no extra pass.
-struct GPT2BlockSlices {
-  bool attn = false, mlp = false;  // this module runs on slices (false: on the full weights)
-  float attn_scale = 1.0f, mlp_scale = 1.0f;
-  std::vector<float> qkvw, qkvb, attprojw;  // (3CH, C), (3CH), (C, CH)
-  std::vector<float> fcw, fcb, fcprojw;     // (M, C), (M), (C, M)
-  std::vector<float> dqkvw, dqkvb, dattprojw, dfcw, dfcb, dfcprojw;  // their gradients (scratch)
+struct GPT2;
+GPT2BlockWeights gpt2_block_weights(GPT2& model, int l);
+
+// The narrow hook through which a forward/backward pair runs on part of the model: which blocks
+// run (a skipped block is the identity), and which weights each running block uses. The forward
+// asks for forward_weights, the backward for backward_weights and, once the block's gradients are
+// computed, calls backward_done. The same hook object must be passed to both passes.
+class GPT2BlockHook {
+ public:
+  virtual ~GPT2BlockHook() = default;
+  virtual bool runs(int l) const = 0;
+  virtual GPT2BlockWeights forward_weights(GPT2& model, int l) = 0;
+  virtual GPT2BlockWeights backward_weights(GPT2& model, int l) = 0;
+  virtual void backward_done(GPT2& model, int l) = 0;
 };
 
 struct GPT2 {
@@ -101,8 +106,7 @@ struct GPT2 {
   GPT2Activations acts;
   GPT2Activations grad_acts;  // gradients of the activations (scratch for the backward)
   std::vector<int> inputs, targets;  // copy of the last batch, for the backward
-  GPT2Subnet subnet;                   // subnetwork of the last forward (empty: dense)
-  std::vector<GPT2BlockSlices> slices; // (L) its gathered weights, for the backward
+  const GPT2BlockHook* forward_hook = nullptr;  // the last forward's hook: checked by the backward
 };
 
 // Builds the model with zero parameters; call gpt2_init_weights or load a checkpoint.
@@ -112,20 +116,21 @@ GPT2 gpt2_create(const GPT2Config& c);
 void gpt2_init_weights(GPT2& model, uint64_t seed, float std = 0.02f);
 
 // Forward over inputs/targets (B*T ints each). Returns the mean loss over the B*T positions, or 0
-// if targets is null (then only logits are computed). With a subnetwork, only its blocks, heads and
-// units are computed (smaller GEMMs on gathered slices); null = the dense model.
-float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, int T,
-                   const GPT2Subnet* subnet = nullptr);
-// Backward of the mean loss of the last forward (of its subnetwork): grads += d(mean loss)/d(params).
-// Parameters outside the subnetwork get exactly zero.
-void gpt2_backward(GPT2& model);
+// if targets is null (then only logits are computed). With a hook, only the blocks and weights it
+// chooses are computed (null = the dense model).
+float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, int T, GPT2BlockHook* blocks = nullptr);
+// Backward of the mean loss of the last forward: grads += d(mean loss)/d(params). Give it the hook
+// the forward had; parameters the hook left out get exactly zero.
+void gpt2_backward(GPT2& model, GPT2BlockHook* blocks = nullptr);
 void gpt2_zero_grad(GPT2& model);
 
 // FLOPs of one forward over B sequences of T tokens, counting exactly what the kernels issue
-// (all GEMMs, including the Vp-wide head, and causal attention) - of the subnetwork if one is given:
-// per running block 2 BT C (3 CH + CH + 2 M) for the GEMMs plus 2 B CH T (T+1) for attention.
+// (all GEMMs, including the Vp-wide head, and causal attention): the head plus, per block,
+// gpt2_block_flops = 2 BT C (3 CH + CH + 2 M) for the GEMMs plus 2 B CH T (T+1) for attention.
 // Backward = 2 x forward (every GEMM computes both its input and weight gradient).
-double gpt2_forward_flops(const GPT2Config& c, int B, int T, const GPT2Subnet* subnet = nullptr);
+double gpt2_forward_flops(const GPT2Config& c, int B, int T);
+double gpt2_head_flops(const GPT2Config& c, int B, int T);
+double gpt2_block_flops(const GPT2Config& c, int B, int T, int64_t CH, int64_t M);
 
 // Config keys of the [model] section, and the GPT2Config they describe (vocab from the data).
 void add_model_keys(Schema& schema);

@@ -29,7 +29,151 @@ std::vector<int> iota_vec(int n) {
   return v;
 }
 
+void zero(std::vector<float>& v) {
+  float* p = v.data();
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < v.size(); i++) p[i] = 0.0f;
+}
+
+// Copies block l's kept heads (q, k, v rows; W_O columns x 1/p_H) and kept units (W_fc rows, b_fc;
+// W_proj columns x 1/p_M) into contiguous slices. A module with everything kept is not sliced.
+void gather_block(GPT2& model, const GPT2Subnet& subnet, GPT2BlockSlices& s, int l) {
+  const GPT2Config& c = model.config;
+  const size_t C = c.channels, hs = C / size_t(c.num_heads), M = 4 * C, lC = size_t(l) * C;
+  const std::vector<int>& heads = subnet.heads[size_t(l)];
+  const std::vector<int>& units = subnet.units[size_t(l)];
+  const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
+  s.attn = static_cast<int>(heads.size()) < c.num_heads;
+  s.mlp = units.size() < M;
+  if (s.attn) {
+    const size_t k = heads.size(), CH = k * hs;
+    s.attn_scale = static_cast<float>(double(c.num_heads) / double(k));
+    s.qkvw.resize(3 * CH * C), s.qkvb.resize(3 * CH), s.attprojw.resize(C * CH);
+    s.dqkvw.resize(s.qkvw.size()), s.dqkvb.resize(s.qkvb.size()), s.dattprojw.resize(s.attprojw.size());
+    const float* qkvw = p.qkvw + lC * 3 * C;
+    const float* qkvb = p.qkvb + lC * 3;
+    const float* attprojw = p.attprojw + lC * C;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (size_t part = 0; part < 3; part++)  // q | k | v, each the kept heads in order
+      for (size_t j = 0; j < k; j++) {
+        const size_t from = part * C + size_t(heads[j]) * hs, to = part * CH + j * hs;
+        std::copy_n(qkvw + from * C, hs * C, s.qkvw.data() + to * C);
+        std::copy_n(qkvb + from, hs, s.qkvb.data() + to);
+      }
+#pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < C; o++)
+      for (size_t j = 0; j < k; j++)
+        for (size_t i = 0; i < hs; i++)
+          s.attprojw[o * CH + j * hs + i] = s.attn_scale * attprojw[o * C + size_t(heads[j]) * hs + i];
+  }
+  if (s.mlp) {
+    const size_t k = units.size();
+    s.mlp_scale = static_cast<float>(double(M) / double(k));
+    s.fcw.resize(k * C), s.fcb.resize(k), s.fcprojw.resize(C * k);
+    s.dfcw.resize(s.fcw.size()), s.dfcb.resize(s.fcb.size()), s.dfcprojw.resize(s.fcprojw.size());
+    const float* fcw = p.fcw + lC * 4 * C;
+    const float* fcb = p.fcb + lC * 4;
+    const float* fcprojw = p.fcprojw + lC * 4 * C;
+#pragma omp parallel for schedule(static)
+    for (size_t j = 0; j < k; j++) std::copy_n(fcw + size_t(units[j]) * C, C, s.fcw.data() + j * C);
+    for (size_t j = 0; j < k; j++) s.fcb[j] = fcb[units[j]];
+#pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < C; o++)
+      for (size_t j = 0; j < k; j++) s.fcprojw[o * k + j] = s.mlp_scale * fcprojw[o * M + size_t(units[j])];
+  }
+}
+
+// Adds block l's slice gradients into the model's gradients (the scaled slices' chain rule: the
+// gradient of W_O[:, h] is 1/p_H times that of its slice).
+void scatter_block_grads(GPT2& model, const GPT2Subnet& subnet, const GPT2BlockSlices& s, int l) {
+  const GPT2Config& c = model.config;
+  const size_t C = c.channels, hs = C / size_t(c.num_heads), M = 4 * C, lC = size_t(l) * C;
+  const std::vector<int>& heads = subnet.heads[size_t(l)];
+  const std::vector<int>& units = subnet.units[size_t(l)];
+  const GPT2Tensors d = gpt2_views(model.layout, model.grads.data());
+  if (s.attn) {
+    const size_t k = heads.size(), CH = k * hs;
+    float* dqkvw = d.qkvw + lC * 3 * C;
+    float* dqkvb = d.qkvb + lC * 3;
+    float* dattprojw = d.attprojw + lC * C;
+#pragma omp parallel for collapse(2) schedule(static)  // distinct heads: disjoint rows
+    for (size_t part = 0; part < 3; part++)
+      for (size_t j = 0; j < k; j++) {
+        const size_t to = part * C + size_t(heads[j]) * hs, from = part * CH + j * hs;
+        for (size_t i = 0; i < hs * C; i++) dqkvw[to * C + i] += s.dqkvw[from * C + i];
+        for (size_t i = 0; i < hs; i++) dqkvb[to + i] += s.dqkvb[from + i];
+      }
+#pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < C; o++)
+      for (size_t j = 0; j < k; j++)
+        for (size_t i = 0; i < hs; i++)
+          dattprojw[o * C + size_t(heads[j]) * hs + i] += s.attn_scale * s.dattprojw[o * CH + j * hs + i];
+  }
+  if (s.mlp) {
+    const size_t k = units.size();
+    float* dfcw = d.fcw + lC * 4 * C;
+    float* dfcb = d.fcb + lC * 4;
+    float* dfcprojw = d.fcprojw + lC * 4 * C;
+#pragma omp parallel for schedule(static)
+    for (size_t j = 0; j < k; j++)
+      for (size_t i = 0; i < C; i++) dfcw[size_t(units[j]) * C + i] += s.dfcw[j * C + i];
+    for (size_t j = 0; j < k; j++) dfcb[units[j]] += s.dfcb[j];
+#pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < C; o++)
+      for (size_t j = 0; j < k; j++) dfcprojw[o * M + size_t(units[j])] += s.mlp_scale * s.dfcprojw[o * k + j];
+  }
+}
+
 }  // namespace
+
+void SubnetSlices::set(const GPT2Subnet& subnet, const GPT2Config& c) {
+  const size_t L = size_t(c.num_layers);
+  FRUGAL_CHECK(subnet.layer_on.size() == L && subnet.heads.size() == L && subnet.units.size() == L,
+               "internal: subnetwork for ", subnet.layer_on.size(), " blocks on a ", L, "-block model");
+  subnet_ = subnet;
+  blocks_.resize(L);
+}
+
+GPT2BlockWeights SubnetSlices::weights(GPT2& model, int l) {
+  const GPT2Config& c = model.config;
+  GPT2BlockWeights w = gpt2_block_weights(model, l);
+  GPT2BlockSlices& s = blocks_[size_t(l)];
+  if (s.attn) {
+    w.heads = static_cast<int>(subnet_.heads[size_t(l)].size());
+    w.CH = w.heads * (c.channels / c.num_heads);
+    w.qkvw = s.qkvw.data(), w.qkvb = s.qkvb.data(), w.attprojw = s.attprojw.data();
+    w.dqkvw = s.dqkvw.data(), w.dqkvb = s.dqkvb.data(), w.dattprojw = s.dattprojw.data();
+  }
+  if (s.mlp) {
+    w.M = static_cast<int>(subnet_.units[size_t(l)].size());
+    w.fcw = s.fcw.data(), w.fcb = s.fcb.data(), w.fcprojw = s.fcprojw.data();
+    w.dfcw = s.dfcw.data(), w.dfcb = s.dfcb.data(), w.dfcprojw = s.dfcprojw.data();
+  }
+  return w;
+}
+
+GPT2BlockWeights SubnetSlices::forward_weights(GPT2& model, int l) {
+  gather_block(model, subnet_, blocks_[size_t(l)], l);
+  return weights(model, l);
+}
+
+GPT2BlockWeights SubnetSlices::backward_weights(GPT2& model, int l) {
+  GPT2BlockSlices& s = blocks_[size_t(l)];
+  for (auto* v : {&s.dqkvw, &s.dqkvb, &s.dattprojw, &s.dfcw, &s.dfcb, &s.dfcprojw}) zero(*v);
+  return weights(model, l);
+}
+
+void SubnetSlices::backward_done(GPT2& model, int l) { scatter_block_grads(model, subnet_, blocks_[size_t(l)], l); }
+
+double subnet_forward_flops(const GPT2Config& c, int B, int T, const GPT2Subnet& s) {
+  if (s.layer_on.empty()) return gpt2_forward_flops(c, B, T);
+  const int64_t hs = c.channels / c.num_heads;
+  double flops = gpt2_head_flops(c, B, T);
+  for (int l = 0; l < c.num_layers; l++)
+    if (s.layer_on[size_t(l)])
+      flops += gpt2_block_flops(c, B, T, int64_t(s.heads[size_t(l)].size()) * hs, int64_t(s.units[size_t(l)].size()));
+  return flops;
+}
 
 GPT2Subnet subnet_full(const GPT2Config& c) {
   GPT2Subnet s;

@@ -1,7 +1,7 @@
 #pragma once
-// Structured subnetworks of GPT-2 (GPT2Subnet, model/gpt2.hpp) for EST, methods.md section 5: which
-// blocks run, and inside each running block which attention heads and MLP hidden units. gpt2_forward /
-// gpt2_backward given a subnetwork compute only it, on gathered contiguous weight slices:
+// Structured subnetworks of GPT-2 for EST, methods.md section 5: which blocks run, and inside each
+// running block which attention heads and MLP hidden units. gpt2_forward / gpt2_backward given a
+// SubnetSlices (their block hook) compute only the subnetwork, on gathered contiguous weight slices:
 //   attention = (1/p_H) sum_{h in I_H} head_h W_O[:, h] + b_O      p_H = |I_H| / n_head
 //   MLP       = (1/p_M) gelu(x W_fc[I_M, :]^T + b_fc[I_M]) W_proj[:, I_M]^T + b_proj
 //                                                                   p_M = |I_M| / (4 n_embd)
@@ -17,6 +17,48 @@
 #include "model/gpt2.hpp"
 
 namespace frugal {
+
+// A structured subnetwork for one step: which blocks run and, in each running block, which
+// attention heads and MLP hidden units.
+struct GPT2Subnet {
+  std::vector<uint8_t> layer_on;        // (L) 1 = the block runs, 0 = identity
+  std::vector<std::vector<int>> heads;  // (L) kept head ids, ascending (empty for a skipped block)
+  std::vector<std::vector<int>> units;  // (L) kept MLP hidden units in [0, 4C), ascending
+};
+
+// One block's weight slices, gathered contiguous so the GEMMs shrink (not masks): CH = kept heads
+// * hs columns of attention, M = kept units of the MLP. W_O and W_proj slices are stored
+// pre-multiplied by 1/p_H and 1/p_M, so the rescaling costs no extra pass.
+struct GPT2BlockSlices {
+  bool attn = false, mlp = false;  // this module runs on slices (false: on the full weights)
+  float attn_scale = 1.0f, mlp_scale = 1.0f;
+  std::vector<float> qkvw, qkvb, attprojw;  // (3CH, C), (3CH), (C, CH)
+  std::vector<float> fcw, fcb, fcprojw;     // (M, C), (M), (C, M)
+  std::vector<float> dqkvw, dqkvb, dattprojw, dfcw, dfcb, dfcprojw;  // their gradients (scratch)
+};
+
+// A subnetwork as GPT-2's block hook: the forward gathers each running block's slices (a module
+// that keeps everything runs on the full weights), the backward computes the slices' gradients
+// and adds them into the model's (times 1/p for W_O and W_proj: the chain rule of the scaled
+// slices). Pass the same object to gpt2_forward and gpt2_backward; reuse it across steps to keep
+// its buffers.
+class SubnetSlices final : public GPT2BlockHook {
+ public:
+  void set(const GPT2Subnet& subnet, const GPT2Config& c);
+  const GPT2Subnet& subnet() const { return subnet_; }
+  bool runs(int l) const override { return subnet_.layer_on[size_t(l)] != 0; }
+  GPT2BlockWeights forward_weights(GPT2& model, int l) override;
+  GPT2BlockWeights backward_weights(GPT2& model, int l) override;
+  void backward_done(GPT2& model, int l) override;
+
+ private:
+  GPT2BlockWeights weights(GPT2& model, int l);
+  GPT2Subnet subnet_;
+  std::vector<GPT2BlockSlices> blocks_;  // (L)
+};
+
+// FLOPs of one forward of the subnetwork (gpt2_forward_flops's count over its running blocks).
+double subnet_forward_flops(const GPT2Config& c, int B, int T, const GPT2Subnet& s);
 
 // Configured keep rates; counts are round(rate * N), at least 1.
 struct SubnetRates {

@@ -7,6 +7,12 @@
 
 namespace frugal {
 
+void adamw_state(StateFields& f, AdamW& opt, const std::string& prefix) {
+  f.field(prefix + "adam_m", opt.m);
+  f.field(prefix + "adam_v", opt.v);
+  f.field(prefix + "adam_t", opt.t);
+}
+
 AdamW adamw_create(const AdamWConfig& config, const ParamLayout& layout) {
   AdamW opt;
   opt.config = config;

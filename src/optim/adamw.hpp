@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/params.hpp"
+#include "core/state.hpp"
 
 namespace frugal {
 
@@ -28,6 +29,9 @@ struct AdamW {
 };
 
 AdamW adamw_create(const AdamWConfig& config, const ParamLayout& layout);
+// The optimiser's checkpointed state: <prefix>adam_m, adam_v, adam_t (empty moments for a
+// stateless SGD stand-in are saved as empty sections).
+void adamw_state(StateFields& f, AdamW& opt, const std::string& prefix);
 // One update with learning rate lr (the schedule's value for this step). With an update mask, only
 // parameters whose mask byte is 1 change; the others keep their value and moments (no decay, no
 // momentum step), while the step count t - hence the bias correction - advances for all, the

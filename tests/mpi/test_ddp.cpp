@@ -10,14 +10,13 @@
 #include "core/error.hpp"
 #include "scratch.hpp"
 
-#include "methods/method.hpp"
+#include "harness/method.hpp"
 
 using namespace frugal;
 
 namespace {
-std::vector<double> run_losses(const std::string& name, Communicator& comm, const Config& cfg, const Dataset& data,
-                               int steps, std::vector<float>* params_hash_input) {
-  RunContext ctx{cfg, comm, data, steps, 1};
+std::vector<double> run_losses(const std::string& name, Communicator& comm, const Config& cfg, int steps, std::vector<float>* params_hash_input) {
+  RunContext ctx{cfg, comm, steps, 1};
   auto method = find_method(name).make(ctx);
   std::vector<double> losses;
   for (int s = 0; s < steps; s++) {
@@ -27,7 +26,8 @@ std::vector<double> run_losses(const std::string& name, Communicator& comm, cons
     losses.push_back(m[0] / comm.size());
   }
   StateWriter w;
-  method->save(w);
+  StateFields fields(w);
+  method->state(fields);
   const std::string path = scratch_file(name + "_state_on_" + std::to_string(comm.size()) + "_ranks");
   w.save(path);
   StateReader rd(path);
@@ -46,12 +46,11 @@ TEST(Ddp, ManyRanksMatchOneRankOnTheSameGlobalBatch) {
         {"--run.method=" + method, "--model.n_layer=2", "--model.n_head=4", "--model.n_embd=32", "--model.block_size=16",
          "--data.seq_len=16", "--data.batch_size=8", "--data.corpus_tokens=50000", "--optim.lr=3e-3",
          "--est.stage1_end=0.34", "--est.stage2_end=0.67"});
-    const Dataset data = load_dataset(cfg);
     Communicator world(make_mpi_backend(), {network_preset("wan")});
     Communicator self(make_mpi_self_backend(), {network_preset("wan")});
     std::vector<float> p_world, p_self;
-    const auto lw = run_losses(method, world, cfg, data, 12, &p_world);
-    const auto ls = run_losses(method, self, cfg, data, 12, &p_self);
+    const auto lw = run_losses(method, world, cfg, 12, &p_world);
+    const auto ls = run_losses(method, self, cfg, 12, &p_self);
     for (size_t i = 0; i < lw.size(); i++) EXPECT_NEAR(lw[i], ls[i], 1e-5 * std::fabs(ls[i])) << "step " << i;
     double max_diff = 0;
     for (size_t i = 0; i < p_world.size(); i++) max_diff = std::max(max_diff, double(std::fabs(p_world[i] - p_self[i])));
@@ -65,9 +64,8 @@ TEST(Ddp, ManyRanksMatchOneRankOnTheSameGlobalBatch) {
 
 TEST(Ddp, BatchThatRanksCannotShareIsAClearError) {
   const Config cfg = resolve_config(suite_schema(), "", {"--data.batch_size=3", "--data.corpus_tokens=10000"});
-  const Dataset data = load_dataset(cfg);
   Communicator world(make_mpi_backend(), {});
-  RunContext ctx{cfg, world, data, 1, 1};
+  RunContext ctx{cfg, world, 1, 1};
   if (world.size() == 1 || 3 % world.size() == 0) GTEST_SKIP() << "3 divides the rank count";
   try {
     find_method("ddp").make(ctx);

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "methods/method.hpp"
+#include "harness/method.hpp"
 #include "scratch.hpp"
 
 using namespace frugal;
@@ -20,13 +20,13 @@ std::vector<float> params_after(const std::string& method, int steps, std::vecto
                                 "--diloco.inner_steps=3", "--sparseloco.inner_steps=3"};
   o.insert(o.end(), extra.begin(), extra.end());
   const Config cfg = resolve_config(suite_schema(), "", o);
-  const Dataset data = load_dataset(cfg);
   Communicator comm(make_mpi_backend(), {network_preset("wan")});
-  RunContext ctx{cfg, comm, data, steps, 1};
+  RunContext ctx{cfg, comm, steps, 1};
   auto m = find_method(method).make(ctx);
   for (int s = 0; s < steps; s++) m->step(s);
   StateWriter w;
-  m->save(w);
+  StateFields fields(w);
+  m->state(fields);
   const std::string path = scratch_file("outer_" + method);
   w.save(path);
   StateReader r(path);
@@ -68,15 +68,15 @@ TEST(OuterMethods, DiLoCoWithOneWorkerAndOneInnerStepIsAdamWThenTheOuterStepByHa
                                                          "--data.batch_size=4", "--data.corpus_tokens=20000",
                                                          "--diloco.inner_steps=1", "--diloco.outer_lr=0.7",
                                                          "--diloco.outer_momentum=0.9"});
-  const Dataset data = load_dataset(cfg);
   Communicator self(make_mpi_self_backend(), {});
-  RunContext ctx{cfg, self, data, 2, 1};
+  RunContext ctx{cfg, self, 2, 1};
   auto adamw = find_method("ddp").make(ctx);  // one rank: plain AdamW
   auto diloco = find_method("diloco").make(ctx);
   const std::string prefix = scratch_file("h1_");
   auto params = [&](Method& m, const std::string& section) {
     StateWriter w;
-    m.save(w);
+    StateFields fields(w);
+  m.state(fields);
     const std::string path = prefix + section;
     w.save(path);
     StateReader r(path);
@@ -100,7 +100,8 @@ TEST(OuterMethods, DiLoCoWithOneWorkerAndOneInnerStepIsAdamWThenTheOuterStepByHa
     for (size_t i = 0; i < got.size(); i++) ASSERT_NEAR(got[i], expected[i], 1e-6f) << "step " << step << " i " << i;
     // Keep the AdamW reference on the same trajectory as DiLoCo's worker (which restarts from theta_g).
     StateWriter w;
-    adamw->save(w);
+    StateFields fields(w);
+  adamw->state(fields);
     const std::string path = prefix + "reset";
     w.save(path);
     StateReader r(path);
@@ -113,6 +114,8 @@ TEST(OuterMethods, DiLoCoWithOneWorkerAndOneInnerStepIsAdamWThenTheOuterStepByHa
     w2.put("ddp.adam_v", vv);
     w2.put_i64("ddp.adam_t", r.get_i64("ddp.adam_t"));
     w2.save(path + "2");
-    adamw->load(StateReader(path + "2"));
+    const StateReader reset(path + "2");
+    StateFields load(reset);
+    adamw->state(load);
   }
 }

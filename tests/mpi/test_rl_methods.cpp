@@ -10,7 +10,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "methods/method.hpp"
+#include "harness/method.hpp"
 #include "scratch.hpp"
 
 using namespace frugal;
@@ -19,7 +19,8 @@ namespace {
 
 std::vector<float> params_of(Method& m, const std::string& section) {
   StateWriter w;
-  m.save(w);
+  StateFields fields(w);
+  m.state(fields);
   const std::string path = scratch_file("rl_" + section);
   w.save(path);
   StateReader r(path);
@@ -49,8 +50,7 @@ struct Ran {
 };
 
 Ran run_steps(Communicator& comm, const Config& cfg, const std::string& method, int steps) {
-  const Dataset none;
-  RunContext ctx{cfg, comm, none, steps, 1};
+  RunContext ctx{cfg, comm, steps, 1};
   auto m = find_method(method).make(ctx);
   Ran out;
   for (int s = 0; s < steps; s++) out.returns.push_back(m->step(s).loss);

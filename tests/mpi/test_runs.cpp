@@ -8,8 +8,8 @@
 
 #include "data/tokens.hpp"
 #include "methods/est.hpp"
-#include "methods/method.hpp"
-#include "methods/runner.hpp"
+#include "harness/method.hpp"
+#include "harness/runner.hpp"
 #include "model/llmc_checkpoint.hpp"
 #include "trace/trace.hpp"
 

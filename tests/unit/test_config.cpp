@@ -7,7 +7,7 @@
 #include "core/config.hpp"
 #include "core/error.hpp"
 #include "test_util.hpp"
-#include "methods/method.hpp"
+#include "harness/method.hpp"
 #include "model/gpt2.hpp"
 
 using namespace frugal;

@@ -10,7 +10,7 @@
 #include "test_util.hpp"
 #include "data/corpus.hpp"
 #include "data/tokens.hpp"
-#include "methods/method.hpp"
+#include "harness/method.hpp"
 
 using namespace frugal;
 

@@ -13,7 +13,7 @@
 #include "core/config.hpp"
 #include "kernels/cpu/flop_counter.hpp"
 #include "methods/est.hpp"
-#include "methods/method.hpp"
+#include "harness/method.hpp"
 #include "model/subnet.hpp"
 #include "optim/adamw.hpp"
 #include "gpt2_fixtures.hpp"
@@ -38,10 +38,22 @@ struct LossAndGrads {
   std::vector<float> grads;
 };
 
+// One forward of `sub` (null: the dense model) as EST runs it, through a SubnetSlices hook.
+double forward_of(GPT2& m, const Batch& b, const GPT2Subnet* sub, SubnetSlices& slices) {
+  if (!sub) return gpt2_forward(m, b.in.data(), b.tg.data(), b.B, b.T);
+  slices.set(*sub, m.config);
+  return gpt2_forward(m, b.in.data(), b.tg.data(), b.B, b.T, &slices);
+}
+
+double flops_of(const GPT2Config& c, int B, int T, const GPT2Subnet* sub) {
+  return sub ? subnet_forward_flops(c, B, T, *sub) : gpt2_forward_flops(c, B, T);
+}
+
 LossAndGrads forward_backward(GPT2& m, const Batch& b, const GPT2Subnet* sub) {
+  SubnetSlices slices;
   gpt2_zero_grad(m);
-  const double loss = gpt2_forward(m, b.in.data(), b.tg.data(), b.B, b.T, sub);
-  gpt2_backward(m);
+  const double loss = forward_of(m, b, sub, slices);
+  gpt2_backward(m, sub ? &slices : nullptr);
   return {loss, m.grads};
 }
 
@@ -62,7 +74,7 @@ TEST(Est, FullSubnetworkGivesExactlyTheDenseForwardAndGradients) {
     EXPECT_EQ(s.loss, dense.loss);
     ASSERT_EQ(0, std::memcmp(s.grads.data(), dense.grads.data(), dense.grads.size() * sizeof(float)));
   }
-  EXPECT_EQ(gpt2_forward_flops(c, b.B, b.T, &full), gpt2_forward_flops(c, b.B, b.T));
+  EXPECT_EQ(flops_of(c, b.B, b.T, &full), gpt2_forward_flops(c, b.B, b.T));
 }
 
 // The sliced computation against an independent reference: the dense model with the dropped
@@ -156,10 +168,11 @@ TEST(Est, SampledSubnetworkGradientsMatchFiniteDifferences) {
   const LossAndGrads s = forward_backward(m, b, &sub);
   std::vector<uint8_t> mask;
   subnet_param_mask(sub, c, m.layout, mask);
+  SubnetSlices slices;
   auto loss_at = [&](size_t i, float value) {
     const float saved = m.params[i];
     m.params[i] = value;
-    const double l = gpt2_forward(m, b.in.data(), b.tg.data(), b.B, b.T, &sub);
+    const double l = forward_of(m, b, &sub, slices);
     m.params[i] = saved;
     return l;
   };
@@ -201,12 +214,13 @@ TEST(Est, SampledModulesAreUnbiased) {
   const size_t n = dense_attn.size();
 
   GPT2Subnet sub = subnet_full(c);
+  SubnetSlices slices;
   std::vector<double> mean(n, 0.0);
   int subsets = 0;
   for (int h1 = 0; h1 < 4; h1++)
     for (int h2 = h1 + 1; h2 < 4; h2++) {
       sub.heads[0] = {h1, h2};
-      gpt2_forward(m, b.in.data(), b.tg.data(), b.B, b.T, &sub);
+      forward_of(m, b, &sub, slices);
       for (size_t i = 0; i < n; i++) mean[i] += m.acts.attproj[i];
       subsets++;
     }
@@ -219,7 +233,7 @@ TEST(Est, SampledModulesAreUnbiased) {
     Rng rng(4, 77u, 0u);
     for (int d = 0; d < draws; d++) {
       const GPT2Subnet s = subnet_sample(c, rates, false, rng);
-      gpt2_forward(m, b.in.data(), b.tg.data(), b.B, b.T, &s);
+      forward_of(m, b, &s, slices);
       const std::vector<float>& out = m.acts.*module;
       for (size_t i = 0; i < n; i++) sum[i] += out[i], sum2[i] += double(out[i]) * out[i];
     }
@@ -244,18 +258,19 @@ TEST(Est, FlopsFormulaEqualsTheWorkTheKernelsIssue) {
   const Batch b = random_batch(c.vocab_size, 2);
   const GPT2Subnet a = sampled(c, 1), bb = sampled(c, 2, 1.0, 0.75, 0.5, true), cc = sampled(c, 3, 1.0 / 3, 0.25, 0.1);
   for (const GPT2Subnet* sub : {static_cast<const GPT2Subnet*>(nullptr), &a, &bb, &cc}) {
+    SubnetSlices slices;
     cpu::issued_flops() = 0;
     gpt2_zero_grad(m);
-    gpt2_forward(m, b.in.data(), b.tg.data(), b.B, b.T, sub);
+    forward_of(m, b, sub, slices);
     const int64_t fwd = cpu::issued_flops().exchange(0);
-    gpt2_backward(m);
+    gpt2_backward(m, sub ? &slices : nullptr);
     const int64_t bwd = cpu::issued_flops().exchange(0);
-    const double formula = gpt2_forward_flops(c, b.B, b.T, sub);
+    const double formula = flops_of(c, b.B, b.T, sub);
     EXPECT_EQ(double(fwd), formula);
     EXPECT_EQ(double(bwd), 2 * formula);
   }
   // A sampled subnetwork really issues less work.
-  EXPECT_LT(gpt2_forward_flops(c, b.B, b.T, &cc), 0.5 * gpt2_forward_flops(c, b.B, b.T));
+  EXPECT_LT(flops_of(c, b.B, b.T, &cc), 0.5 * gpt2_forward_flops(c, b.B, b.T));
 }
 
 TEST(Est, SamplerKeepsRoundedCountsUniformlyWithoutReplacement) {
@@ -317,7 +332,7 @@ TEST(Est, ScheduleStagesSubnetworksAndPlannedSaving) {
   double est = 0, dense = 0;
   for (int64_t step = 0; step < 100; step++) {
     const GPT2Subnet sub = est_subnet(s, c, 7, step);
-    est += gpt2_forward_flops(c, 2, 8, &sub);
+    est += flops_of(c, 2, 8, &sub);
     dense += gpt2_forward_flops(c, 2, 8);
   }
   EXPECT_NEAR(est_flops_saving(s, c, 2, 8), 1.0 - est / dense, 1e-12);

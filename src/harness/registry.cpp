@@ -1,12 +1,9 @@
 #include <algorithm>
 
 #include "comm/network_model.hpp"
-#include "methods/method.hpp"
-#include "methods/es.hpp"
-#include "methods/rl.hpp"
-#include "methods/runner.hpp"
-#include "model/gpt2.hpp"
-#include "optim/adamw.hpp"
+#include "core/error.hpp"
+#include "harness/method.hpp"
+#include "harness/runner.hpp"
 
 namespace frugal {
 
@@ -21,11 +18,6 @@ bool register_method(MethodInfo info) {
   methods().push_back(std::move(info));
   std::sort(methods().begin(), methods().end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return true;
-}
-
-DomainNames domain_names(Domain d) {
-  if (d == Domain::rl) return {"env_steps", "return", "return"};
-  return {"tokens", "loss", "loss"};
 }
 
 const std::vector<MethodInfo>& registered_methods() { return methods(); }
@@ -44,14 +36,14 @@ const Schema& suite_schema() {
     std::vector<std::string> names;
     for (const auto& m : methods()) names.push_back(m.name);
     add_run_keys(s, names);
-    add_model_keys(s);
-    add_data_keys(s);
-    add_optim_keys(s);
     add_network_keys(s);
-    add_rl_keys(s);
-    add_es_keys(s);  // shared by eggroll and openai_es
+    std::vector<void (*)(Schema&)> added;
     for (const auto& m : methods())
-      if (m.add_keys) m.add_keys(s);
+      for (auto* section : m.sections)
+        if (std::find(added.begin(), added.end(), section) == added.end()) {
+          section(s);
+          added.push_back(section);
+        }
     return s;
   }();
   return schema;

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Compare two traces (or two folders of traces) value by value, leaving out what is measured.
+
+    python analysis/trace_diff.py A B [--allow-new]
+
+A and B are trace.h5 files, or folders: then every trace.h5 under A is paired with the one at
+the same relative path under B. Every root attribute and every dataset (steps/, eval/, ranks/,
+comm/calls, whatever else the file holds) must be equal, bit for bit for numbers (NaN equals NaN),
+except what a run measures rather than computes: times, the host names, the start time, the
+commit, the thread count and throughput derived from wall time. A refactor proves itself with it:
+the same configs before and after must give no difference.
+
+--allow-new  attributes and datasets that exist only in B are listed but are not differences
+             (a change that adds a column or an attribute, and alters nothing else).
+
+Exit 0 when equal, 1 when any difference was found, 2 on bad input.
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+
+# Measured, not computed: they differ between two runs of the same config on the same machine.
+MEASURED_ATTRS = {"start_time", "git_commit", "hosts", "threads_per_rank", "wall_time_s", "comm_time_s",
+                  "version", "tokens_per_s", "env_steps_per_s", "generated_tokens_per_s"}
+MEASURED_COLUMNS = {"wall_time", "step_time", "comm_time", "compute_time", "time_s", "algbw_GBps", "busbw_GBps"}
+
+
+def measured(name):
+    return name.rsplit("/", 1)[-1] in MEASURED_COLUMNS
+
+
+def equal(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.names or b.dtype.names:  # compound: field by field, measured fields left out
+        if a.dtype.names != b.dtype.names or a.shape != b.shape:
+            return False
+        return all(equal(a[f], b[f]) for f in a.dtype.names if f not in MEASURED_COLUMNS)
+    if a.shape != b.shape:
+        return False
+    if a.dtype.kind == "f" and b.dtype.kind == "f":
+        return bool(np.array_equal(a, b, equal_nan=True))
+    return bool(np.array_equal(a, b))
+
+
+def datasets(f):
+    names = []
+    f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+    return set(names)
+
+
+def diff(pa, pb, allow_new):
+    problems, added = [], []
+    with h5py.File(pa, "r") as a, h5py.File(pb, "r") as b:
+        for name in sorted(set(a.attrs) | set(b.attrs)):
+            if name in MEASURED_ATTRS:
+                continue
+            if name not in b.attrs:
+                problems.append(f"attribute {name}: missing in B")
+            elif name not in a.attrs:
+                (added if allow_new else problems).append(f"attribute {name}: only in B")
+            elif not equal(a.attrs[name], b.attrs[name]):
+                problems.append(f"attribute {name}: {a.attrs[name]!r} != {b.attrs[name]!r}")
+        da, db = datasets(a), datasets(b)
+        for name in sorted(da | db):
+            if measured(name):
+                continue
+            if name not in db:
+                problems.append(f"dataset {name}: missing in B")
+            elif name not in da:
+                (added if allow_new else problems).append(f"dataset {name}: only in B")
+            elif not equal(a[name][...], b[name][...]):
+                x, y = np.asarray(a[name][...]), np.asarray(b[name][...])
+                where = ""
+                if x.shape == y.shape and not x.dtype.names:
+                    bad = np.flatnonzero(~((x == y) | (np.isnan(x) & np.isnan(y)) if x.dtype.kind == "f" else x == y))
+                    if bad.size:
+                        i = bad[0]
+                        where = f" (first at {i}: {x.reshape(-1)[i]!r} != {y.reshape(-1)[i]!r}, {bad.size} differ)"
+                problems.append(f"dataset {name}: shapes {x.shape} / {y.shape}{where}")
+    return problems, added
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--allow-new", action="store_true")
+    args = p.parse_args(argv)
+    a, b = Path(args.a), Path(args.b)
+    for x in (a, b):
+        if not x.exists():
+            print(f"trace_diff: error: {x}: no such file or folder", file=sys.stderr)
+            return 2
+    if a.is_dir():
+        pairs = [(t, b / t.relative_to(a)) for t in sorted(a.rglob("trace.h5"))]
+        if not pairs:
+            print(f"trace_diff: error: no trace.h5 under {a}", file=sys.stderr)
+            return 2
+    else:
+        pairs = [(a, b)]
+    bad = 0
+    for ta, tb in pairs:
+        if not tb.exists():
+            print(f"{ta}: no counterpart {tb}")
+            bad += 1
+            continue
+        problems, added = diff(ta, tb, args.allow_new)
+        status = "differs" if problems else "identical"
+        print(f"{ta} vs {tb}: {status}" + (f" (new in B: {len(added)})" if added else ""))
+        for line in problems + [f"  (new) {x}" for x in added]:
+            print(f"  {line}")
+        bad += bool(problems)
+    print(f"{len(pairs) - bad} of {len(pairs)} trace pair(s) identical")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
