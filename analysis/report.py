@@ -1,26 +1,40 @@
 #!/usr/bin/env python3
-"""Compare frugal runs: one table row per label (mean +- std over seeds) and plots of loss or return.
+"""Compare frugal runs: one table row per label (mean +- std over seeds) and plots of the metric.
 
     python analysis/report.py RUN_DIR_OR_TRACE... [--out DIR] [--threshold-loss X]
                               [--threshold-return X] [--include-unfinished]
 
 Finds every trace.h5 under the given folders (the format is src/trace/SCHEMA.md), prints an
 aligned table, writes it as Markdown to OUT/report.md, and draws plots into OUT (default: the
-first folder given). A report covers language-model traces or RL traces, never both: the root
-attribute sample_unit tells them apart ("tokens" or "env_steps"; absent means "tokens").
+first folder given). What a run counts and measures is read from each trace, not known here: the
+root attributes sample_unit ("tokens" or "env_steps"), train_metric and eval_metric ("loss" or
+"return") and higher_is_better (0 or 1) are its vocabulary (src/harness/vocabulary.hpp defines
+them), and they name the columns read (steps/<sample_unit>, steps/<train_metric>,
+eval/<eval_metric>), the summary attributes, the table's columns and the plots. Traces written
+before higher_is_better existed lack it: higher is better exactly when eval_metric is "return".
+Traces without the three names are language-model traces (tokens, loss, loss; lower is better).
+A report covers traces of one vocabulary: language-model and RL traces are never reported together.
 
-Language models: one table, and loss_vs_tokens.png, loss_vs_bytes.png, loss_vs_time.png (wall
-time, evaluation included) and loss_vs_flops.png (cumulative training FLOPs, steps/flops). The
-table's train FLOPs and train time (sum of steps/step_time) leave evaluation out; wall time does not.
---threshold-loss X adds the tokens, bytes per rank and wall time needed to reach loss <= X.
-A study with a ddp label and est labels (evolving subnetwork training) of the same world size also
-gets an "EST vs dense" table: FLOPs and train-time savings and the final eval loss of both.
+Traces that count tokens (language models): one table, and loss_vs_tokens.png,
+loss_vs_bytes.png, loss_vs_time.png (wall time, evaluation included) and loss_vs_flops.png
+(cumulative training FLOPs, steps/flops); the names are <eval_metric>_vs_<axis>.png. The
+table's train FLOPs and train time (sum of steps/step_time) leave evaluation out; wall time does
+not. --threshold-loss X adds the tokens, bytes per rank and wall time needed to reach the
+threshold (loss <= X; >= X for a metric where higher is better).
+A trace with steps/flops_dense trained a subnetwork (EST, evolving subnetwork training) and says
+what the dense model would have cost. Such a label is compared with a label whose traces have no
+steps/flops_dense, of the same world size and whose train FLOPs equal that dense cost (relative
+difference <= 1e-9: it did the same work in full); if several qualify, the one that
+synchronised as often (steps that sent bytes) is taken, then the first. The "EST vs dense"
+table gives the FLOPs and train-time savings and the final eval loss of both, seed by seed where
+both labels ran the same seeds.
 
-Reinforcement learning: returns of different environments are not comparable, so the traces are
-grouped by environment (env.name in their config): one table, one section of report.md and two
-plots per environment, return_vs_env_steps.png and return_vs_time.png (the environment's name is
-appended, e.g. return_vs_env_steps_CartPole-v1.png, when the traces cover several). The table
-gives the env steps and wall time to the first evaluation whose return is >= a threshold.
+Traces that count environment steps (RL): returns of different environments are not comparable,
+so the traces are grouped by environment (env.name in their config): one table, one section of
+report.md and two plots per environment, return_vs_env_steps.png and return_vs_time.png (the
+environment's name is appended, e.g. return_vs_env_steps_CartPole-v1.png, when the traces cover
+several). The table gives the env steps and wall time to the first evaluation whose return is
+>= a threshold (<= for a metric where lower is better).
 Seeds of one label are averaged on the plotted axis (env steps, wall time): where their x values
 differ (evolution strategies stop at different steps), each seed's curve is interpolated onto a
 common grid over the x range every seed covers.
@@ -31,8 +45,9 @@ common grid over the x range every seed covers.
                         one that swings up and holds the pendulum from most starts about -150..-200
 and an environment without a default gets no threshold columns.
 
-Exit status 2 on a missing folder, no traces, a trace that breaks the schema, language-model and
-RL traces given together, or a threshold option for the other kind of trace.
+Exit status 2 on a missing folder, no traces, a trace that breaks the schema, traces of
+different vocabularies (e.g. language-model and RL traces) given together, or a threshold option
+for the other kind of trace.
 """
 import argparse
 import os
@@ -59,17 +74,32 @@ _REQUIRED = object()
 
 class Vocabulary(NamedTuple):
     """The names a trace uses for what it counts and measures (root attributes sample_unit,
-    train_metric and eval_metric). They name the steps/ and eval/ columns and the summary
-    attributes: <samples>_total, <samples>_per_s, final_train_<train>, final_eval_<eval>."""
-    kind: str  # for messages
+    train_metric, eval_metric and higher_is_better; src/harness/vocabulary.hpp defines them). They
+    name the steps/ and eval/ columns and the summary attributes: <samples>_total,
+    <samples>_per_s, final_train_<train>, final_eval_<eval>. Hashable: runs are grouped by it."""
+    kind: str  # for messages: "language-model" or "RL", derived from samples
     samples: str
     train: str
     eval: str
     higher_is_better: bool
 
+    def describe(self):
+        """The vocabulary in words, for messages."""
+        return (f"sample_unit '{self.samples}', train_metric '{self.train}', eval_metric "
+                f"'{self.eval}', {'higher' if self.higher_is_better else 'lower'} is better")
 
-LANGUAGE_MODEL = Vocabulary("language-model", "tokens", "loss", "loss", higher_is_better=False)
-RL = Vocabulary("RL", "env_steps", "return", "return", higher_is_better=True)
+
+def per_environment(vocab):
+    """Whether traces of this vocabulary count environment steps, which is what the RL-specific
+    parts of the report key on: the grouping by env.name (returns of different environments are
+    not comparable), the per-environment return thresholds and --threshold-return. Everything
+    else follows the vocabulary's names and higher_is_better."""
+    return vocab.samples == "env_steps"
+
+
+def words(name):
+    """A vocabulary name for a label: env_steps -> env steps."""
+    return name.replace("_", " ")
 
 # Default --threshold-return per environment; see the module docstring for where they come from.
 DEFAULT_RETURN_THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "Pendulum-v1": -200.0}
@@ -117,14 +147,29 @@ def summary_fields(vocab):
 
 
 def read_vocabulary(path, attr):
-    """The trace's vocabulary; traces written before the three attributes existed are LM traces."""
-    found = tuple(str(attr(name, default)) for name, default in
-                  (("sample_unit", "tokens"), ("train_metric", "loss"), ("eval_metric", "loss")))
-    for vocab in (LANGUAGE_MODEL, RL):
-        if found == (vocab.samples, vocab.train, vocab.eval):
-            return vocab
-    die(f"{path}: unknown vocabulary sample_unit='{found[0]}', train_metric='{found[1]}', "
-        f"eval_metric='{found[2]}' (see src/trace/SCHEMA.md)")
+    """The trace's vocabulary, from its root attributes. Traces written before sample_unit,
+    train_metric and eval_metric existed are language-model traces (tokens, loss, loss); traces
+    written before higher_is_better existed have higher_is_better = (eval_metric == "return")."""
+    names = ("sample_unit", "train_metric", "eval_metric")
+    found = [attr(name, None) for name in names]
+    if all(v is None for v in found):
+        found = ["tokens", "loss", "loss"]
+    elif any(v is None for v in found):
+        has = ", ".join(n for n, v in zip(names, found) if v is not None)
+        lacks = ", ".join(n for n, v in zip(names, found) if v is None)
+        die(f"{path}: has root attribute(s) {has} but not {lacks} (see src/trace/SCHEMA.md)")
+    samples, train, eval_ = (str(v) for v in found)
+    if not all((samples, train, eval_)):
+        die(f"{path}: an empty sample_unit, train_metric or eval_metric (see src/trace/SCHEMA.md)")
+    higher = attr("higher_is_better", None)
+    if higher is None:
+        higher = eval_ == "return"
+    elif isinstance(higher, (int, np.integer)) and higher in (0, 1):
+        higher = bool(higher)
+    else:
+        die(f"{path}: root attribute higher_is_better is {higher!r}, expected 0 or 1")
+    kind = "language-model" if samples == "tokens" else "RL"
+    return Vocabulary(kind, samples, train, eval_, higher)
 
 
 def read_env_name(path, config_text):
@@ -135,13 +180,14 @@ def read_env_name(path, config_text):
         die(f"{path}: root attribute 'config' is not valid TOML ({e})")
     name = config.get("env", {}).get("name")
     if not name:
-        die(f"{path}: an RL trace whose config has no env.name")
+        die(f"{path}: a trace of environment steps whose config has no env.name (such traces "
+            "are reported per environment)")
     return str(name)
 
 
 def load_run(path):
     """Read one trace into a dict: identity, summary numbers (keyed by their attribute names) and
-    the curves of its metric (loss or return)."""
+    the curves of its metric (the vocabulary's train and eval metric, e.g. loss or return)."""
     try:
         f = h5py.File(path, "r")
     except OSError as e:
@@ -163,11 +209,11 @@ def load_run(path):
         run = {"path": str(path), "label": str(attr("label")), "method": str(attr("method")),
                "ranks": int(attr("world_size")), "seed": int(attr("seed")),
                "status": str(attr("status")), "vocab": vocab,
-               "env": read_env_name(path, str(attr("config"))) if vocab is RL else None}
+               "env": read_env_name(path, str(attr("config"))) if per_environment(vocab) else None}
         run["networks"] = [n.strip() for n in str(attr("networks")).split(",") if n.strip()]
-        # Language models also need the compute columns (train FLOPs and time, loss_vs_flops.png);
-        # RL reports use neither, so RL traces are not held to them.
-        compute = ("flops", "step_time") if vocab is LANGUAGE_MODEL else ()
+        # The one-table report also needs the compute columns (train FLOPs and time, the FLOPs
+        # plot); the per-environment report uses neither, so its traces are not held to them.
+        compute = () if per_environment(vocab) else ("flops", "step_time")
         steps = {name: column("steps", name)
                  for name in ("step", "wall_time", vocab.samples, vocab.train, "comm_bytes") + compute}
         if len({len(v) for v in steps.values()}) != 1:
@@ -178,8 +224,8 @@ def load_run(path):
                  for name in ("step", vocab.samples, vocab.eval)}
         nets = {n: column("steps", f"net_time_{n}") if f"steps/net_time_{n}" in f else None
                 for n in run["networks"]}
-        # EST traces say what the dense model would have cost; the EST section checks with it
-        # that the dense row it compares against trained the same model.
+        # A trace of a subnetwork (EST) says what the dense model would have cost; the EST vs
+        # dense section pairs it by this with the label that did the same work in full.
         if "steps/flops_dense" in f:
             run["train_flops_dense"] = float(column("steps", "flops_dense").sum())
 
@@ -204,10 +250,11 @@ def load_run(path):
     # DDP/DeMo (steps that sent nothing are inner steps).
     syncs = int(np.count_nonzero(steps["comm_bytes"] > 0))
     run["bytes_per_sync"] = float(steps["comm_bytes"].sum()) / syncs if syncs else 0.0
+    run["syncs"] = float(syncs)  # EST vs dense: a tie-break between equally costly dense labels
 
-    # Curves: "samples" is tokens or env steps, "metric" the loss or return. Cumulative bytes and
-    # wall time are read at the step each evaluation followed (an evaluation before the first
-    # step reads 0).
+    # Curves: "samples" is what the vocabulary counts (tokens, env steps), "metric" what it
+    # measures (loss, return). Cumulative bytes and wall time are read at the step each
+    # evaluation followed (an evaluation before the first step reads 0).
     cum_bytes = np.concatenate([[0.0], np.cumsum(steps["comm_bytes"])])
     wall = np.concatenate([[0.0], steps["wall_time"]])
     done = np.searchsorted(steps["step"], evals["step"], side="right")
@@ -227,15 +274,19 @@ def load_run(path):
 
 
 def one_vocabulary(runs):
-    """The vocabulary all runs share; refuses language-model and RL traces in one report."""
+    """The vocabulary all runs share; refuses traces of different vocabularies (e.g.
+    language-model and RL traces) in one report."""
     by_vocab = {}
     for run in runs:
         by_vocab.setdefault(run["vocab"], []).append(run)
     if len(by_vocab) > 1:
-        kinds = "; ".join(f"{len(rs)} {v.kind} trace(s) (sample_unit '{v.samples}'), e.g. {rs[0]['path']}"
+        kinds = list(dict.fromkeys(v.kind for v in by_vocab))
+        what = (f"{' and '.join(kinds)} traces" if len(kinds) > 1 else
+                f"{kinds[0]} traces of different vocabularies")
+        found = "; ".join(f"{len(rs)} {v.kind} trace(s) ({v.describe()}), e.g. {rs[0]['path']}"
                           for v, rs in by_vocab.items())
-        die(f"cannot report language-model and RL traces together (losses and returns are not "
-            f"comparable): {kinds}. Give report.py the folders of one kind.")
+        die(f"cannot report {what} together (their samples and metrics are not comparable): "
+            f"{found}. Give report.py the folders of one kind.")
     return runs[0]["vocab"]
 
 
@@ -256,21 +307,22 @@ def mean_curve(label, curves):
         warn(f"label '{label}': seeds differ in their evaluation steps; plotting the "
              f"{len(common)} steps they share")
     rows = [np.searchsorted(c["step"], common) for c in curves]
-    # Every x axis the curves have (language models add flops to samples, bytes and time).
+    # Every x axis the curves have (traces with compute columns add flops to samples, bytes
+    # and time).
     stack = {k: np.array([c[k][r] for c, r in zip(curves, rows)]) for k in curves[0] if k != "step"}
     out = {k: v.mean(axis=0) for k, v in stack.items()}
     out["lo"], out["hi"] = stack["metric"].min(axis=0), stack["metric"].max(axis=0)
     return out
 
 
-CURVE_GRID_POINTS = 100  # points of the common x grid when seeds' x values differ (RL plots)
+CURVE_GRID_POINTS = 100  # points of the common x grid where seeds' x values differ (per environment)
 
 
 def mean_curve_on(label, curves, x_key):
-    """Average the seeds' curves on the plotted axis x_key (RL: env steps, wall time). Seeds with
-    identical x values are averaged point by point; otherwise each seed's metric is interpolated
-    (np.interp, no extrapolation) onto CURVE_GRID_POINTS points from the largest first x to the
-    smallest last x (seeds that share no x range fall back to mean_curve). Returns x_key, mean
+    """Average the seeds' curves on the plotted axis x_key (per environment: samples, wall time).
+    Seeds with identical x values are averaged point by point; otherwise each seed's metric is
+    interpolated (np.interp, no extrapolation) onto CURVE_GRID_POINTS points from the largest first
+    x to the smallest last x (seeds that share no x range fall back to mean_curve). Returns x_key, mean
     metric and the seeds' min/max metric."""
     xs = [np.asarray(c[x_key], dtype=np.float64) for c in curves]
     if all(len(x) == len(xs[0]) and np.array_equal(x, xs[0]) for x in xs[1:]):
@@ -289,8 +341,8 @@ def mean_curve_on(label, curves, x_key):
 
 
 def first_reach(curve, threshold, higher_is_better):
-    """(samples, bytes, time) at the first point whose metric reaches the threshold (loss <= it,
-    return >= it), or None."""
+    """(samples, bytes, time) at the first point whose metric reaches the threshold (>= it where
+    higher is better, e.g. a return; <= it otherwise, e.g. a loss), or None."""
     metric = curve["metric"]
     hit = np.flatnonzero(metric >= threshold if higher_is_better else metric <= threshold)
     if len(hit) == 0:
@@ -426,22 +478,25 @@ def render_table(header, body, markdown):
     return "\n".join(lines)
 
 
-def format_lm_table(rows, networks, baseline, threshold=None, markdown=False):
-    """The language-model comparison table as aligned plain text, or as a Markdown table."""
+def format_table(rows, vocab, networks, baseline, threshold=None, markdown=False):
+    """The comparison table of the one-table report (language models) as aligned plain text, or
+    as a Markdown table."""
     pm = "±" if markdown else "+-"
-    header = ["label", "method", "ranks", "seeds", "final eval loss", "final train loss",
-              "tokens", "tokens/s", "train FLOPs", "bytes/rank", "bytes/rank/sync", "compression"]
+    samples = words(vocab.samples)
+    header = ["label", "method", "ranks", "seeds", f"final eval {vocab.eval}",
+              f"final train {vocab.train}", samples, f"{samples}/s", "train FLOPs", "bytes/rank",
+              "bytes/rank/sync", "compression"]
     header += [f"comm @{n}" for n in networks] + ["train time", "wall time"]
     if threshold is not None:
-        header += [f"tokens to {threshold:g}", f"bytes to {threshold:g}", f"time to {threshold:g}"]
+        header += [f"{samples} to {threshold:g}", f"bytes to {threshold:g}", f"time to {threshold:g}"]
     base_bytes = baseline["comm_bytes_per_rank"][0]
     body = []
     for r in rows:
         sent = r["comm_bytes_per_rank"][0]
         ratio = base_bytes / sent if sent > 0 and base_bytes > 0 else np.nan
         cells = [r["label"] + ("*" if r["unfinished"] else ""), r["method"], r["ranks"], str(r["n"]),
-                 fmt_loss(r["final_eval_loss"], pm), fmt_loss(r["final_train_loss"], pm),
-                 fmt_count(r["tokens_total"][0]), fmt_count(r["tokens_per_s"][0]),
+                 fmt_loss(r[f"final_eval_{vocab.eval}"], pm), fmt_loss(r[f"final_train_{vocab.train}"], pm),
+                 fmt_count(r[f"{vocab.samples}_total"][0]), fmt_count(r[f"{vocab.samples}_per_s"][0]),
                  fmt_count(r["train_flops"][0]),
                  fmt_bytes(sent), fmt_bytes(r["bytes_per_sync"][0]), fmt_ratio(ratio)]
         cells += [fmt_seconds(r[f"net_time_s_{n}"][0]) for n in networks]
@@ -455,35 +510,45 @@ def format_lm_table(rows, networks, baseline, threshold=None, markdown=False):
     return render_table(header, body, markdown)
 
 
-def est_dense_pairs(runs, rows):
-    """Each est row with the ddp row it is compared against: same world size and, where several
-    ddp rows qualify, the one that processed as many tokens (the same training budget)."""
-    dense_rows = [r for r in rows if r["method"] == "ddp"]
+def relative_difference(a, b):
+    return abs(a - b) / max(abs(a), abs(b)) if max(abs(a), abs(b)) > 0 else 0.0
+
+
+def est_dense_pairs(rows):
+    """Each row that trained a subnetwork (every trace of its label has steps/flops_dense) with the
+    dense row it is compared against: no trace with steps/flops_dense, the same world size, and
+    train FLOPs equal to the subnetwork row's dense-equivalent FLOPs (relative difference <= 1e-9:
+    it did the same work in full). Of several such rows, the one whose runs synchronised as often
+    (steps that sent bytes) is taken, then the first; a row without any gets no comparison."""
     pairs = []
     for r in rows:
-        partners = [d for d in dense_rows if d["ranks"] == r["ranks"]]
-        if r["method"] != "est" or not partners:
+        if r["flops_dense_runs"] == 0 or r["flops_dense_runs"] < r["n"]:
             continue
-        same = [d for d in partners if np.isclose(d["tokens_total"][0], r["tokens_total"][0])]
-        dense = (same or partners)[0]
-        if not same:
-            warn(f"EST label '{r['label']}': no ddp label with {r['ranks']} rank(s) processed as many "
-                 f"tokens; comparing with '{dense['label']}' anyway")
-        # The EST trace's own dense FLOPs (steps/flops_dense) tell whether the ddp row trained
-        # the same model for the same steps; otherwise the FLOPs saving means nothing.
-        own = mean_std([m.get("train_flops_dense", np.nan) for m in runs if m["label"] == r["label"]])[0]
-        if np.isfinite(own) and not np.isclose(own, dense["train_flops"][0], rtol=0.01):
-            warn(f"EST label '{r['label']}': its dense-equivalent FLOPs (steps/flops_dense, "
-                 f"{fmt_count(own)}) differ from the train FLOPs of '{dense['label']}' "
-                 f"({fmt_count(dense['train_flops'][0])}): not the same model or budget?")
+        own = r["train_flops_dense"][0]
+        partners = [d for d in rows if d["flops_dense_runs"] == 0 and d["ranks"] == r["ranks"]
+                    and relative_difference(d["train_flops"][0], own) <= 1e-9]
+        if not partners:
+            warn(f"label '{r['label']}' trained a subnetwork (steps/flops_dense), but no label without "
+                 f"steps/flops_dense with {r['ranks']} rank(s) trained its dense-equivalent "
+                 f"{fmt_count(own)} FLOPs; it gets no EST vs dense comparison")
+            continue
+        same_syncs = [d for d in partners if d["syncs"][0] == r["syncs"][0]]
+        best = same_syncs or partners
+        dense = best[0]
+        if len(best) > 1:
+            warn(f"label '{r['label']}': the labels " + ", ".join(f"'{d['label']}'" for d in best)
+                 + f" each did its work in full with {r['ranks']} rank(s)"
+                 + (" and synchronised as often" if same_syncs else
+                    ", none synchronised as often (steps that sent bytes)")
+                 + f"; comparing with the first, '{dense['label']}'")
         pairs.append((r, dense))
     return pairs
 
 
-def est_comparison(runs, est, dense):
+def est_comparison(runs, vocab, est, dense):
     """The numbers of one EST vs dense row. Seeds both labels ran are compared pairwise (mean +- std
     over the pairs, other seeds left out); labels without a common seed are compared through
-    their means, the loss difference's spread then being sqrt(std_est^2 + std_dense^2)."""
+    their means, the eval-metric difference's spread then being sqrt(std_est^2 + std_dense^2)."""
     est_runs = {m["seed"]: m for m in runs if m["label"] == est["label"]}
     dense_runs = {m["seed"]: m for m in runs if m["label"] == dense["label"]}
     common = sorted(set(est_runs) & set(dense_runs))
@@ -491,7 +556,7 @@ def est_comparison(runs, est, dense):
     def saving(e, d):
         return 1.0 - e / d if d > 0 else np.nan
 
-    loss = "final_eval_loss"
+    loss = f"final_eval_{vocab.eval}"
     if common:
         pairs = [(est_runs[s], dense_runs[s]) for s in common]
         left_out = len(est_runs) + len(dense_runs) - 2 * len(common)
@@ -508,12 +573,13 @@ def est_comparison(runs, est, dense):
             "diff": (est[loss][0] - dense[loss][0], np.hypot(est[loss][1], dense[loss][1]))}
 
 
-def format_est_table(runs, pairs, markdown=False):
+def format_est_table(runs, vocab, pairs, markdown=False):
     """The EST vs dense table as aligned plain text, or as a Markdown table."""
     pm = "±" if markdown else "+-"
     minus = "−" if markdown else "-"
     header = ["EST label", "dense label", "ranks", "seeds", "FLOPs saving", "train-time saving",
-              "final eval loss EST", "final eval loss dense", f"loss EST {minus} dense"]
+              f"final eval {vocab.eval} EST", f"final eval {vocab.eval} dense",
+              f"{vocab.eval} EST {minus} dense"]
 
     def percent(x):
         return f"{100 * x:.1f}%"
@@ -526,7 +592,7 @@ def format_est_table(runs, pairs, markdown=False):
 
     body = []
     for est, dense in pairs:
-        c = est_comparison(runs, est, dense)
+        c = est_comparison(runs, vocab, est, dense)
         body.append([est["label"] + ("*" if est["unfinished"] else ""),
                      dense["label"] + ("*" if dense["unfinished"] else ""), est["ranks"], c["seeds"],
                      fmt_mean_std(c["flops"], percent, pm), fmt_mean_std(c["time"], percent, pm),
@@ -534,23 +600,24 @@ def format_est_table(runs, pairs, markdown=False):
     return render_table(header, body, markdown)
 
 
-def format_rl_table(rows, threshold=None, markdown=False):
-    """The RL comparison table (one environment) as aligned plain text, or as a Markdown table."""
+def format_env_table(rows, vocab, threshold=None, markdown=False):
+    """The comparison table of one environment (RL) as aligned plain text, or as a Markdown table."""
     pm = "±" if markdown else "+-"
-    header = ["label", "method", "ranks", "seeds", "final eval return"]
+    samples = words(vocab.samples)
+    header = ["label", "method", "ranks", "seeds", f"final eval {vocab.eval}"]
     if threshold is not None:
-        header += [f"reached {threshold:g}", f"env steps to {threshold:g}", f"time to {threshold:g}"]
-    header += ["env steps/s", "bytes/rank", "wall time"]
+        header += [f"reached {threshold:g}", f"{samples} to {threshold:g}", f"time to {threshold:g}"]
+    header += [f"{samples}/s", "bytes/rank", "wall time"]
     body = []
     for r in rows:
         cells = [r["label"] + ("*" if r["unfinished"] else ""), r["method"], r["ranks"], str(r["n"]),
-                 fmt_mean_std(r["final_eval_return"], fmt_return, pm)]
+                 fmt_mean_std(r[f"final_eval_{vocab.eval}"], fmt_return, pm)]
         if threshold is not None:
             t = r["to_threshold"]
             cells += [f"{r['reached']}/{r['n']}"]
             cells += ["—", "—"] if t is None else \
                 [fmt_mean_std(t[0], fmt_count, pm), fmt_mean_std(t[2], fmt_seconds, pm)]
-        cells += [fmt_mean_std(r["env_steps_per_s"], fmt_count, pm),
+        cells += [fmt_mean_std(r[f"{vocab.samples}_per_s"], fmt_count, pm),
                   fmt_mean_std(r["comm_bytes_per_rank"], fmt_bytes, pm),
                   fmt_mean_std(r["wall_time_s"], fmt_seconds, pm)]
         body.append(cells)
@@ -620,12 +687,23 @@ def choose_curve(runs, vocab, context=""):
     return ("eval_curve" if use_eval else "train_curve"), y_label
 
 
-def report_language_models(runs, threshold, out):
-    curve_key, y_label = choose_curve(runs, LANGUAGE_MODEL)
+def reach_condition(vocab):
+    """How a metric reaches a threshold, for notes: '>=' where higher is better, else '<='."""
+    return ">=" if vocab.higher_is_better else "<="
+
+
+def report_one_table(runs, vocab, threshold, out):
+    """Language models: one table (and, where the study has them, EST vs dense), report.md and
+    four plots of the metric: against samples, bytes sent, wall time and training FLOPs."""
+    curve_key, y_label = choose_curve(runs, vocab)
     networks = list(dict.fromkeys(n for r in runs for n in r["networks"]))
-    fields = list(summary_fields(LANGUAGE_MODEL)) + ["bytes_per_sync", "train_flops", "train_time_s"] \
+    fields = list(summary_fields(vocab)) + ["bytes_per_sync", "train_flops", "train_time_s",
+                                            "train_flops_dense", "syncs"] \
         + [f"net_time_s_{n}" for n in networks]
     rows = aggregate(runs, fields, curve_key, threshold)
+    for row in rows:  # EST vs dense: a label trained a subnetwork if its traces have flops_dense
+        row["flops_dense_runs"] = sum(1 for m in runs
+                                      if m["label"] == row["label"] and "train_flops_dense" in m)
     baseline = pick_baseline(rows)
     notes = [f"{len(runs)} run(s), {len(rows)} label(s); mean +- sample std over seeds.",
              f"compression = bytes/rank of '{baseline['label']}' / bytes/rank of the row; "
@@ -634,93 +712,102 @@ def report_language_models(runs, threshold, out):
              "(rank 0), evaluation left out; wall time includes it."]
     if threshold is not None:
         notes.append(f"'to {threshold:g}': first point with {y_label.split(' (')[0]} "
-                     "<= threshold, mean over the seeds that reached it (k/n when not all did).")
+                     f"{reach_condition(vocab)} threshold, mean over the seeds that reached it "
+                     "(k/n when not all did).")
     if any(r["unfinished"] for r in rows):
         notes.append("Labels marked * include runs that did not finish.")
 
-    print(format_lm_table(rows, networks, baseline, threshold))
+    print(format_table(rows, vocab, networks, baseline, threshold))
     print()
     print("\n".join(notes))
 
-    # EST vs dense: only where the study has both (a study without a ddp row gets no section).
-    est_pairs = est_dense_pairs(runs, rows)
+    # EST vs dense: only where the study has a subnetwork label and its dense counterpart.
+    est_pairs = est_dense_pairs(rows)
     est_notes = ["FLOPs saving = 1 - train FLOPs(EST) / train FLOPs(dense); train-time saving = "
                  "1 - train time(EST) / train time(dense), train time as above (no evaluation).",
-                 "Seeds both labels ran are compared pairwise: mean +- std over the seed pairs, the "
-                 "loss difference taken per pair. Labels without a common seed: ratios and difference "
-                 "of the means, the difference's spread sqrt(std_EST^2 + std_dense^2)."]
+                 f"Seeds both labels ran are compared pairwise: mean +- std over the seed pairs, the "
+                 f"{vocab.eval} difference taken per pair. Labels without a common seed: ratios and "
+                 "difference of the means, the difference's spread sqrt(std_EST^2 + std_dense^2)."]
     if est_pairs:
         print()
         print("EST vs dense")
-        print(format_est_table(runs, est_pairs))
+        print(format_est_table(runs, vocab, est_pairs))
         print()
         print("\n".join(est_notes))
 
     out.mkdir(parents=True, exist_ok=True)
-    md = format_lm_table(rows, networks, baseline, threshold, markdown=True)
+    md = format_table(rows, vocab, networks, baseline, threshold, markdown=True)
     text = ("# frugal report\n\n" + md + "\n\n"
             + "\n".join(f"- {n}".replace("+-", "±") for n in notes) + "\n")
     if est_pairs:
-        text += ("\n## EST vs dense\n\n" + format_est_table(runs, est_pairs, markdown=True) + "\n\n"
-                 + "\n".join(f"- {n}".replace("+-", "±").replace(" - ", " − ") for n in est_notes) + "\n")
+        text += ("\n## EST vs dense\n\n" + format_est_table(runs, vocab, est_pairs, markdown=True)
+                 + "\n\n" + "\n".join(f"- {n}".replace("+-", "±").replace(" - ", " − ")
+                                       for n in est_notes) + "\n")
     (out / "report.md").write_text(text)
-    plot_curves(rows, "samples", "tokens (all ranks)", y_label, out / "loss_vs_tokens.png")
+    # File names <eval metric>_vs_<axis>.png: loss_vs_tokens.png, loss_vs_bytes.png, ...
+    axes = (vocab.samples, "bytes", "time", "flops")
+    name = {axis: f"{vocab.eval}_vs_{axis}.png" for axis in axes}
+    plot_curves(rows, "samples", f"{words(vocab.samples)} (all ranks)", y_label, out / name[vocab.samples])
     plot_curves(rows, "bytes", "cumulative bytes sent per rank (steps/comm_bytes)", y_label,
-                out / "loss_vs_bytes.png", log_x=True)
+                out / name["bytes"], log_x=True)
     # The x axes say which clock and which FLOPs: wall time counts evaluation, the FLOPs do not.
-    plot_curves(rows, "time", "wall time, evaluation included", y_label, out / "loss_vs_time.png")
+    plot_curves(rows, "time", "wall time, evaluation included", y_label, out / name["time"])
     plot_curves(rows, "flops", "training FLOPs (all ranks, cumulative steps/flops)", y_label,
-                out / "loss_vs_flops.png")
-    print(f"wrote {out / 'report.md'} and loss_vs_{{tokens,bytes,time,flops}}.png", file=sys.stderr)
+                out / name["flops"])
+    print(f"wrote {out / 'report.md'} and {vocab.eval}_vs_{{{','.join(axes)}}}.png", file=sys.stderr)
 
 
-def report_rl(runs, threshold_override, out):
-    """One table, one report.md section and two plots per environment."""
+def report_per_environment(runs, vocab, threshold_override, out):
+    """RL: one table, one report.md section and two plots (metric against samples and against
+    wall time) per environment."""
     by_env = {}
     for run in runs:
         by_env.setdefault(run["env"], []).append(run)
     out.mkdir(parents=True, exist_ok=True)
+    samples = words(vocab.samples)
     sections, plots = [], []
     for env, env_runs in by_env.items():
-        curve_key, y_label = choose_curve(env_runs, RL, context=f"{env}: ")
+        curve_key, y_label = choose_curve(env_runs, vocab, context=f"{env}: ")
         if threshold_override is not None:
             threshold, source = threshold_override, "--threshold-return"
         else:
             threshold = DEFAULT_RETURN_THRESHOLDS.get(env)
             source = f"default for {env}; --threshold-return sets another"
-        rows = aggregate(env_runs, summary_fields(RL), curve_key, threshold,
+        rows = aggregate(env_runs, summary_fields(vocab), curve_key, threshold,
                          plot_axes=("samples", "time"))
         notes = [f"{len(env_runs)} run(s), {len(rows)} label(s); mean +- sample std over seeds "
                  "(the std is left out where there is one seed or the seeds agree)."]
         if threshold is not None:
-            notes.append(f"Threshold: {y_label.split(' (')[0]} >= {threshold:g} ({source}). "
-                         "reached = seeds that got there; env steps to, time to (wall time) = at "
-                         "each such seed's first point that did, mean over those seeds (— if none).")
+            notes.append(f"Threshold: {y_label.split(' (')[0]} {reach_condition(vocab)} {threshold:g} "
+                         f"({source}). reached = seeds that got there; {samples} to, time to (wall "
+                         "time) = at each such seed's first point that did, mean over those seeds "
+                         "(— if none).")
         else:
-            notes.append(f"No default return threshold for {env}; --threshold-return X adds the "
-                         "env steps and wall time needed to reach it.")
+            notes.append(f"No default {vocab.eval} threshold for {env}; --threshold-return X adds the "
+                         f"{samples} and wall time needed to reach it.")
         notes.append("bytes/rank = bytes a rank put on the wire (method traffic), mean over ranks.")
         if any(r["unfinished"] for r in rows):
             notes.append("Labels marked * include runs that did not finish.")
 
         # Several environments in one folder: the file names say which one a plot shows.
         suffix = f"_{env}" if len(by_env) > 1 else ""
-        vs_steps, vs_time = f"return_vs_env_steps{suffix}.png", f"return_vs_time{suffix}.png"
-        plot_curves(rows, "samples", "env steps (all ranks)", y_label, out / vs_steps,
+        vs_samples = f"{vocab.eval}_vs_{vocab.samples}{suffix}.png"
+        vs_time = f"{vocab.eval}_vs_time{suffix}.png"
+        plot_curves(rows, "samples", f"{samples} (all ranks)", y_label, out / vs_samples,
                     threshold=threshold, title_prefix=f"{env}: ")
         plot_curves(rows, "time", "wall time", y_label, out / vs_time,
                     threshold=threshold, title_prefix=f"{env}: ")
-        plots += [vs_steps, vs_time]
+        plots += [vs_samples, vs_time]
 
         print(f"== {env} ==")
-        print(format_rl_table(rows, threshold))
+        print(format_env_table(rows, vocab, threshold))
         print()
         print("\n".join(notes))
         print()
-        md = format_rl_table(rows, threshold, markdown=True)
+        md = format_env_table(rows, vocab, threshold, markdown=True)
         sections.append(f"## {env}\n\n{md}\n\n"
                         + "\n".join(f"- {n}".replace("+-", "±") for n in notes) + "\n\n"
-                        + f"![{y_label.split(' (')[0]} vs env steps]({vs_steps})\n"
+                        + f"![{y_label.split(' (')[0]} vs {samples}]({vs_samples})\n"
                         + f"![{y_label.split(' (')[0]} vs wall time]({vs_time})\n")
     (out / "report.md").write_text("# frugal report\n\n" + "\n".join(sections))
     print(f"wrote {out / 'report.md'} and {', '.join(plots)}", file=sys.stderr)
@@ -750,17 +837,20 @@ def main(argv=None):
         die("no finished traces to report (use --include-unfinished to see the others)")
 
     vocab = one_vocabulary(runs)
-    wrong_option = "--threshold-return" if vocab is LANGUAGE_MODEL and args.threshold_return is not None \
-        else "--threshold-loss" if vocab is RL and args.threshold_loss is not None else None
+    # --threshold-return is the per-environment report's (thresholds differ by environment),
+    # --threshold-loss the one-table report's.
+    by_env = per_environment(vocab)
+    wrong_option = "--threshold-return" if not by_env and args.threshold_return is not None \
+        else "--threshold-loss" if by_env and args.threshold_loss is not None else None
     if wrong_option:
-        die(f"{wrong_option} does not apply to {vocab.kind} traces")
+        die(f"{wrong_option} does not apply to {vocab.kind} traces ({vocab.describe()})")
 
     first = Path(args.paths[0])
     out = Path(args.out) if args.out else (first if first.is_dir() else first.parent)
-    if vocab is LANGUAGE_MODEL:
-        report_language_models(runs, args.threshold_loss, out)
+    if by_env:
+        report_per_environment(runs, vocab, args.threshold_return, out)
     else:
-        report_rl(runs, args.threshold_return, out)
+        report_one_table(runs, vocab, args.threshold_loss, out)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ grep -Eq '^x[[:space:]]' "$scratch/table.txt" || fail "no row for label 'x' in t
 seeds=$(awk '$1 == "x" { print $4 }' "$scratch/table.txt")
 [ "$seeds" = "2" ] || fail "label 'x' should aggregate 2 seeds, the table says '$seeds'"
 grep -q '^| x |' "$out/report.md" || fail "no row for label 'x' in $out/report.md"
-for png in loss_vs_tokens loss_vs_bytes loss_vs_time; do
+for png in loss_vs_tokens loss_vs_bytes loss_vs_time loss_vs_flops; do
   [ -s "$out/$png.png" ] || fail "$out/$png.png missing or empty"
 done
 
@@ -117,5 +117,5 @@ rc=0
 [ "$rc" -eq 2 ] || fail "report.py on language-model and RL traces together exited $rc, expected 2"
 grep -q "language-model and RL" "$scratch/mixed.err" || fail "report.py's error does not say it mixes language-model and RL traces"
 
-echo "PASS: report.py aggregated 2 seeds of label 'x' and wrote report.md and 3 plots;" \
+echo "PASS: report.py aggregated 2 seeds of label 'x' and wrote report.md and 4 plots;" \
   "2 seeds of RL label 'rl' with report.md and 2 plots; refused to mix the two"
