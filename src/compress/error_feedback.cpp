@@ -7,7 +7,7 @@ namespace frugal::compress {
 void ef_compress(float* e, const float* g, const ChunkLayout& layout, const EfOptions& opt, SparseTensor& out) {
   sparse_reset(out, layout, opt.top_k);
   const int64_t nc = layout.n_chunks(), top_k = opt.top_k;
-  const float beta = opt.beta, alpha = opt.alpha;
+  const float beta = opt.beta;
 
   // Pass 1, per chunk: the EF update (written back to e) and the top-k of the updated chunk.
 #pragma omp parallel for schedule(static) if (layout.numel() >= kParallelMin)
@@ -20,7 +20,7 @@ void ef_compress(float* e, const float* g, const ChunkLayout& layout, const EfOp
       const float* gr = g + base;
 #pragma omp simd
       for (int64_t j = 0; j < w; ++j) {
-        er[j] = beta * er[j] + alpha * gr[j];
+        er[j] = beta * er[j] + gr[j];
         buf[r * w + j] = er[j];
       }
     }

@@ -1,7 +1,7 @@
 // SparseLoCo (Sarfi et al. 2025): DiLoCo's inner loop, but the outer step sends a compressed
 // pseudo-gradient - error feedback, per-chunk top-k, 2-bit values - and replaces outer momentum
 // by the error-feedback buffer. Per replica r and outer step (methods.md section 7):
-//   g = theta_g - theta_r;  e <- beta e + alpha g;  keep the top-k |e| per chunk, 2-bit quantise;
+//   g = theta_g - theta_r;  e <- beta e + g;  keep the top-k |e| per chunk, 2-bit quantise;
 //   e <- e - sent;  all-gather (indices, codes, levels) from every replica;
 //   aggregate each coordinate as the mean over the replicas that selected it;
 //   theta_g <- theta_g - alpha * aggregate;  theta_r <- theta_g.
@@ -26,7 +26,7 @@ class SparseLoCo final : public LmMethod {
     const Config& c = ctx.config;
     inner_steps_ = c.integer("sparseloco.inner_steps");
     opt_.beta = static_cast<float>(c.real("sparseloco.ef_beta"));
-    opt_.alpha = static_cast<float>(c.real("sparseloco.outer_lr"));
+    outer_lr_ = static_cast<float>(c.real("sparseloco.outer_lr"));
     opt_.top_k = c.integer("sparseloco.top_k");
     opt_.quantize = c.boolean("sparseloco.quantize");
     coding_ = index_coding_from(c.str("sparseloco.index_coding"));
@@ -62,7 +62,7 @@ class SparseLoCo final : public LmMethod {
     const WireStats stats =
         sparse_allgather_aggregate(ctx_.comm, sent_, blocks_, mode_, coding_, aggregate_.data(), workspace_, "sparseloco.outer");
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) global_[i] -= opt_.alpha * aggregate_[i];  // plain SGD: EF is the momentum
+    for (size_t i = 0; i < n; i++) global_[i] -= outer_lr_ * aggregate_[i];  // plain SGD: EF is the momentum
     w_.model.params = global_;
     return stats;
   }
@@ -75,11 +75,12 @@ class SparseLoCo final : public LmMethod {
   IndexCoding coding_ = IndexCoding::best;
   Aggregation mode_ = Aggregation::mean_selected;
   int64_t inner_steps_ = 15;
+  float outer_lr_ = 1.0f;  // alpha: applied once, to the aggregate (methods.md section 7)
 };
 
 void add_keys(Schema& s) {
   s.add("sparseloco.inner_steps", int64_t{15}, "H: inner AdamW steps between outer steps", 1, 1e9);
-  s.add("sparseloco.outer_lr", 1.0, "alpha: scales g into the error buffer (e <- beta e + alpha g) and the aggregate into theta_g, as in methods.md", 0.0, 100.0);
+  s.add("sparseloco.outer_lr", 1.0, "alpha: outer learning rate, theta_g <- theta_g - alpha * aggregate (the error buffer accumulates g unscaled)", 0.0, 100.0);
   s.add("sparseloco.ef_beta", 0.95, "beta: error-feedback decay", 0.0, 1.0);
   s.add("sparseloco.top_k", int64_t{128}, "values kept per 4096 elements of each chunk (128 = 3.125% density)", 1, 4096);
   s.add("sparseloco.quantize", true, "2-bit values (false: fp32 values, an ablation)");

@@ -16,10 +16,12 @@ void adamw_state(StateFields& f, AdamW& opt, const std::string& prefix) {
 AdamW adamw_create(const AdamWConfig& config, const ParamLayout& layout) {
   AdamW opt;
   opt.config = config;
-  opt.layout = &layout;
   opt.m.assign(layout.total, 0.0f);
   opt.v.assign(layout.total, 0.0f);
-  for (const auto& t : layout.tensors) opt.decay.push_back(t.is_matrix() || config.decay_vectors ? 1 : 0);
+  for (const auto& t : layout.tensors) {
+    opt.decay.push_back(t.is_matrix() || config.decay_vectors ? 1 : 0);
+    opt.tensors.push_back({t.offset, t.numel});
+  }
   return opt;
 }
 
@@ -31,8 +33,8 @@ void adamw_step(AdamW& opt, std::span<float> params, std::span<const float> grad
   const AdamWConfig& c = opt.config;
   const float bc1 = 1.0f - std::pow(c.beta1, static_cast<float>(opt.t));
   const float bc2 = 1.0f - std::pow(c.beta2, static_cast<float>(opt.t));
-  for (size_t k = 0; k < opt.layout->tensors.size(); k++) {
-    const TensorSpec& t = opt.layout->tensors[k];
+  for (size_t k = 0; k < opt.tensors.size(); k++) {
+    const AdamW::Span& t = opt.tensors[k];
     const float wd = opt.decay[k] ? c.weight_decay : 0.0f;
     float* p = params.data() + t.offset;
     const float* g = grads.data() + t.offset;

@@ -24,7 +24,10 @@ struct AdamW {
   AdamWConfig config;
   std::vector<float> m, v;  // first and second moments, same layout as the parameters
   std::vector<uint8_t> decay;  // per tensor: 1 if weight decay applies
-  const ParamLayout* layout = nullptr;
+  struct Span {
+    size_t offset, numel;
+  };
+  std::vector<Span> tensors;  // where each tensor lies in the flat buffers (a copy: AdamW moves freely)
   int64_t t = 0;  // steps taken (bias correction)
 };
 

@@ -413,14 +413,14 @@ TEST(Quantize, ThreadCountDoesNotChangeResult) {
 // ---- error feedback --------------------------------------------------------------------------------
 
 TEST(ErrorFeedback, HandComputed) {
-  // n = 4 vector, top_k 2048 -> k = 2. beta 0.5, alpha 1:
+  // n = 4 vector, top_k 2048 -> k = 2. beta 0.5:
   // a = 0.5 e + g = {2, 3, -2, -1.5}; top-2 |a|: 3 (index 1), then the |2| tie -> index 0.
   // Quantise {2, 3}: mu 2.5, c = -/+0.5, s = 1.06, c/s + 2 = 1.53, 2.47 -> both code 2, L[2] = 0,
   // so both are sent as 2.5 and e = a - sent = {-0.5, 0.5, -2, -1.5}.
   std::vector<float> e = {2, 0, -4, 1};
   const std::vector<float> g = {1, 3, 0, -2};
   SparseTensor s;
-  ef_compress(e.data(), g.data(), vector_layout(4), {.beta = 0.5f, .alpha = 1.0f, .top_k = 2048, .quantize = true}, s);
+  ef_compress(e.data(), g.data(), vector_layout(4), {.beta = 0.5f, .top_k = 2048, .quantize = true}, s);
   EXPECT_EQ(s.idx, (std::vector<uint16_t>{0, 1}));
   EXPECT_EQ(s.codes, (std::vector<uint8_t>{2, 2}));
   EXPECT_EQ(s.q.mu, 2.5f);
@@ -429,24 +429,24 @@ TEST(ErrorFeedback, HandComputed) {
 
   // Without quantisation the kept entries are sent exactly and leave 0 behind.
   e = {2, 0, -4, 1};
-  ef_compress(e.data(), g.data(), vector_layout(4), {.beta = 0.5f, .alpha = 1.0f, .top_k = 2048, .quantize = false}, s);
+  ef_compress(e.data(), g.data(), vector_layout(4), {.beta = 0.5f, .top_k = 2048, .quantize = false}, s);
   EXPECT_EQ(s.values, (std::vector<float>{2.0f, 3.0f}));
   EXPECT_EQ(e, (std::vector<float>{0.0f, 0.0f, -2.0f, -1.5f}));
 }
 
 TEST(ErrorFeedback, InvariantOnRandomTensors) {
-  // e_new + densify(sent) == beta e + alpha g: exactly at unselected coordinates, and at selected
+  // e_new + densify(sent) == beta e + g: exactly at unselected coordinates, and at selected
   // ones e_new is the fp32 difference (a - sent), so adding sent back is within one rounding of a.
-  const float beta = 0.95f, alpha = 0.7f;
+  const float beta = 0.95f;
   uint32_t sub = 10;
   for (const ChunkLayout& l : {matrix_layout(96, 192), matrix_layout(3, 768), matrix_layout(150, 64),
                                vector_layout(2304), vector_layout(100)}) {
     for (bool quant : {true, false}) {
       std::vector<float> e = normals(size_t(l.numel()), sub++), g = normals(size_t(l.numel()), sub++, 0.1f);
       std::vector<float> a(e.size());
-      for (size_t i = 0; i < e.size(); ++i) a[i] = beta * e[i] + alpha * g[i];
+      for (size_t i = 0; i < e.size(); ++i) a[i] = beta * e[i] + g[i];
       SparseTensor s;
-      ef_compress(e.data(), g.data(), l, {.beta = beta, .alpha = alpha, .top_k = 128, .quantize = quant}, s);
+      ef_compress(e.data(), g.data(), l, {.beta = beta, .top_k = 128, .quantize = quant}, s);
       ASSERT_NO_THROW(sparse_validate(s));
       ASSERT_EQ(s.quantized, quant);
       std::vector<float> sent(e.size());
@@ -479,10 +479,10 @@ TEST(ErrorFeedback, InvariantOnRandomTensors) {
 }
 
 TEST(ErrorFeedback, SelectsLargestOfUpdatedBuffer) {
-  // The selection is made on beta e + alpha g (not on g): a large old error wins over a new gradient.
+  // The selection is made on beta e + g (not on g): a large old error wins over a new gradient.
   std::vector<float> e = {10, 0, 0, 0}, g = {0, 1, 0, 0};
   SparseTensor s;
-  ef_compress(e.data(), g.data(), vector_layout(4), {.beta = 0.95f, .alpha = 1.0f, .top_k = 1024, .quantize = false}, s);
+  ef_compress(e.data(), g.data(), vector_layout(4), {.beta = 0.95f, .top_k = 1024, .quantize = false}, s);
   ASSERT_EQ(s.idx.size(), 1u);
   EXPECT_EQ(s.idx[0], 0);
   EXPECT_EQ(s.values[0], 9.5f);
@@ -511,7 +511,7 @@ TEST(ErrorFeedback, RepeatedStepsKeepInvariantAndBoundedError) {
   double total_sent = 0, total_g = 0;
   std::vector<float> sent(e.size());
   for (int step = 0; step < 200; ++step) {
-    ef_compress(e.data(), g.data(), l, {.beta = 1.0f, .alpha = 1.0f, .top_k = 256, .quantize = true}, s);
+    ef_compress(e.data(), g.data(), l, {.beta = 1.0f, .top_k = 256, .quantize = true}, s);
     densify(s, sent.data());
     for (size_t i = 0; i < e.size(); ++i) total_sent += sent[i], total_g += g[i];
   }
@@ -551,7 +551,7 @@ TEST(Aggregate, MatchesNaiveLoopBitForBit) {
     std::vector<const SparseTensor*> reps;
     for (int r = 0; r < R; ++r) {
       std::vector<float> e = normals(size_t(l.numel()), 40 + r), g = normals(size_t(l.numel()), 50 + r);
-      ef_compress(e.data(), g.data(), l, {.beta = 0.9f, .alpha = 1.0f, .top_k = 512, .quantize = r % 2 == 0}, sp[r]);
+      ef_compress(e.data(), g.data(), l, {.beta = 0.9f, .top_k = 512, .quantize = r % 2 == 0}, sp[r]);
       reps.push_back(&sp[r]);
     }
     for (Aggregation mode : {Aggregation::mean_selected, Aggregation::mean_all}) {

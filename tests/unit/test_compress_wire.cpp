@@ -29,7 +29,7 @@ std::vector<float> normals(size_t n, uint32_t sub, float scale = 1.0f) {
 SparseTensor make_sparse(const ChunkLayout& l, int64_t top_k, bool quant, uint32_t sub) {
   std::vector<float> e = normals(size_t(l.numel()), sub), g = normals(size_t(l.numel()), sub + 1000);
   SparseTensor s;
-  ef_compress(e.data(), g.data(), l, {.beta = 0.95f, .alpha = 1.0f, .top_k = top_k, .quantize = quant}, s);
+  ef_compress(e.data(), g.data(), l, {.beta = 0.95f, .top_k = top_k, .quantize = quant}, s);
   return s;
 }
 
