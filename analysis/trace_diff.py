@@ -12,6 +12,8 @@ the same configs before and after must give no difference.
 
 --allow-new  attributes and datasets that exist only in B are listed but are not differences
              (a change that adds a column or an attribute, and alters nothing else).
+--ignore-config KEY  leave `KEY = ...` lines out of the stored configuration (e.g. out_dir when
+             the two sets of runs were written to different folders); repeatable.
 
 Exit 0 when equal, 1 when any difference was found, 2 on bad input.
 """
@@ -54,7 +56,24 @@ def datasets(f):
     return set(names)
 
 
-def diff(pa, pb, allow_new):
+def plain_config(value, ignored):
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return "\n".join(line for line in text.splitlines() if line.split(" = ")[0] not in ignored)
+
+
+def describe(x, y):
+    """The first differing line of two long strings, else both values."""
+    x = x.decode() if isinstance(x, bytes) else x
+    y = y.decode() if isinstance(y, bytes) else y
+    if isinstance(x, str) and isinstance(y, str) and "\n" in x:
+        for i, (lx, ly) in enumerate(zip(x.splitlines(), y.splitlines())):
+            if lx != ly:
+                return f"line {i + 1}: {lx!r} != {ly!r}"
+        return f"{len(x.splitlines())} vs {len(y.splitlines())} lines"
+    return f"{x!r} != {y!r}"
+
+
+def diff(pa, pb, allow_new, ignored=()):
     problems, added = [], []
     with h5py.File(pa, "r") as a, h5py.File(pb, "r") as b:
         for name in sorted(set(a.attrs) | set(b.attrs)):
@@ -64,8 +83,12 @@ def diff(pa, pb, allow_new):
                 problems.append(f"attribute {name}: missing in B")
             elif name not in a.attrs:
                 (added if allow_new else problems).append(f"attribute {name}: only in B")
+            elif name == "config" and ignored:
+                x, y = plain_config(a.attrs[name], ignored), plain_config(b.attrs[name], ignored)
+                if x != y:
+                    problems.append(f"attribute config: {describe(x, y)}")
             elif not equal(a.attrs[name], b.attrs[name]):
-                problems.append(f"attribute {name}: {a.attrs[name]!r} != {b.attrs[name]!r}")
+                problems.append(f"attribute {name}: {describe(a.attrs[name], b.attrs[name])}")
         da, db = datasets(a), datasets(b)
         for name in sorted(da | db):
             if measured(name):
@@ -91,6 +114,7 @@ def main(argv):
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--allow-new", action="store_true")
+    p.add_argument("--ignore-config", action="append", default=[], metavar="KEY")
     args = p.parse_args(argv)
     a, b = Path(args.a), Path(args.b)
     for x in (a, b):
@@ -110,7 +134,7 @@ def main(argv):
             print(f"{ta}: no counterpart {tb}")
             bad += 1
             continue
-        problems, added = diff(ta, tb, args.allow_new)
+        problems, added = diff(ta, tb, args.allow_new, set(args.ignore_config))
         status = "differs" if problems else "identical"
         print(f"{ta} vs {tb}: {status}" + (f" (new in B: {len(added)})" if added else ""))
         for line in problems + [f"  (new) {x}" for x in added]:

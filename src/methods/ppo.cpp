@@ -32,6 +32,20 @@ double log_sum_exp(const float* x, int K) {
 }
 }  // namespace
 
+void gae(const float* rewards, const float* values, const float* dones, const float* next_value, const float* next_done,
+         int T, int n, float gamma, float lambda, float* adv) {
+  for (int i = 0; i < n; i++) {
+    float last = 0;
+    for (int t = T - 1; t >= 0; t--) {
+      const size_t b = size_t(t) * n + i;
+      const float nonterminal = 1.0f - (t == T - 1 ? next_done[i] : dones[b + n]);
+      const float nextv = t == T - 1 ? next_value[i] : values[b + n];
+      const float delta = rewards[b] + gamma * nextv * nonterminal - values[b];
+      adv[b] = last = delta + gamma * lambda * nonterminal * last;
+    }
+  }
+}
+
 PpoAgent make_ppo_agent(const Config& cfg, const envs::EnvSpec& spec) {
   PpoAgent a;
   a.spec = spec;
@@ -254,16 +268,7 @@ class Ppo final : public Method {
     // ---- GAE (CleanRL: done = terminated or truncated, no bootstrap through a time limit) ---------
     const float* next_v = mlp_forward(agent_.critic, params_.data(), next_obs_.data(), n_, acts);
     adv_.assign(N, 0.0f), ret_.resize(N);
-    for (int i = 0; i < n_; i++) {
-      float last = 0;
-      for (int t = T_ - 1; t >= 0; t--) {
-        const size_t b = size_t(t) * n_ + i;
-        const float nonterminal = 1.0f - (t == T_ - 1 ? next_done_[i] : dones_[b + n_]);
-        const float nextv = t == T_ - 1 ? next_v[i] : values_[b + n_];
-        const float delta = rewards_[b] + gamma * nextv * nonterminal - values_[b];
-        adv_[b] = last = delta + gamma * lambda * nonterminal * last;
-      }
-    }
+    gae(rewards_.data(), values_.data(), dones_.data(), next_v, next_done_.data(), T_, n_, gamma, lambda, adv_.data());
     for (int b = 0; b < N; b++) ret_[b] = adv_[b] + values_[b];
 
     // ---- update: epochs x minibatches, gradients averaged over ranks ----------------------------

@@ -58,6 +58,14 @@ struct PpoWorkspace {
 PpoLoss ppo_loss(const PpoAgent& agent, const float* params, const PpoMinibatch& mb, const PpoCoefs& coefs,
                  float* grads, PpoWorkspace& ws);
 
+// Generalised advantage estimation (Schulman et al. 2016) over a rollout of T steps of n
+// environments, row t * n + i, CleanRL's convention: dones[t n + i] = 1 when the observation of
+// step t starts a new episode (step t - 1 ended one: terminated OR truncated - a time limit is not
+// bootstrapped through either), next_value / next_done describe the observation after step T - 1.
+//   delta_t = r_t + gamma V_{t+1} (1 - done_{t+1}) - V_t;  A_t = delta_t + gamma lambda (1 - done_{t+1}) A_{t+1}
+void gae(const float* rewards, const float* values, const float* dones, const float* next_value, const float* next_done,
+         int T, int n, float gamma, float lambda, float* adv);
+
 // log pi(a|s) for one sample, from the actor's output row (logits or mean) and the log-std vector
 // (continuous). The entropy is computed in ppo_loss, where its gradient is needed too.
 double log_prob(const PpoAgent& agent, const float* out_row, const float* logstd, const int32_t* a_discrete,

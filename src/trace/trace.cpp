@@ -355,4 +355,35 @@ int64_t TraceReader::num_call_records() const {
   return n;
 }
 
+std::vector<double> TraceReader::read_call_field(const std::string& field) const {
+  if (!has_dataset("comm/calls")) return {};
+  hid_t ds = H5Dopen2(file_, "comm/calls", H5P_DEFAULT);
+  std::vector<double> v(length(ds));
+  hid_t mem = H5Tcreate(H5T_COMPOUND, sizeof(double));  // just this field, converted to double
+  H5Tinsert(mem, field.c_str(), 0, H5T_NATIVE_DOUBLE);
+  herr_t rc = v.empty() ? 0 : H5Dread(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+  H5Tclose(mem);
+  H5Dclose(ds);
+  FRUGAL_CHECK(rc >= 0, "trace '", path_, "': comm/calls has no numeric field '", field, "'");
+  return v;
+}
+
+std::vector<std::string> TraceReader::read_call_strings(const std::string& field) const {
+  if (!has_dataset("comm/calls")) return {};
+  hid_t ds = H5Dopen2(file_, "comm/calls", H5P_DEFAULT);
+  const size_t n = length(ds), width = 64;
+  std::vector<char> buf(n * width, '\0');
+  hid_t str = fixed_string_type(width);
+  hid_t mem = H5Tcreate(H5T_COMPOUND, width);
+  H5Tinsert(mem, field.c_str(), 0, str);
+  herr_t rc = n == 0 ? 0 : H5Dread(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data());
+  H5Tclose(mem);
+  H5Tclose(str);
+  H5Dclose(ds);
+  FRUGAL_CHECK(rc >= 0, "trace '", path_, "': comm/calls has no string field '", field, "'");
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; i++) out.emplace_back(buf.data() + i * width);
+  return out;
+}
+
 }  // namespace frugal

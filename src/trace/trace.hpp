@@ -83,6 +83,10 @@ class TraceReader {
   std::vector<double> read_doubles(const std::string& path) const;  // any numeric 1-D dataset
   std::vector<std::string> dataset_names(const std::string& group) const;
   int64_t num_call_records() const;
+  // One field of every comm/calls row: numbers as doubles (step, control, payload_bytes, ...), or
+  // the strings op and tag.
+  std::vector<double> read_call_field(const std::string& field) const;
+  std::vector<std::string> read_call_strings(const std::string& field) const;
 
  private:
   std::string path_;

@@ -320,3 +320,43 @@ TEST(Ppo, LossGradientMatchesFiniteDifferences) {
     }
   }
 }
+
+// GAE on a hand-computed rollout: one environment, 5 steps; the episode terminates after step 1
+// (the pole fell) and is truncated after step 3 (time limit). CleanRL does not bootstrap through
+// either: the advantage chain restarts at steps 2 and 4, and V(s') of the ended episodes is unused.
+TEST(Ppo, GaeMatchesAHandComputedRolloutWithATerminationAndATruncation) {
+  const float gamma = 0.9f, lambda = 0.8f;
+  const std::vector<float> r = {1.0f, 2.0f, 0.5f, 1.5f, 1.0f};
+  const std::vector<float> v = {0.4f, 0.3f, 0.6f, 0.2f, 0.7f};
+  const std::vector<uint8_t> terminated = {0, 1, 0, 0, 0}, truncated = {0, 0, 0, 1, 0};
+  // dones[t] = the observation of step t starts a new episode = step t - 1 ended one.
+  std::vector<float> dones(5, 0.0f);
+  for (int t = 1; t < 5; t++) dones[t] = (terminated[t - 1] || truncated[t - 1]) ? 1.0f : 0.0f;
+  const float next_value = 0.5f, next_done = 0.0f;  // the rollout stops mid-episode: bootstrap
+  std::vector<float> adv(5);
+  gae(r.data(), v.data(), dones.data(), &next_value, &next_done, 5, 1, gamma, lambda, adv.data());
+  // By hand, backwards. Step 4 bootstraps from the next value; step 3 was truncated: no V(s').
+  const double d4 = 1.0 + 0.9 * 0.5 - 0.7, a4 = d4;
+  const double d3 = 1.5 - 0.2, a3 = d3;  // no bootstrap, no chain
+  const double d2 = 0.5 + 0.9 * 0.2 - 0.6, a2 = d2 + 0.9 * 0.8 * a3;
+  const double d1 = 2.0 - 0.3, a1 = d1;  // terminated
+  const double d0 = 1.0 + 0.9 * 0.3 - 0.4, a0 = d0 + 0.9 * 0.8 * a1;
+  const double want[5] = {a0, a1, a2, a3, a4};
+  for (int t = 0; t < 5; t++) EXPECT_NEAR(adv[t], want[t], 1e-6) << "step " << t;
+
+  // Two environments interleaved (row t * n + i) give each its own chain.
+  std::vector<float> r2(10), v2(10), d2v(10), adv2(10);
+  for (int t = 0; t < 5; t++) {
+    r2[2 * t] = r[t], v2[2 * t] = v[t], d2v[2 * t] = dones[t];
+    r2[2 * t + 1] = 1.0f, v2[2 * t + 1] = 0.0f, d2v[2 * t + 1] = 0.0f;
+  }
+  const float nv2[2] = {0.5f, 0.0f}, nd2[2] = {0.0f, 1.0f};
+  gae(r2.data(), v2.data(), d2v.data(), nv2, nd2, 5, 2, gamma, lambda, adv2.data());
+  for (int t = 0; t < 5; t++) EXPECT_EQ(adv2[2 * t], adv[t]) << "step " << t;
+  // Environment 1: rewards 1, values 0, never done until after the last step: A_t = sum (0.72)^k.
+  double a = 0;
+  for (int t = 4; t >= 0; t--) {
+    a = 1.0 + 0.72 * a;
+    EXPECT_NEAR(adv2[2 * t + 1], a, 1e-6) << "step " << t;
+  }
+}
