@@ -51,7 +51,8 @@ void add_run_keys(Schema& s, const std::vector<std::string>& methods) {
   s.add("checkpoint.resume", std::string("no"), "auto = continue from the run folder's latest checkpoint if there is one",
         {}, {}, {"no", "auto"});
   s.add("debug.nan_at_step", int64_t{0}, "fault injection: rank 0 reports a NaN loss at this step (tests)", 0, 1e12);
-  s.add("debug.signal_at_step", int64_t{0}, "fault injection: rank 0 raises SIGUSR1 after this step (tests)", 0, 1e12);
+  s.add("debug.signal_at_step", int64_t{0}, "fault injection: rank 0 raises debug.signal after this step (tests)", 0, 1e12);
+  s.add("debug.signal", std::string("SIGUSR1"), "the signal debug.signal_at_step raises", {}, {}, {"SIGUSR1", "SIGTERM"});
   s.add("debug.kill_at_step", int64_t{0}, "fault injection: rank 0 SIGKILLs itself after this step (tests)", 0, 1e12);
 }
 

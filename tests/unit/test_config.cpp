@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "core/config.hpp"
 #include "core/error.hpp"
@@ -72,4 +74,26 @@ TEST(Config, ResolvedTomlReadsBackToTheSameConfig) {
   const auto path = write_file("e.toml", a.to_toml());
   const Config b = resolve_config(suite_schema(), path, {});
   EXPECT_EQ(a.values(), b.values());
+}
+
+// Every key `frugal --help` lists is exercised by some test: its name appears in a test source
+// (tests/mpi/test_keys.cpp changes each method key and checks the outcome changes). A key added
+// without a test fails here; a key that no test can reach belongs in the allow-list with the reason.
+TEST(Config, EveryKeyIsExercisedByATest) {
+  const std::map<std::string, std::string> allowed = {
+      // (none today: every key has a test)
+  };
+  std::string corpus;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(std::string(FRUGAL_SOURCE_DIR) + "/tests")) {
+    const auto ext = e.path().extension();
+    if (!e.is_regular_file() || (ext != ".cpp" && ext != ".hpp" && ext != ".sh" && ext != ".py")) continue;
+    std::ifstream in(e.path());
+    corpus.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  ASSERT_GT(corpus.size(), 10000u) << "tests not found under " << FRUGAL_SOURCE_DIR;
+  std::vector<std::string> untested;
+  for (const auto& k : suite_schema().keys())
+    if (corpus.find(k.key) == std::string::npos && !allowed.count(k.key)) untested.push_back(k.key);
+  EXPECT_TRUE(untested.empty()) << "keys no test mentions: " << ::testing::PrintToString(untested);
+  EXPECT_GE(suite_schema().keys().size(), 100u);
 }
