@@ -53,8 +53,12 @@ struct Model {
   std::vector<ChunkLayout> layouts;
   std::vector<size_t> offsets;  // into the flat buffers
   size_t total = 0;
-  std::vector<float> e, g, out;
+  std::vector<float> e0, e, g, out;  // e0: the error buffer every benchmark starts from
 };
+
+// Every benchmark starts from the same error buffer: compressing updates e in place, so without
+// this each variant (and the message-size counters) would see the state the previous one left.
+void reset_error(Model& m) { m.e = m.e0; }
 
 Model& model() {
   static Model m = [] {
@@ -68,6 +72,7 @@ Model& model() {
     m.g.resize(m.total);
     m.out.resize(m.total);
     fill(m.e, 1, 0.01f);
+    m.e0 = m.e;
     fill(m.g, 2, 0.01f);
     return m;
   }();
@@ -98,12 +103,17 @@ void BM_compress(benchmark::State& state) {
   const IndexCoding coding = IndexCoding(state.range(0));
   std::vector<SparseTensor> sp;
   WireStats st;
+  reset_error(m);
   for (auto _ : state) {
     compress_all(m, {}, sp);
     std::vector<uint8_t> msg = encode_message(sp, {.index = coding}, &st);
     benchmark::DoNotOptimize(msg.data());
   }
   set_bytes(state, m);
+  // The message of the first step from the shared starting buffer: the same data for every coding.
+  reset_error(m);
+  compress_all(m, {}, sp);
+  encode_message(sp, {.index = coding}, &st);
   state.counters["msg_MB"] = double(st.bytes) / 1e6;
   state.counters["ratio"] = st.ratio_vs_dense();
   state.SetLabel(coding == IndexCoding::packed12 ? "12-bit" : "rice");
@@ -112,6 +122,7 @@ void BM_compress(benchmark::State& state) {
 void BM_compress_noencode(benchmark::State& state) {
   Model& m = model();
   std::vector<SparseTensor> sp;
+  reset_error(m);
   for (auto _ : state) {
     compress_all(m, {}, sp);
     benchmark::DoNotOptimize(sp.data());
@@ -123,6 +134,7 @@ void BM_encode(benchmark::State& state) {
   Model& m = model();
   const IndexCoding coding = IndexCoding(state.range(0));
   std::vector<SparseTensor> sp;
+  reset_error(m);
   compress_all(m, {}, sp);
   for (auto _ : state) {
     std::vector<uint8_t> msg = encode_message(sp, {.index = coding});
@@ -166,6 +178,7 @@ void BM_demo_compress(benchmark::State& state) {
   std::vector<DctPlan> plans;
   for (const ChunkLayout& l : m.layouts) plans.push_back(make_dct_plan(l));
   std::vector<SparseTensor> sp(m.layouts.size());
+  reset_error(m);  // DeMo's residual delta starts from the same buffer
   for (auto _ : state) {
     for (size_t t = 0; t < m.layouts.size(); ++t)
       demo_compress(m.e.data() + m.offsets[t], m.g.data() + m.offsets[t], m.layouts[t], plans[t], {}, sp[t]);

@@ -23,8 +23,9 @@ struct Batch {
   std::vector<int> in, tg;
 };
 
-inline Batch random_batch(int V, uint64_t seed) {
+inline Batch random_batch(int V, uint64_t seed, int B = 2, int T = 6) {
   Batch b;
+  b.B = B, b.T = T;
   Rng rng(seed, 99u, 0u);
   for (int i = 0; i < b.B * b.T; i++) b.in.push_back(static_cast<int>(rng.below(V)));
   for (int i = 0; i < b.B * b.T; i++) b.tg.push_back(static_cast<int>(rng.below(V)));

@@ -3,6 +3,8 @@
 // (Wire format: test_compress_wire.cpp; DCT / DeMo: test_compress_dct.cpp.)
 #include <gtest/gtest.h>
 
+#include <cfloat>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -508,17 +510,24 @@ TEST(ErrorFeedback, RepeatedStepsKeepInvariantAndBoundedError) {
   std::vector<float> e(size_t(l.numel()), 0.0f);
   const std::vector<float> g = normals(e.size(), 30);
   SparseTensor s;
-  double total_sent = 0, total_g = 0;
+  const int steps = 200;
+  std::vector<double> total_sent(e.size(), 0.0);
   std::vector<float> sent(e.size());
-  for (int step = 0; step < 200; ++step) {
+  float scale = 0;  // the largest |e| or |sent| seen: what each step's two roundings are relative to
+  for (int step = 0; step < steps; ++step) {
     ef_compress(e.data(), g.data(), l, {.beta = 1.0f, .top_k = 256, .quantize = true}, s);
     densify(s, sent.data());
-    for (size_t i = 0; i < e.size(); ++i) total_sent += sent[i], total_g += g[i];
+    for (size_t i = 0; i < e.size(); ++i) {
+      total_sent[i] += sent[i];
+      scale = std::max({scale, std::fabs(e[i]), std::fabs(sent[i])});
+    }
   }
-  // with beta = 1, sum(sent over steps) + e == steps * g exactly up to rounding: the sums agree
-  double e_sum = 0;
-  for (float x : e) e_sum += x;
-  EXPECT_NEAR(total_sent + e_sum, total_g, 1e-2 * std::fabs(total_g) + 1.0);
+  // With beta = 1, per element: sum of what was sent + what is left = steps * g, up to the fp32
+  // roundings of e <- e + g and e <- e - sent, at most half an ulp of `scale` each, every step.
+  const double bound = steps * 2 * 0.5 * double(FLT_EPSILON) * 2 * scale;
+  double worst = 0;
+  for (size_t i = 0; i < e.size(); ++i) worst = std::max(worst, std::fabs(total_sent[i] + e[i] - double(steps) * g[i]));
+  EXPECT_LE(worst, bound) << "per-element invariant broken beyond rounding";
   float emax = 0;
   for (float x : e) emax = std::max(emax, std::fabs(x));
   EXPECT_LT(emax, 200.0f * 0.5f);  // far below 200 |g|max: the error does not grow without bound

@@ -15,18 +15,36 @@
 using namespace frugal;
 
 namespace {
-// Conditional entropy (nats/token) of the next token given the previous `order` tokens.
-double entropy(const std::vector<uint16_t>& t, int order) {
-  std::map<std::vector<uint16_t>, std::map<uint16_t, double>> counts;
-  for (size_t i = order; i < t.size(); i++)
-    counts[std::vector<uint16_t>(t.begin() + static_cast<long>(i) - order, t.begin() + static_cast<long>(i))][t[i]] += 1;
-  double h = 0, n = double(t.size() - order);
-  for (const auto& [ctx, next] : counts) {
-    double total = 0;
-    for (const auto& [k, c] : next) total += c;
-    for (const auto& [k, c] : next) h -= c / n * std::log(c / total);
-  }
-  return h;
+// Held-out cross-entropy (nats/token) of the next token under a model fitted on `train` that looks
+// at the previous `order` tokens: counts smoothed towards the next lower order (a Dirichlet prior
+// of weight k centred on it), down to add-one unigrams. Unlike the plug-in entropy of the same
+// sample, which a long context drives down by overfitting alone, a held-out cross-entropy only
+// falls when the context really predicts the next token (and it bounds the true entropy from above).
+double heldout_cross_entropy(const std::vector<uint16_t>& train, const std::vector<uint16_t>& test, int order, int vocab) {
+  const double k = 10.0;
+  std::vector<std::map<std::vector<uint16_t>, std::map<uint16_t, double>>> counts(size_t(order) + 1);
+  std::vector<std::map<std::vector<uint16_t>, double>> totals(size_t(order) + 1);
+  for (int o = 0; o <= order; o++)
+    for (size_t i = size_t(o); i < train.size(); i++) {
+      const std::vector<uint16_t> ctx(train.begin() + long(i) - o, train.begin() + long(i));
+      counts[size_t(o)][ctx][train[i]] += 1;
+      totals[size_t(o)][ctx] += 1;
+    }
+  const auto prob = [&](size_t i) {
+    double p = 1.0 / vocab;  // below unigrams: uniform
+    for (int o = 0; o <= order; o++) {
+      const std::vector<uint16_t> ctx(test.begin() + long(i) - o, test.begin() + long(i));
+      const auto t = totals[size_t(o)].find(ctx);
+      if (t == totals[size_t(o)].end()) continue;  // unseen context: keep the lower order
+      const auto& next = counts[size_t(o)].at(ctx);
+      const auto c = next.find(test[i]);
+      p = ((c == next.end() ? 0.0 : c->second) + k * p) / (t->second + k);
+    }
+    return p;
+  };
+  double h = 0;
+  for (size_t i = size_t(order); i < test.size(); i++) h -= std::log(prob(i));
+  return h / double(test.size() - size_t(order));
 }
 }  // namespace
 
@@ -39,15 +57,19 @@ TEST(Corpus, IsDeterministicAndSplitsDiffer) {
   for (uint16_t t : generate_corpus(s, 5000, 0)) EXPECT_LT(t, s.vocab_size);
 }
 
-TEST(Corpus, HasStructureThatLongerContextsExploit) {
-  // Each extra token of context must buy a clear drop in entropy: unigram > bigram > trigram.
+TEST(Corpus, HasStructureABigramModelExploitsOnHeldOutText) {
+  // Measured on held-out text (a model fitted on split 0, scored on split 1), so that no drop can
+  // come from the estimator overfitting its own sample: the previous token buys more than a nat.
+  // (A trigram model does not improve on the bigram held out - 3.15 vs 3.14 nats at the best
+  // smoothing - so the corpus' longer-range structure is not local n-gram structure; the plug-in
+  // entropy this test used to compare showed a trigram drop that was the estimator's bias.)
   CorpusSpec s;
   s.vocab_size = 256;
-  const auto t = generate_corpus(s, 400000, 0);
-  const double h0 = entropy(t, 0), h1 = entropy(t, 1), h2 = entropy(t, 2);
-  EXPECT_GT(h0, 4.0);
+  const auto train = generate_corpus(s, 400000, 0), test = generate_corpus(s, 100000, 1);
+  const double h0 = heldout_cross_entropy(train, test, 0, 256), h1 = heldout_cross_entropy(train, test, 1, 256);
+  std::printf("held-out cross-entropy: unigram %.3f, bigram %.3f nats/token\n", h0, h1);
+  EXPECT_GT(h0, 4.0);  // far from a few dominant tokens
   EXPECT_LT(h1, h0 - 1.0) << h0 << " " << h1;
-  EXPECT_LT(h2, h1 - 0.2) << h1 << " " << h2;
 }
 
 TEST(TokenShards, RoundTripAndSequenceNumbering) {

@@ -7,6 +7,7 @@
 #include "core/rng.hpp"
 #include "data/corpus.hpp"
 #include "data/tokens.hpp"
+#include "kernels/cpu/flop_counter.hpp"
 #include "model/gpt2.hpp"
 #include "optim/adamw.hpp"
 #include "gpt2_fixtures.hpp"
@@ -38,17 +39,27 @@ TEST(GPT2, GradientsMatchFiniteDifferencesForEveryTensor) {
     for (size_t i = 0; i < t.numel; i++) idx.push_back(t.offset + i);
     if (t.name == "wte") idx.resize(size_t(V) * C);  // padded rows are unused by construction
     std::sort(idx.begin(), idx.end(), [&](size_t a, size_t c) { return std::fabs(grads[a]) > std::fabs(grads[c]); });
+    // The 12 largest, and 8 spread evenly over the rest of the magnitude order (small gradients,
+    // where an entry the backward forgot would hide).
+    std::vector<size_t> spread;
+    for (size_t k = 1; k <= 8 && idx.size() > 12; k++) spread.push_back(idx[12 + (idx.size() - 13) * k / 8]);
     idx.resize(std::min<size_t>(idx.size(), 12));
-    double max_rel = 0;
-    for (size_t i : idx) {
+    const auto fd_at = [&](size_t i) {
       const float h = 1e-2f * std::max(1.0f, std::fabs(m.params[i]));
-      const double fd = (loss_at(i, m.params[i] + h) - loss_at(i, m.params[i] - h)) / (2.0 * h);
+      return (loss_at(i, m.params[i] + h) - loss_at(i, m.params[i] - h)) / (2.0 * h);
+    };
+    double max_rel = 0, max_abs_spread = 0;
+    for (size_t i : idx) {
+      const double fd = fd_at(i);
       const double rel = std::fabs(fd - grads[i]) / std::max({std::fabs(fd), std::fabs(double(grads[i])), 1e-3});
       max_rel = std::max(max_rel, rel);
     }
+    for (size_t i : spread) max_abs_spread = std::max(max_abs_spread, std::fabs(fd_at(i) - grads[i]));
     // Bound: fp32 central differences with h = 1e-2 on a loss of ~3 are good to ~1e-3 relative
-    // for gradients of this size; a wrong backward is off by O(1).
+    // for gradients of this size; a wrong backward is off by O(1). Small gradients are checked in
+    // absolute terms against the difference's noise floor (~1e-5 here).
     EXPECT_LT(max_rel, 2e-2) << "tensor " << t.name;
+    EXPECT_LT(max_abs_spread, 2e-4) << "tensor " << t.name << " (spread entries)";
     // The gradient must not be identically zero (e.g. a forgotten accumulation).
     EXPECT_GT(std::fabs(grads[idx[0]]), 1e-6) << "tensor " << t.name;
   }
@@ -146,4 +157,13 @@ TEST(GPT2, FlopCountMatchesTheKernelsIssued) {
   const double expected = BT * (L * (6 * C * C + 2 * C * C + 8 * C * C + 8 * C * C) + 2 * C * Vp) +
                           B * L * 4 * C * (T * (T + 1) / 2.0);
   EXPECT_DOUBLE_EQ(gpt2_forward_flops(c, B, T), expected);
+  // And the kernels issue exactly that: forward = the count, backward = twice it.
+  GPT2 m = gpt2_create(c);
+  randomise(m, 2);
+  const Batch b = random_batch(c.vocab_size, 3, B, T);
+  cpu::issued_flops() = 0;
+  gpt2_forward(m, b.in.data(), b.tg.data(), B, T);
+  EXPECT_EQ(double(cpu::issued_flops().exchange(0)), expected);
+  gpt2_backward(m);
+  EXPECT_EQ(double(cpu::issued_flops().exchange(0)), 2 * expected);
 }
