@@ -46,6 +46,16 @@ void gae(const float* rewards, const float* values, const float* dones, const fl
   }
 }
 
+void normalize_advantages(std::vector<float>& a, Communicator& comm) {
+  double m[3] = {0, 0, double(a.size())};
+  for (float x : a) m[0] += x, m[1] += double(x) * x;
+  if (comm.size() > 1) comm.control_allreduce(std::span<double>(m, 3), ReduceOp::sum, "ppo.adv_stats");
+  const double mean = m[0] / m[2];
+  const double var = std::max(0.0, (m[1] - m[2] * mean * mean) / std::max(1.0, m[2] - 1));
+  const double inv = 1.0 / (std::sqrt(var) + 1e-8);
+  for (float& x : a) x = static_cast<float>((x - mean) * inv);
+}
+
 PpoAgent make_ppo_agent(const Config& cfg, const envs::EnvSpec& spec) {
   PpoAgent a;
   a.spec = spec;
@@ -291,7 +301,7 @@ class Ppo final : public Method {
           else mb_act_d[k] = act_d_[b];
           mb_logp[k] = logp_[b], mb_adv[k] = adv_[b], mb_ret[k] = ret_[b], mb_val[k] = values_[b];
         }
-        if (set_.norm_adv) normalize_advantages(mb_adv);
+        if (set_.norm_adv) normalize_advantages(mb_adv, ctx_.comm);
         std::fill(grads_.begin(), grads_.end(), 0.0f);
         PpoMinibatch mb{mbn, mb_obs.data(), agent_.continuous ? nullptr : mb_act_d.data(),
                         agent_.continuous ? mb_act_c.data() : nullptr, mb_logp.data(), mb_adv.data(), mb_ret.data(), mb_val.data()};
@@ -427,17 +437,6 @@ class Ppo final : public Method {
     ret_rms_[i].update(&acc);
     return std::clamp(static_cast<float>(r / std::sqrt(ret_rms_[i].var[0] + 1e-8)), -10.0f, 10.0f);
   }
-  // (A - mean) / (std + 1e-8) over the global minibatch (unbiased std, as torch.std).
-  void normalize_advantages(std::vector<float>& a) {
-    double m[3] = {0, 0, double(a.size())};
-    for (float x : a) m[0] += x, m[1] += double(x) * x;
-    if (ctx_.comm.size() > 1) ctx_.comm.control_allreduce(std::span<double>(m, 3), ReduceOp::sum, "ppo.adv_stats");
-    const double mean = m[0] / m[2];
-    const double var = std::max(0.0, (m[1] - m[2] * mean * mean) / std::max(1.0, m[2] - 1));
-    const double inv = 1.0 / (std::sqrt(var) + 1e-8);
-    for (float& x : a) x = static_cast<float>((x - mean) * inv);
-  }
-
   RunContext& ctx_;
   const PpoSettings set_;
   envs::Env env_;

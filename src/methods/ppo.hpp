@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "comm/communicator.hpp"
 #include "core/config.hpp"
 #include "core/params.hpp"
 #include "envs/env.hpp"
@@ -65,6 +66,10 @@ PpoLoss ppo_loss(const PpoAgent& agent, const float* params, const PpoMinibatch&
 //   delta_t = r_t + gamma V_{t+1} (1 - done_{t+1}) - V_t;  A_t = delta_t + gamma lambda (1 - done_{t+1}) A_{t+1}
 void gae(const float* rewards, const float* values, const float* dones, const float* next_value, const float* next_done,
          int T, int n, float gamma, float lambda, float* adv);
+
+// (A - mean) / (std + 1e-8) over the global minibatch: this rank's slice a of it, the statistics
+// summed over all ranks (one tiny control all-reduce), the std unbiased as torch.std's.
+void normalize_advantages(std::vector<float>& a, Communicator& comm);
 
 // log pi(a|s) for one sample, from the actor's output row (logits or mean) and the log-std vector
 // (continuous). The entropy is computed in ppo_loss, where its gradient is needed too.
