@@ -21,7 +21,10 @@ RunRecord::RunRecord(const Vocabulary& vocab, std::vector<Network> networks, int
     : vocab_(vocab), networks_(std::move(networks)), rank_(rank), world_size_(world_size), log_every_(log_every) {}
 
 void RunRecord::open(const std::string& path, int64_t resume_step) {
-  if (rank_ == 0) trace_ = std::make_unique<TraceWriter>(path, networks_, resume_step);
+  if (rank_ != 0) return;
+  trace_ = std::make_unique<TraceWriter>(path, networks_, resume_step);
+  // eval/ exists from the start, empty until the first evaluation.
+  trace_->declare("eval", {{"step", int64_t{0}}, {vocab_.samples, int64_t{0}}, {vocab_.eval, 0.0}});
 }
 
 void RunRecord::begin(const RunIdentity& id, int64_t first_step, int64_t total_steps, bool resumed, double wall) {

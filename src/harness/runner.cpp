@@ -23,6 +23,8 @@
 #include "harness/fault_injection.hpp"
 #include "harness/method.hpp"
 #include "harness/record.hpp"
+#include "harness/run_folder.hpp"
+#include "trace/trace.hpp"
 
 namespace fs = std::filesystem;
 
@@ -87,9 +89,16 @@ std::string gather_hosts(Communicator& comm) {
   return hosts;
 }
 
-struct Paths {
-  fs::path dir, trace, checkpoints;
-};
+using Paths = RunPaths;
+
+// The status attribute of an existing trace ("" if it cannot be read).
+std::string trace_status(const fs::path& trace) {
+  try {
+    return TraceReader(trace.string()).attr_string("status");
+  } catch (const std::exception&) {
+    return "";
+  }
+}
 
 // The settings the loop reads, once.
 struct LoopSettings {
@@ -292,32 +301,49 @@ int run_experiment(const std::string& config_path, const std::vector<std::string
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
 
-  // Phase 1: configuration, method (with its data), resume state, trace file. Failures here can
-  // differ between ranks (a missing per-rank checkpoint), so the ranks agree before going on.
+  // Phase 1a: configuration and the run folder (rank 0 locks it and decides: fresh, overwrite,
+  // resume or already finished). Failures in phase 1 can differ between ranks (a missing per-rank
+  // checkpoint), so the ranks agree after each part before going on.
   std::string error;
   Config cfg;
   Paths paths;
+  RunFolderLock lock;  // rank 0 holds the run folder until the run ends
   std::unique_ptr<Communicator> comm;
   std::unique_ptr<Run> run;
+  int finished_already = 0, threads = 1;
   try {
     cfg = resolve_config(suite_schema(), config_path, overrides);
-    const int threads = choose_threads(cfg);
+    threads = choose_threads(cfg);
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
-    paths.dir = fs::path(cfg.str("run.out_dir")) / cfg.str("run.name");
-    paths.trace = cfg.str("trace.path").empty() ? paths.dir / "trace.h5" : fs::path(cfg.str("trace.path"));
-    paths.checkpoints = paths.dir / "checkpoints";
-    const bool resuming = cfg.str("checkpoint.resume") == "auto" && fs::exists(paths.checkpoints / "latest");
-    if (rank == 0 && !resuming && fs::exists(paths.trace)) {
-      FRUGAL_CHECK(cfg.boolean("run.overwrite"), "run folder '", paths.dir.string(),
-                   "' already holds a trace; pass --run.overwrite=true to replace it or --checkpoint.resume=auto to continue it");
-      fs::remove_all(paths.checkpoints);  // stale checkpoints must not be resumed into a new run
-    }
+    paths = run_paths(cfg);
     if (rank == 0) {
-      fs::create_directories(paths.dir);
+      lock = RunFolderLock(paths.dir);  // before anything in the folder is looked at
       fs::create_directories(paths.trace.parent_path().empty() ? fs::path(".") : paths.trace.parent_path());
+      const bool auto_resume = cfg.str("checkpoint.resume") == "auto";
+      const bool resuming = auto_resume && fs::exists(paths.checkpoints / "latest");
+      if (fs::exists(paths.trace) && !cfg.boolean("run.overwrite")) {
+        // A finished run is never reopened for writing: asked to continue it, there is nothing to do.
+        if (auto_resume && trace_status(paths.trace) == "finished") finished_already = 1;
+        else
+          FRUGAL_CHECK(resuming, "run folder '", paths.dir.string(),
+                       "' already holds a trace; pass --run.overwrite=true to replace it or --checkpoint.resume=auto to continue it");
+      } else if (fs::exists(paths.trace) || !resuming) {
+        fs::remove(paths.trace);              // overwrite: the old trace goes
+        fs::remove_all(paths.checkpoints);    // stale checkpoints must not be resumed into a new run
+      }
     }
-    MPI_Barrier(MPI_COMM_WORLD);  // run folder exists before other ranks look at it
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  if (!agree_ok(error, rank, size)) return 2;  // also: the run folder exists before other ranks look at it
+  MPI_Bcast(&finished_already, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (finished_already) {
+    if (rank == 0) std::printf("frugal: %s already finished (%s); nothing to do\n", cfg.str("run.name").c_str(), paths.trace.c_str());
+    return 0;
+  }
+  // Phase 1b: the method (with its data), resume state, trace file.
+  try {
     comm = std::make_unique<Communicator>(make_mpi_backend(), networks_from(cfg));
     run = std::make_unique<Run>(cfg, *comm, paths, threads);
     run->setup();

@@ -17,8 +17,20 @@ LmWorker make_lm_worker(RunContext& ctx, const Dataset& data) {
   const std::string& init_from = cfg.str("model.init_from");
   if (!init_from.empty()) {
     w.model = load_llmc_checkpoint(init_from);
-    FRUGAL_CHECK(w.model.config.vocab_size >= data.vocab_size, "checkpoint '", init_from, "' has vocabulary ",
-                 w.model.config.vocab_size, " but the data holds token ids up to ", data.vocab_size - 1);
+    const GPT2Config& c = w.model.config;
+    FRUGAL_CHECK(c.vocab_size >= data.vocab_size, "checkpoint '", init_from, "' has vocabulary ", c.vocab_size,
+                 " but the data holds token ids up to ", data.vocab_size - 1);
+    // The config must describe the model that runs (the trace records the config): a checkpoint of
+    // another shape is an error, not a silent switch.
+    const int64_t vocab = cfg.integer("model.vocab_size");
+    FRUGAL_CHECK(c.num_layers == cfg.integer("model.n_layer") && c.num_heads == cfg.integer("model.n_head") &&
+                     c.channels == cfg.integer("model.n_embd") && c.max_seq_len == cfg.integer("model.block_size") &&
+                     (vocab == 0 || vocab == c.vocab_size),
+                 "model.init_from checkpoint '", init_from, "' is a model with n_layer = ", c.num_layers, ", n_head = ",
+                 c.num_heads, ", n_embd = ", c.channels, ", block_size = ", c.max_seq_len, ", vocab_size = ", c.vocab_size,
+                 "; the config says n_layer = ", cfg.integer("model.n_layer"), ", n_head = ", cfg.integer("model.n_head"),
+                 ", n_embd = ", cfg.integer("model.n_embd"), ", block_size = ", cfg.integer("model.block_size"),
+                 ", vocab_size = ", vocab, ": set the [model] keys to the checkpoint's shape");
   } else {
     w.model = gpt2_create(gpt2_config_from(cfg, data.vocab_size));
     gpt2_init_weights(w.model, ctx.seed, static_cast<float>(cfg.real("model.init_std")));
@@ -31,6 +43,11 @@ LmWorker make_lm_worker(RunContext& ctx, const Dataset& data) {
   FRUGAL_CHECK(w.global_batch % ranks == 0, "data.batch_size (", w.global_batch, ") must be divisible by the number of ranks (",
                ranks, "): every rank takes an equal slice of the global batch");
   w.local_batch = w.global_batch / ranks;
+  // A stream shorter than one batch would train on the same few sequences over and over.
+  FRUGAL_CHECK(ctx.total_steps == 0 || data.train.num_sequences(w.seq_len) >= uint64_t(w.global_batch),
+               "the training data holds ",
+               data.train.num_sequences(w.seq_len), " sequences of ", w.seq_len, " tokens, fewer than one batch (",
+               "data.batch_size = ", w.global_batch, "): give it more tokens or lower data.batch_size / data.seq_len");
   w.opt = adamw_create(adamw_config_from(cfg), w.model.layout);
   w.schedule = schedule_from(cfg, ctx.total_steps);
   w.grad_clip = cfg.real("optim.grad_clip");

@@ -95,7 +95,10 @@ TraceWriter::TraceWriter(const std::string& path, const std::vector<Network>& ne
     file_ = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
     FRUGAL_CHECK(file_ >= 0, "cannot reopen trace '", path, "' to resume (missing or not HDF5)");
   } else {
-    file_ = check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "create", path);
+    // Exclusive: an existing file is never truncated here (the runner removes a trace it was told
+    // to overwrite, under the run folder's lock); a race that slips past that fails instead.
+    file_ = H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+    FRUGAL_CHECK(file_ >= 0, "cannot create trace '", path, "': it exists already or its folder is not writable");
   }
   for (const char* g : {"steps", "eval", "comm", "ranks"}) {
     hid_t id = H5Lexists(file_, g, H5P_DEFAULT) > 0 ? H5Gopen2(file_, g, H5P_DEFAULT)
@@ -183,6 +186,10 @@ TraceWriter::Column& TraceWriter::column(const std::string& group, const std::st
                                                            : create_extendible(g, name, type, 256, path_);
   check(c.dataset, "dataset", path_);
   return cols.emplace(name, std::move(c)).first->second;
+}
+
+void TraceWriter::declare(const std::string& group, const Row& columns) {
+  for (const auto& [name, cell] : columns) column(group, name, cell.index() == 0);
 }
 
 void TraceWriter::append(const std::string& group, const Row& row) {

@@ -24,7 +24,7 @@ struct RankTotals {
 
 class TraceWriter {
  public:
-  // Creates (truncating) `path`, or with resume_step >= 0 reopens it and drops every row written
+  // Creates `path` (which must not exist), or with resume_step >= 0 reopens it and drops every row written
   // after that step (steps/, eval/, comm/calls), so a resumed run continues the same trace.
   TraceWriter(const std::string& path, const std::vector<Network>& networks, int64_t resume_step = -1);
   ~TraceWriter();
@@ -35,6 +35,9 @@ class TraceWriter {
   void set_attr(const std::string& name, int64_t value);
   void set_attr(const std::string& name, double value);
 
+  // Creates the (empty) columns of table `group` now, typed like the cells given, so that readers
+  // find them before the first row.
+  void declare(const std::string& group, const Row& columns);
   // Buffers one row of table `group` ("steps", "eval"). Every row of a table has the same columns.
   void append(const std::string& group, const Row& row);
   void append_calls(const std::vector<CallRecord>& calls, int world_size);

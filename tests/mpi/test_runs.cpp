@@ -64,6 +64,7 @@ TEST(Runs, EvaluationOnlyFromLlmcCheckpointAndShardReadsInFileOrder) {
   MPI_Barrier(MPI_COMM_WORLD);
   const int B = 4, T = 16, batches = 5;
   ASSERT_EQ(run_experiment("", tiny("evalonly", {"--run.steps=0", "--model.init_from=" + dir + "/model.bin",
+                                                 "--model.n_layer=2", "--model.n_head=2", "--model.n_embd=16",
                                                  "--data.source=shards", "--data.val_path=" + dir + "/val_*.bin",
                                                  "--eval.batches=" + std::to_string(batches), "--eval.batch_size=4"})),
             0);
