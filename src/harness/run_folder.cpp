@@ -57,9 +57,13 @@ RunFolderLock::RunFolderLock(const fs::path& dir) {
   lk.l_whence = SEEK_SET;
   if (fcntl(fd_, F_SETLK, &lk) != 0) {
     const int err = errno;
-    std::ifstream in(file);
+    // The holder writes its description right after it takes the lock: give it a moment.
     std::string holder;
-    std::getline(in, holder);
+    for (int attempt = 0; attempt < 20 && holder.empty(); attempt++) {
+      if (attempt) usleep(10000);
+      std::ifstream in(file);
+      std::getline(in, holder);
+    }
     ::close(fd_);
     fd_ = -1;
     FRUGAL_CHECK(err != EACCES && err != EAGAIN, "run folder '", dir.string(), "' is in use by another run (",
@@ -67,10 +71,11 @@ RunFolderLock::RunFolderLock(const fs::path& dir) {
                  "); wait for it to end, or give this run another run.name");
     fail("cannot lock the run folder '", dir.string(), "': ", std::strerror(err));
   }
+  // Overwrite in place, then cut: a reader never sees an empty file once a holder has written.
   const std::string me = holder_description() + "\n";
-  if (ftruncate(fd_, 0) == 0) {
-    const ssize_t written = pwrite(fd_, me.data(), me.size(), 0);
-    (void)written;  // the description is a courtesy to whoever is refused; the lock is what counts
+  if (pwrite(fd_, me.data(), me.size(), 0) == ssize_t(me.size())) {
+    const int cut = ftruncate(fd_, off_t(me.size()));
+    (void)cut;  // the description is a courtesy to whoever is refused; the lock is what counts
   }
 }
 

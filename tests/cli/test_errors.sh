@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Bad input gets a clear error naming the problem, a non-zero exit, and loses nothing:
 #   unknown key, wrong type, impossible value, missing config/data/checkpoint file, malformed
-#   checkpoint and token shard, a rank count the batch cannot be split over, a NaN loss (whose
-#   trace must stay readable with status "failed"), and a run folder that already holds a trace.
+#   checkpoint and token shard, a checkpoint of another shape than the config, a shard shorter than
+#   one batch, run names that would escape run.out_dir, a rank count the batch cannot be split over,
+#   a NaN loss (whose trace must stay readable with status "failed"), a run folder that already
+#   holds a trace, and one that another run holds (its lock).
 #   bash test_errors.sh FRUGAL_BIN SOURCE_DIR SCRATCH_DIR
 set -uo pipefail
 bin=$1 src=$2 scratch=$3
@@ -50,6 +52,35 @@ expect_error "EST rate of 0" "est.stage2_mlp must be > 0" run --run.method=est -
 expect_error "EST rate above 1" "above its maximum" run --run.method=est --est.stage1_heads=1.5
 expect_error "EST unselected-parameter policy" "is not one of" run --run.method=est --est.unselected=freeze
 
+# Run names that would write outside run.out_dir (or into it directly).
+expect_error "run name with .." "run.name '..' must be a plain folder name" run --run.name=..
+expect_error "run name with a slash" "run.name '../escape' must be a plain folder name" run --run.name=../escape
+expect_error "empty run name" "run.name '' must be a plain folder name" run --run.name=
+[ -e "$scratch/escape" ] && { echo "FAIL: a run wrote outside run.out_dir"; failures=$((failures + 1)); }
+# A checkpoint of another shape than the config's model: named, not silently trained.
+"$bin" run "$config" --run.out_dir="$scratch/runs" --run.name=shape --run.steps=1 --run.log_every=0 --eval.batches=0 \
+  --run.overwrite=true >/dev/null 2>&1
+# An llm.c checkpoint with 3 layers (the header says so; the tiny config has 2): build one by hand.
+"${FRUGAL_PYTHON:-python3}" - <<'PY' 2>/dev/null || true
+import struct
+L, maxT, V, NH, C, Vp = 3, 32, 512, 2, 32, 512
+header = [20240326, 3, maxT, V, L, NH, C, Vp] + [0] * 248
+n = Vp * C + maxT * C + L * (C + C + 3 * C * C + 3 * C + C * C + C + C + C + 4 * C * C + 4 * C + 4 * C * C + C) + C + C
+with open("three_layers.bin", "wb") as f:
+    f.write(struct.pack("<256i", *header))
+    f.write(struct.pack(f"<{n}f", *([0.01] * n)))
+PY
+expect_error "checkpoint of another shape" "is a model with n_layer = 3" run --model.init_from=three_layers.bin
+# A token shard shorter than one batch of sequences.
+"${FRUGAL_PYTHON:-python3}" - <<'PY' 2>/dev/null || true
+import struct
+tokens = list(range(100))  # 100 tokens: 3 sequences of 32, fewer than a batch of 8
+with open("short_shard.bin", "wb") as f:
+    f.write(struct.pack("<256i", *([20240520, 1, len(tokens)] + [0] * 253)))
+    f.write(struct.pack(f"<{len(tokens)}H", *tokens))
+PY
+expect_error "shard shorter than one batch" "fewer than one batch" run --data.source=shards --data.path=short_shard.bin
+
 if [ -n "${MPIEXEC:-}" ]; then
   expect_error "rank count the batch cannot be split over" "must be divisible by the number of ranks (3)" \
     "$MPIEXEC" -np 3 --oversubscribe "$bin" run "$config" --run.out_dir="$scratch/runs" --run.overwrite=true --data.batch_size=8
@@ -72,6 +103,28 @@ rows=$("$bin" info "$scratch/runs/nan/trace.h5" | sed -n 's/.*steps\/ (\([0-9]*\
 "$bin" run "$config" --run.out_dir="$scratch/runs" --run.name=keep --run.steps=2 --run.log_every=0 >/dev/null 2>&1
 expect_error "existing run folder" "already holds a trace" "$bin" run "$config" --run.out_dir="$scratch/runs" --run.name=keep
 "$bin" info "$scratch/runs/keep/trace.h5" | grep -q "status *finished" || { echo "FAIL: existing trace was damaged"; failures=$((failures + 1)); }
+
+# A run folder another process holds (its .lock): refused at once, naming the holder; the holder's
+# trace is untouched.
+"${FRUGAL_PYTHON:-python3}" - "$scratch/runs/keep/.lock" <<'PY' &
+import fcntl, sys, time
+with open(sys.argv[1], "r+") as f:
+    fcntl.lockf(f, fcntl.LOCK_EX)
+    f.seek(0); f.truncate(); f.write("pid 4242 on testhost (Slurm job 77) since now\n"); f.flush()
+    time.sleep(4)
+PY
+holder=$!
+sleep 1
+expect_error "run folder held by another run" "is in use by another run (pid 4242 on testhost (Slurm job 77)" \
+  "$bin" run "$config" --run.out_dir="$scratch/runs" --run.name=keep --run.overwrite=true
+wait $holder
+"$bin" info "$scratch/runs/keep/trace.h5" | grep -q "status *finished" || { echo "FAIL: the held run's trace was damaged"; failures=$((failures + 1)); }
+# resume=auto on a finished run: nothing to do, exit 0, the trace not reopened.
+before=$(stat -c %Y "$scratch/runs/keep/trace.h5")
+out=$("$bin" run "$config" --run.out_dir="$scratch/runs" --run.name=keep --checkpoint.resume=auto 2>&1) \
+  && grep -q "already finished" <<<"$out" && [ "$(stat -c %Y "$scratch/runs/keep/trace.h5")" = "$before" ] \
+  && echo "ok:   a finished run given resume=auto is left alone" \
+  || { echo "FAIL: resume=auto on a finished run: $out"; failures=$((failures + 1)); }
 
 echo "$((failures == 0 ? 1 : 0)) passed, $failures failed"
 [ $failures -eq 0 ]
