@@ -20,7 +20,7 @@ elif [ "${1:-}" = "--est" ]; then
 fi
 cmake --workflow --preset release > build-quickstart.log 2>&1 || { tail -30 build-quickstart.log; exit 1; }
 rm -f build-quickstart.log
-./build/release/frugal compare "$study" "$@"
+./build/release/frugal compare "$study" --fresh "$@"
 # The table above came from frugal compare; report.py adds the plots (and report.md with seeds).
 .venv/bin/python analysis/report.py "$out" --out "$out/report" > /dev/null
 echo "plots and report: $out/report/ ($plots, report.md)"

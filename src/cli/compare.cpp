@@ -227,18 +227,30 @@ void print_table(const std::vector<std::string>& traces) {
 }
 
 int compare(const std::vector<std::string>& args) {
-  std::string study_path;
+  std::string study_path, launcher_option;
   std::vector<std::string> overrides;
-  bool dry_run = false;
+  bool dry_run = false, list_entries = false, table_only = false, fresh = false;
+  int64_t only = -1;  // --index N: just entry N (a Slurm array task)
   for (const auto& a : args) {
     if (a == "--dry-run") dry_run = true;
+    else if (a == "--list") list_entries = true;
+    else if (a == "--table") table_only = true;
+    else if (a == "--fresh") fresh = true;
+    else if (a.rfind("--index=", 0) == 0) {
+      try {
+        only = std::stoll(a.substr(8));
+      } catch (const std::exception&) {
+        fail("--index takes an entry number, got '", a.substr(8), "'");
+      }
+    } else if (a.rfind("--launcher=", 0) == 0) launcher_option = a.substr(11);
     else if (a.rfind("--", 0) == 0) overrides.push_back(a);
     else {
       FRUGAL_CHECK(study_path.empty(), "frugal compare takes one study file (got '", study_path, "' and '", a, "')");
       study_path = a;
     }
   }
-  FRUGAL_CHECK(!study_path.empty(), "usage: frugal compare STUDY.toml [--section.key=value ...] [--dry-run]");
+  FRUGAL_CHECK(!study_path.empty(), "usage: frugal compare STUDY.toml [--list | --index=N | --table] [--fresh] "
+                                    "[--launcher=mpirun|srun] [--dry-run] [--section.key=value ...]");
   toml::table study;
   try {
     study = toml::parse_file(study_path);
@@ -251,7 +263,7 @@ int compare(const std::vector<std::string>& args) {
   check_keys(*head, {"name", "out_dir", "launcher", "description"}, "[study] of '" + study_path + "'");
   const std::string name = str_or(*head, "name", fs::path(study_path).stem().string());
   const std::string out_dir = str_or(*head, "out_dir", "runs/" + name);
-  const std::string launcher = str_or(*head, "launcher", "mpirun");
+  const std::string launcher = launcher_option.empty() ? str_or(*head, "launcher", "mpirun") : launcher_option;
   FRUGAL_CHECK(launcher == "mpirun" || launcher == "srun", "study launcher must be mpirun or srun, got '", launcher, "'");
   const fs::path base = fs::path(study_path).parent_path();
 
@@ -291,10 +303,59 @@ int compare(const std::vector<std::string>& args) {
     }
   }
 
+  const auto trace_of = [&](const StudyRun& r) { return (fs::path(out_dir) / r.name / "trace.h5").string(); };
+  if (list_entries) {  // one line per entry: what a job array needs to size itself
+    int max_ranks = 0;
+    for (size_t i = 0; i < runs.size(); i++) {
+      std::printf("%zu %s ranks=%d%s\n", i, runs[i].name.c_str(), runs[i].ranks,
+                  runs[i].seed >= 0 ? (" seed=" + std::to_string(runs[i].seed)).c_str() : "");
+      max_ranks = std::max(max_ranks, runs[i].ranks);
+    }
+    std::printf("# %zu entries, at most %d ranks; out_dir %s\n", runs.size(), max_ranks, out_dir.c_str());
+    return 0;
+  }
+  if (table_only) {  // the table of what has finished so far, running nothing
+    std::vector<std::string> traces;
+    size_t missing = 0;
+    for (const auto& r : runs) {
+      if (fs::exists(trace_of(r))) traces.push_back(trace_of(r));
+      else missing++;
+    }
+    std::printf("\n== study %s: %zu of %zu runs have a trace in %s\n", name.c_str(), traces.size(), runs.size(), out_dir.c_str());
+    print_table(traces);
+    return missing == 0 ? 0 : 1;
+  }
+  if (only >= 0) {
+    FRUGAL_CHECK(only < int64_t(runs.size()), "--index=", only, " but the study has ", runs.size(), " entries (0 to ",
+                 runs.size() - 1, ")");
+    runs = {runs[size_t(only)]};
+  }
+
   const int cores = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   const std::string exe = self_exe();
   std::vector<std::string> traces, failed;
   for (const auto& run : runs) {
+    // Each entry continues where it stands: a finished run is kept, a stopped or killed one resumes
+    // from its last checkpoint, one that died before any checkpoint starts again; --fresh starts
+    // every entry over. So a requeued study (or array task) never redoes or loses a finished run.
+    const std::string trace = trace_of(run);
+    std::vector<std::string> mode = {"--checkpoint.resume=auto"};
+    if (fresh) {
+      mode = {"--run.overwrite=true", "--checkpoint.resume=no"};
+    } else if (fs::exists(trace)) {
+      std::string status;
+      try {
+        status = TraceReader(trace).attr_string("status");
+      } catch (const std::exception&) {
+        status = "unreadable";
+      }
+      if (status == "finished") {
+        std::printf("\n== %s: finished (%s), kept\n", run.name.c_str(), trace.c_str());
+        traces.push_back(trace);
+        continue;
+      }
+      if (!fs::exists(fs::path(out_dir) / run.name / "checkpoints" / "latest")) mode.push_back("--run.overwrite=true");
+    }
     std::vector<std::string> argv;
     std::vector<std::string> env;
     if (launcher == "mpirun") {
@@ -305,12 +366,16 @@ int compare(const std::vector<std::string>& args) {
       if (cores / run.ranks > 1) argv.insert(argv.end(), {"--bind-to", "none"});
       if (geteuid() == 0) env = {"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"};
     } else {
+      // Inside an allocation: Open MPI needs Slurm's PMIx to wire up ranks started by srun.
       argv = {"srun", "--ntasks=" + std::to_string(run.ranks)};
+      const char* mpi = std::getenv("FRUGAL_SRUN_MPI");
+      argv.push_back(std::string("--mpi=") + (mpi && *mpi ? mpi : "pmix"));
     }
     // Share the cores among the ranks unless the user chose a thread count.
     if (!std::getenv("OMP_NUM_THREADS")) env.push_back("OMP_NUM_THREADS=" + std::to_string(std::max(1, cores / run.ranks)));
     argv.insert(argv.end(), {exe, "run", run.config, "--run.name=" + run.name, "--run.label=" + run.label,
-                             "--run.out_dir=" + out_dir, "--run.overwrite=true"});
+                             "--run.out_dir=" + out_dir});
+    argv.insert(argv.end(), mode.begin(), mode.end());
     if (run.seed >= 0) argv.push_back("--run.seed=" + std::to_string(run.seed));
     argv.insert(argv.end(), run.overrides.begin(), run.overrides.end());
     argv.insert(argv.end(), overrides.begin(), overrides.end());
@@ -325,8 +390,9 @@ int compare(const std::vector<std::string>& args) {
       failed.push_back(run.name);
       continue;
     }
-    traces.push_back((fs::path(out_dir) / run.name / "trace.h5").string());
+    traces.push_back(trace);
   }
+  if (only >= 0) return failed.empty() ? 0 : 1;  // an array task: the table comes from --table
   if (dry_run) return 0;
   std::printf("\n== study %s: %zu runs in %s\n", name.c_str(), runs.size(), out_dir.c_str());
   print_table(traces);

@@ -23,9 +23,14 @@ usage:
       the file, which beats the defaults; unknown keys and bad values are errors.
       SIGUSR1/SIGTERM: every rank checkpoints at the next step boundary and exits 0;
       rerun with --checkpoint.resume=auto to continue.
-  frugal compare STUDY.toml [--section.key=value ...] [--dry-run]
-      Run every entry of a study file (each with its own rank count, via mpirun), then print a
-      comparison table. Overrides apply to every run. See configs/quickstart/study.toml.
+  frugal compare STUDY.toml [--fresh] [--launcher=mpirun|srun] [--dry-run] [--section.key=value ...]
+      Run every entry of a study file (each with its own rank count, via mpirun, or srun inside a
+      Slurm allocation), then print a comparison table. Overrides apply to every run. Entries
+      continue where they stand: finished runs are kept, stopped or killed ones resume from their
+      last checkpoint; --fresh starts every entry over. See configs/quickstart/study.toml.
+  frugal compare STUDY.toml --list | --index=N | --table
+      A study as a Slurm job array (jobs/submit_study.sh): --list prints the entries (run x seed),
+      --index=N runs entry N only, --table prints the table of the traces that exist.
   frugal info TRACE.h5 [ATTRIBUTE ...]
       Summary of a trace: attributes, final metrics, datasets; with attribute names, just their
       values, one per line (e.g. `frugal info runs/x/trace.h5 status` in a job script).

@@ -27,8 +27,9 @@ void RunRecord::open(const std::string& path, int64_t resume_step) {
   trace_->declare("eval", {{"step", int64_t{0}}, {vocab_.samples, int64_t{0}}, {vocab_.eval, 0.0}});
 }
 
-void RunRecord::begin(const RunIdentity& id, int64_t first_step, int64_t total_steps, bool resumed, double wall) {
-  log_wall_ = wall;
+void RunRecord::begin(const RunIdentity& id, int64_t first_step, int64_t total_steps, bool resumed, double wall,
+                      int64_t samples, int64_t bytes_sent) {
+  log_wall_ = wall, log_samples_ = samples, log_bytes_ = bytes_sent;
   if (rank_ != 0) return;
   std::string nets;
   for (const auto& n : networks_) nets += (nets.empty() ? "" : ",") + n.name;

@@ -46,7 +46,9 @@ class RunRecord {
   // Rank 0: create the trace, or reopen it and drop the rows after resume_step (>= 0).
   void open(const std::string& path, int64_t resume_step);
   // Header attributes (status "running") and the start line.
-  void begin(const RunIdentity& id, int64_t first_step, int64_t total_steps, bool resumed, double wall);
+  // wall, samples and bytes_sent: where a resumed run stands (the first progress line's rates).
+  void begin(const RunIdentity& id, int64_t first_step, int64_t total_steps, bool resumed, double wall, int64_t samples,
+             int64_t bytes_sent);
   // A steps/ row, its collectives' records, and every log_every steps the progress line.
   void step(const StepRow& row, const CommTotals& run_totals, std::vector<CallRecord> calls, int64_t total_steps);
   // An eval/ row and its console line (`batches` in the vocabulary's eval_over unit).

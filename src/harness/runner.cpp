@@ -189,7 +189,8 @@ class Run {
     id.seed = cfg_.integer("run.seed");
     id.threads_per_rank = threads_;
     id.n_params = method_->num_params();
-    record_.begin(id, progress_.step, set_.total_steps, resumed_, progress_.wall);
+    record_.begin(id, progress_.step, set_.total_steps, resumed_, progress_.wall, progress_.samples,
+                  comm_.run_totals().wire_bytes);
   }
 
   // One small control all-reduce carries the step's metrics and the two flags every rank must
