@@ -22,11 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
 // One folder for the whole job (run_experiment needs every rank to name the same run folder).
 std::string runs_dir() {
   int n = 1;

@@ -24,15 +24,7 @@ std::vector<float> params_after(const std::string& method, int steps, std::vecto
   RunContext ctx{cfg, comm, steps, 1};
   auto m = find_method(method).make(ctx);
   for (int s = 0; s < steps; s++) m->step(s);
-  StateWriter w;
-  StateFields fields(w);
-  m->state(fields);
-  const std::string path = scratch_file("outer_" + method);
-  w.save(path);
-  StateReader r(path);
-  std::vector<float> p(static_cast<size_t>(m->num_params()));
-  r.get(method == "demo" ? "demo.params" : method + ".global", p);
-  return p;
+  return state_section(*m, method == "demo" ? "demo.params" : method + ".global");
 }
 
 void expect_identical_on_all_ranks(const std::vector<float>& p) {

@@ -17,17 +17,6 @@ using namespace frugal;
 
 namespace {
 
-std::vector<float> params_of(Method& m, const std::string& section) {
-  StateWriter w;
-  StateFields fields(w);
-  m.state(fields);
-  const std::string path = scratch_file("rl_" + section);
-  w.save(path);
-  StateReader r(path);
-  std::vector<float> p(static_cast<size_t>(m.num_params()));
-  r.get(section, p);
-  return p;
-}
 
 uint64_t fnv1a(const std::vector<float>& v) {
   uint64_t h = 1469598103934665603ull;
@@ -55,7 +44,7 @@ Ran run_steps(Communicator& comm, const Config& cfg, const std::string& method, 
   Ran out;
   for (int s = 0; s < steps; s++) out.returns.push_back(m->step(s).loss);
   out.wire_bytes = comm.run_totals().wire_bytes;
-  out.params = params_of(*m, method + ".params");
+  out.params = state_section(*m, method + ".params");
   return out;
 }
 

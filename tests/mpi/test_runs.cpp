@@ -12,6 +12,7 @@
 #include "harness/method.hpp"
 #include "harness/runner.hpp"
 #include "model/llmc_checkpoint.hpp"
+#include "scratch.hpp"
 #include "trace/trace.hpp"
 
 using namespace frugal;
@@ -19,16 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int world_size() {
-  int n = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &n);
-  return n;
-}
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
 std::string scratch() { return testing::TempDir() + "frugal_runs_np" + std::to_string(world_size()); }
 
 std::vector<std::string> tiny(const std::string& name, std::vector<std::string> extra = {}) {

@@ -14,6 +14,7 @@
 #include "data/tokens.hpp"
 #include "harness/method.hpp"
 #include "harness/runner.hpp"
+#include "scratch.hpp"
 #include "trace/trace.hpp"
 
 using namespace frugal;
@@ -21,16 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int world_size() {
-  int n = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &n);
-  return n;
-}
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
 std::string scratch() { return testing::TempDir() + "frugal_values_np" + std::to_string(world_size()); }
 std::string trace_of(const std::string& name) { return scratch() + "/" + name + "/trace.h5"; }
 

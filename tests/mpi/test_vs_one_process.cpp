@@ -47,15 +47,7 @@ std::vector<float> method_params(const Config& cfg, const std::string& section) 
   RunContext ctx{cfg, world, kSteps, 1};
   auto m = find_method(cfg.str("run.method")).make(ctx);
   for (int s = 0; s < kSteps; s++) m->step(s);
-  StateWriter w;
-  StateFields fields(w);
-  m->state(fields);
-  const std::string path = scratch_file("vs_one_" + section);
-  w.save(path);
-  StateReader r(path);
-  std::vector<float> p(static_cast<size_t>(m->num_params()));
-  r.get(section, p);
-  return p;
+  return state_section(*m, section);
 }
 
 // R replicas of the language-model worker in this process: replica r takes rank r's slice.
@@ -336,14 +328,7 @@ TEST(VsOneProcess, PpoEqualsEveryRanksRolloutWithGloballyNormalisedAdvantagesAnd
   RunContext ctx{cfg, world, iterations, 1};
   auto m = find_method("ppo").make(ctx);
   for (int s = 0; s < iterations; s++) m->step(s);
-  StateWriter w;
-  StateFields fields(w);
-  m->state(fields);
-  const std::string path = scratch_file("vs_one_ppo");
-  w.save(path);
-  StateReader r(path);
-  std::vector<float> got(static_cast<size_t>(m->num_params()));
-  r.get("ppo.params", got);
+  const std::vector<float> got = state_section(*m, "ppo.params");
   const std::vector<float> want = ppo_reference(cfg, iterations);
   // Sums over ranks in MPI's order there and in rank order here: equal to float rounding.
   EXPECT_LT(max_abs_diff(got, want), 1e-5);
