@@ -14,12 +14,10 @@ namespace {
 class DiLoCo final : public LmMethod {
  public:
   explicit DiLoCo(RunContext& ctx)
-      : LmMethod(ctx, "diloco.inner."), global_(w_.model.params), momentum_(global_.size(), 0.0f), delta_(global_.size()),
+      : LmMethod(ctx, "diloco.inner.", "diloco.global"), momentum_(global_.size(), 0.0f), delta_(global_.size()),
         inner_steps_(ctx.config.integer("diloco.inner_steps")),
         outer_lr_(static_cast<float>(ctx.config.real("diloco.outer_lr"))),
-        mu_(static_cast<float>(ctx.config.real("diloco.outer_momentum"))), nesterov_(ctx.config.boolean("diloco.nesterov")) {
-    evaluated_params_ = &global_;  // what the method would ship, not one worker's drift
-  }
+        mu_(static_cast<float>(ctx.config.real("diloco.outer_momentum"))), nesterov_(ctx.config.boolean("diloco.nesterov")) {}
 
   StepResult step(int64_t step) override {
     StepResult r = lm_local_adamw_step(w_, data_.train, step, ctx_.comm.rank());
@@ -28,8 +26,7 @@ class DiLoCo final : public LmMethod {
   }
 
   void state(StateFields& f) override {
-    LmMethod::state(f);
-    f.field("diloco.global", global_);
+    LmMethod::state(f);  // inner worker and global parameters
     f.field("diloco.momentum", momentum_);
   }
 
@@ -50,7 +47,7 @@ class DiLoCo final : public LmMethod {
     w_.model.params = global_;  // every worker restarts from theta_g; inner AdamW state is kept
   }
 
-  std::vector<float> global_, momentum_, delta_;
+  std::vector<float> momentum_, delta_;
   const int64_t inner_steps_;
   const float outer_lr_, mu_;
   const bool nesterov_;

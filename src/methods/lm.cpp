@@ -113,13 +113,20 @@ void lm_state(StateFields& f, LmWorker& w, const std::string& prefix) {
   adamw_state(f, w.opt, prefix);
 }
 
-LmMethod::LmMethod(RunContext& ctx, std::string state_prefix)
+LmMethod::LmMethod(RunContext& ctx, std::string state_prefix, std::string global_name)
     : ctx_(ctx), data_(load_dataset(ctx.config)), w_(make_lm_worker(ctx, data_)), prefix_(std::move(state_prefix)),
-      eval_batch_size_(ctx.config.integer("eval.batch_size")) {}
+      global_name_(std::move(global_name)), eval_batch_size_(ctx.config.integer("eval.batch_size")) {
+  if (!global_name_.empty()) global_ = w_.model.params;
+}
 
 double LmMethod::evaluate(int64_t batches) {
-  if (evaluated_params_) return lm_evaluate_params(w_, *evaluated_params_, data_.val, batches, eval_batch_size_, ctx_.comm);
+  if (!global_name_.empty()) return lm_evaluate_params(w_, global_, data_.val, batches, eval_batch_size_, ctx_.comm);
   return lm_evaluate(w_, data_.val, batches, eval_batch_size_, ctx_.comm);
+}
+
+void LmMethod::state(StateFields& f) {
+  lm_state(f, w_, prefix_);
+  if (!global_name_.empty()) f.field(global_name_, global_);
 }
 
 }  // namespace frugal

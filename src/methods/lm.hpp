@@ -53,22 +53,23 @@ double lm_evaluate_params(LmWorker& w, std::vector<float>& params, const TokenSt
 void lm_state(StateFields& f, LmWorker& w, const std::string& prefix);
 
 // The base of the language-model methods: loads the data, builds the worker, and answers
-// evaluate (the dense model, or `evaluated_params_` where a method evaluates another copy, e.g.
-// DiLoCo's global parameters), state (lm_state under `state_prefix`) and num_params. A method adds
-// step() and, where it keeps more state, extends state().
+// evaluate, state (lm_state under `state_prefix`) and num_params. A method adds step() and, where
+// it keeps more state, extends state(). Methods whose workers restart from global parameters
+// (DiLoCo, SparseLoCo) name them `global_name`: the base keeps them in global_, evaluates them
+// (what the method would ship, not one worker's drift) and checkpoints them under that name.
 class LmMethod : public Method {
  public:
-  LmMethod(RunContext& ctx, std::string state_prefix);
+  LmMethod(RunContext& ctx, std::string state_prefix, std::string global_name = "");
   double evaluate(int64_t batches) override;
-  void state(StateFields& f) override { lm_state(f, w_, prefix_); }
+  void state(StateFields& f) override;
   int64_t num_params() const override { return static_cast<int64_t>(w_.model.params.size()); }
 
  protected:
   RunContext& ctx_;
   const Dataset data_;
   LmWorker w_;
-  std::vector<float>* evaluated_params_ = nullptr;
-  const std::string prefix_;
+  std::vector<float> global_;  // the global parameters, where the method has them
+  const std::string prefix_, global_name_;
   const int64_t eval_batch_size_;
 };
 

@@ -20,9 +20,8 @@ using namespace compress;
 class SparseLoCo final : public LmMethod {
  public:
   explicit SparseLoCo(RunContext& ctx)
-      : LmMethod(ctx, "sparseloco.inner."), global_(w_.model.params), error_(global_.size(), 0.0f),
+      : LmMethod(ctx, "sparseloco.inner.", "sparseloco.global"), error_(global_.size(), 0.0f),
         pseudo_grad_(global_.size()), aggregate_(global_.size()) {
-    evaluated_params_ = &global_;  // what the method would ship, not one worker's drift
     const Config& c = ctx.config;
     inner_steps_ = c.integer("sparseloco.inner_steps");
     opt_.beta = static_cast<float>(c.real("sparseloco.ef_beta"));
@@ -47,8 +46,7 @@ class SparseLoCo final : public LmMethod {
   }
 
   void state(StateFields& f) override {
-    LmMethod::state(f);
-    f.field("sparseloco.global", global_);
+    LmMethod::state(f);  // inner worker and global parameters
     f.field("sparseloco.error", error_);
   }
 
@@ -67,7 +65,7 @@ class SparseLoCo final : public LmMethod {
     return stats;
   }
 
-  std::vector<float> global_, error_, pseudo_grad_, aggregate_;
+  std::vector<float> error_, pseudo_grad_, aggregate_;
   std::vector<CompressBlock> blocks_;
   std::vector<SparseTensor> sent_;
   DecodeWorkspace workspace_;
