@@ -149,6 +149,12 @@ TEST(Keys, CheckpointKeepLeavesTheNewestCheckpoints) {
     if (e.is_directory()) dirs.push_back(e.path().filename().string());
   std::sort(dirs.begin(), dirs.end());
   EXPECT_EQ(dirs, (std::vector<std::string>{"step_00000004", "step_00000006", "step_00000008"}));
+  // No evaluation configured: eval/ still has its columns (SCHEMA.md), empty.
+  TraceReader t(runs_dir() + "/keep/trace.h5");
+  for (const char* d : {"eval/step", "eval/tokens", "eval/loss"}) {
+    ASSERT_TRUE(t.has_dataset(d)) << d;
+    EXPECT_TRUE(t.read_doubles(d).empty()) << d;
+  }
 }
 
 // SIGTERM (what Slurm sends at a time limit without --signal) stops the run like SIGUSR1: every
