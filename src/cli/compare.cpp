@@ -343,13 +343,7 @@ int compare(const std::vector<std::string>& args) {
     if (fresh) {
       mode = {"--run.overwrite=true", "--checkpoint.resume=no"};
     } else if (fs::exists(trace)) {
-      std::string status;
-      try {
-        status = TraceReader(trace).attr_string("status");
-      } catch (const std::exception&) {
-        status = "unreadable";
-      }
-      if (status == "finished") {
+      if (trace_status(trace) == "finished") {
         std::printf("\n== %s: finished (%s), kept\n", run.name.c_str(), trace.c_str());
         traces.push_back(trace);
         continue;

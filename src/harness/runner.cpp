@@ -89,17 +89,6 @@ std::string gather_hosts(Communicator& comm) {
   return hosts;
 }
 
-using Paths = RunPaths;
-
-// The status attribute of an existing trace ("" if it cannot be read).
-std::string trace_status(const fs::path& trace) {
-  try {
-    return TraceReader(trace.string()).attr_string("status");
-  } catch (const std::exception&) {
-    return "";
-  }
-}
-
 // The settings the loop reads, once.
 struct LoopSettings {
   int64_t total_steps, max_samples, log_every, eval_every, eval_batches, flush_every, checkpoint_every;
@@ -118,7 +107,7 @@ struct Progress {
 
 class Run {
  public:
-  Run(const Config& cfg, Communicator& comm, const Paths& paths, int threads)
+  Run(const Config& cfg, Communicator& comm, const RunPaths& paths, int threads)
       : cfg_(cfg), comm_(comm), paths_(paths), threads_(threads), set_(LoopSettings::from(cfg)),
         info_(find_method(cfg.str("run.method"))), vocab_(vocabulary(info_.domain)),
         record_(vocab_, comm.networks(), comm.rank(), comm.size(), set_.log_every),
@@ -267,7 +256,7 @@ class Run {
 
   const Config& cfg_;
   Communicator& comm_;
-  Paths paths_;
+  RunPaths paths_;
   int threads_;
   LoopSettings set_;
   const MethodInfo& info_;
@@ -307,7 +296,7 @@ int run_experiment(const std::string& config_path, const std::vector<std::string
   // checkpoint), so the ranks agree after each part before going on.
   std::string error;
   Config cfg;
-  Paths paths;
+  RunPaths paths;
   RunFolderLock lock;  // rank 0 holds the run folder until the run ends
   std::unique_ptr<Communicator> comm;
   std::unique_ptr<Run> run;
@@ -325,7 +314,7 @@ int run_experiment(const std::string& config_path, const std::vector<std::string
       const bool resuming = auto_resume && fs::exists(paths.checkpoints / "latest");
       if (fs::exists(paths.trace) && !cfg.boolean("run.overwrite")) {
         // A finished run is never reopened for writing: asked to continue it, there is nothing to do.
-        if (auto_resume && trace_status(paths.trace) == "finished") finished_already = 1;
+        if (auto_resume && trace_status(paths.trace.string()) == "finished") finished_already = 1;
         else
           FRUGAL_CHECK(resuming, "run folder '", paths.dir.string(),
                        "' already holds a trace; pass --run.overwrite=true to replace it or --checkpoint.resume=auto to continue it");

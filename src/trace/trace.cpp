@@ -362,6 +362,14 @@ int64_t TraceReader::num_call_records() const {
   return n;
 }
 
+std::string trace_status(const std::string& path) {
+  try {
+    return TraceReader(path).attr_string("status");
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
 std::vector<double> TraceReader::read_call_field(const std::string& field) const {
   if (!has_dataset("comm/calls")) return {};
   hid_t ds = H5Dopen2(file_, "comm/calls", H5P_DEFAULT);

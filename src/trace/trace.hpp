@@ -69,6 +69,10 @@ class TraceWriter {
   bool ranks_dirty_ = false;
 };
 
+// The status attribute of the trace at `path` (running, finished, stopped, failed), or "" when
+// there is no readable trace there.
+std::string trace_status(const std::string& path);
+
 // Reading: root attributes and 1-D datasets, for `frugal info`, `frugal compare` and tests.
 class TraceReader {
  public:

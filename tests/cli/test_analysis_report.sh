@@ -6,28 +6,8 @@
 # The runs are single-rank, started without a launcher (MPI singleton), so MPIEXEC is not needed.
 set -euo pipefail
 
-if [ $# -ne 3 ]; then
-  echo "usage: $0 FRUGAL_BIN SOURCE_DIR SCRATCH_DIR" >&2
-  exit 2
-fi
-bin=$1
-src=$2
-scratch=$3
-python=${FRUGAL_PYTHON:-$src/.venv/bin/python}
-config=$src/configs/quickstart/tiny.toml
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-
-# Without the analysis packages there is nothing to test here (./setup.sh installs them).
-if ! "$python" -c "import h5py, numpy, matplotlib" >/dev/null 2>&1; then
-  echo "SKIP: '$python' cannot import h5py, numpy and matplotlib (run ./setup.sh)"
-  exit 77  # ctest: skipped
-fi
-[ -x "$bin" ] || fail "frugal binary missing or not executable: $bin"
-[ -f "$config" ] || fail "config missing: $config"
+# shellcheck source=tests/cli/analysis_preamble.sh
+source "$(dirname "$0")/analysis_preamble.sh"
 
 # Only our own outputs are removed: report.py scans the whole scratch folder.
 mkdir -p "$scratch"

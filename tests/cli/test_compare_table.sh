@@ -17,29 +17,10 @@
 #   python check_tables.py STUDY.toml COMPARE_STDOUT REPORT_MD [--runs FOLDER_OF_TRACES]
 set -euo pipefail
 
-if [ $# -ne 3 ]; then
-  echo "usage: $0 FRUGAL_BIN SOURCE_DIR SCRATCH_DIR" >&2
-  exit 2
-fi
-bin=$1
-src=$(cd "$2" && pwd)
-scratch=$3
-python=${FRUGAL_PYTHON:-$src/.venv/bin/python}
-config=$src/configs/quickstart/tiny.toml
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-
-# Without the analysis packages there is nothing to test here (./setup.sh installs them).
-if ! "$python" -c "import h5py, numpy, matplotlib, tomllib" >/dev/null 2>&1; then
-  echo "SKIP: '$python' cannot import h5py, numpy, matplotlib and tomllib (run ./setup.sh)"
-  exit 77  # ctest: skipped
-fi
-[ -x "$bin" ] || fail "frugal binary missing or not executable: $bin"
+ANALYSIS_MODULES="h5py, numpy, matplotlib, tomllib"
+# shellcheck source=tests/cli/analysis_preamble.sh
+source "$(dirname "$0")/analysis_preamble.sh"
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
-[ -f "$config" ] || fail "config missing: $config"
 # frugal compare starts its runs with `mpirun` from PATH; MPIEXEC may name one that is not on it.
 if [[ "${MPIEXEC:-}" == */* ]]; then PATH=$(dirname "$MPIEXEC"):$PATH; fi
 command -v mpirun >/dev/null || fail "mpirun not found on PATH (MPIEXEC='${MPIEXEC:-}'); frugal compare needs it"

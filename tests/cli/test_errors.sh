@@ -121,10 +121,12 @@ wait $holder
 "$bin" info "$scratch/runs/keep/trace.h5" | grep -q "status *finished" || { echo "FAIL: the held run's trace was damaged"; failures=$((failures + 1)); }
 # resume=auto on a finished run: nothing to do, exit 0, the trace not reopened.
 before=$(stat -c %Y "$scratch/runs/keep/trace.h5")
-out=$("$bin" run "$config" --run.out_dir="$scratch/runs" --run.name=keep --checkpoint.resume=auto 2>&1) \
-  && grep -q "already finished" <<<"$out" && [ "$(stat -c %Y "$scratch/runs/keep/trace.h5")" = "$before" ] \
-  && echo "ok:   a finished run given resume=auto is left alone" \
-  || { echo "FAIL: resume=auto on a finished run: $out"; failures=$((failures + 1)); }
+if out=$("$bin" run "$config" --run.out_dir="$scratch/runs" --run.name=keep --checkpoint.resume=auto 2>&1) \
+  && grep -q "already finished" <<<"$out" && [ "$(stat -c %Y "$scratch/runs/keep/trace.h5")" = "$before" ]; then
+  echo "ok:   a finished run given resume=auto is left alone"
+else
+  echo "FAIL: resume=auto on a finished run: $out"; failures=$((failures + 1))
+fi
 
 echo "$((failures == 0 ? 1 : 0)) passed, $failures failed"
 [ $failures -eq 0 ]
