@@ -13,6 +13,16 @@ void sgemm_nt(int M, int N, int K, float alpha, const float* A, const float* B, 
   count_flops(2 * int64_t{M} * N * K);
 }
 
+void sgemm_nn(int M, int N, int K, float alpha, const float* A, const float* B, float beta, float* C) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, alpha, A, K, B, N, beta, C, N);
+  count_flops(2 * int64_t{M} * N * K);
+}
+
+void sgemm_tn(int M, int N, int K, float alpha, const float* A, const float* B, float beta, float* C) {
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, alpha, A, M, B, N, beta, C, N);
+  count_flops(2 * int64_t{M} * N * K);
+}
+
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC) {
   float beta = 0.0f;
   if (bias) {  // seed out with the bias so the GEMM adds onto it (beta = 1): no second pass
@@ -32,8 +42,10 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
     count_flops(2 * int64_t{N} * C * OC);
   }
   // dW (OC,C) += dout^T (OC,N) . inp (N,C)
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
-  count_flops(2 * int64_t{OC} * C * N);
+  if (dweight) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+    count_flops(2 * int64_t{OC} * C * N);
+  }
   if (dbias) {
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < OC; o++) {

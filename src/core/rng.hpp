@@ -21,6 +21,9 @@ enum class Stream : uint32_t {
   ppo_actions = 18,  // PPO action sampling, one sub-stream per environment
   ppo_shuffle = 19,  // PPO minibatch shuffling, one sub-stream per rank
   est_subnet = 20,   // EST subnetworks, one sub-stream per step
+  lora_init = 21,    // LoRA's A matrices, one sub-stream per adapted matrix kind
+  sampling = 22,     // token sampling in generation, one sub-stream per sequence (model/decode.hpp)
+  rlvr_prompts = 23, // which training problems an RLVR step draws, one sub-stream per step
 };
 
 // Four 32-bit words for block `block` of stream (seed, stream, sub).

@@ -125,9 +125,36 @@ GPT2BlockWeights gpt2_block_weights(GPT2& model, int l) {
   const size_t C = c.channels, lC = size_t(l) * C;
   const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
   const GPT2Tensors d = gpt2_views(model.layout, model.grads.data());
-  return {p.qkvw + lC * 3 * C, p.qkvb + lC * 3, p.attprojw + lC * C, p.fcw + lC * 4 * C, p.fcb + lC * 4,
-          p.fcprojw + lC * 4 * C, d.qkvw + lC * 3 * C, d.qkvb + lC * 3, d.attprojw + lC * C,
-          d.fcw + lC * 4 * C, d.fcb + lC * 4, d.fcprojw + lC * 4 * C, c.num_heads, c.channels, 4 * c.channels};
+  GPT2BlockWeights w;
+  w.qkvw = p.qkvw + lC * 3 * C, w.qkvb = p.qkvb + lC * 3, w.attprojw = p.attprojw + lC * C;
+  w.fcw = p.fcw + lC * 4 * C, w.fcb = p.fcb + lC * 4, w.fcprojw = p.fcprojw + lC * 4 * C;
+  w.dqkvw = d.qkvw + lC * 3 * C, w.dqkvb = d.qkvb + lC * 3, w.dattprojw = d.attprojw + lC * C;
+  w.dfcw = d.fcw + lC * 4 * C, w.dfcb = d.fcb + lC * 4, w.dfcprojw = d.fcprojw + lC * 4 * C;
+  w.heads = c.num_heads, w.CH = c.channels, w.M = 4 * c.channels;
+  return w;
+}
+
+void block_linear_forward(float* out, const float* inp, const float* w, const float* b, const LoraMatrix& lora, int N,
+                          int C, int OC) {
+  matmul_forward(out, inp, w, b, N, C, OC);
+  if (!lora.A) return;
+  // h (N, r) = inp A^T, then out += scale h B^T: two thin GEMMs, W + BA is never formed.
+  std::vector<float> h(size_t(N) * lora.rank);
+  sgemm_nt(N, lora.rank, C, 1.0f, inp, lora.A, 0.0f, h.data());
+  sgemm_nt(N, OC, lora.rank, lora.scale, h.data(), lora.B, 1.0f, out);
+}
+
+void block_linear_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
+                           const LoraMatrix& lora, int N, int C, int OC) {
+  matmul_backward(dinp, dw, db, dout, inp, w, N, C, OC);
+  if (!lora.A) return;
+  const int r = lora.rank;
+  std::vector<float> h(size_t(N) * r), dh(size_t(N) * r);
+  sgemm_nt(N, r, C, 1.0f, inp, lora.A, 0.0f, h.data());                     // h = inp A^T   (recomputed)
+  sgemm_nn(N, r, OC, lora.scale, dout, lora.B, 0.0f, dh.data());            // dh = s dout B (N, r)
+  sgemm_tn(OC, r, N, lora.scale, dout, h.data(), 1.0f, lora.dB);            // dB += s dout^T h
+  sgemm_tn(r, C, N, 1.0f, dh.data(), inp, 1.0f, lora.dA);                   // dA += dh^T inp
+  if (dinp) sgemm_nn(N, C, r, 1.0f, dh.data(), lora.A, 1.0f, dinp);         // dinp += dh A
 }
 
 float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, int T, GPT2BlockHook* blocks) {
@@ -171,14 +198,14 @@ float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, in
     const GPT2BlockWeights w = blocks ? blocks->forward_weights(model, l) : gpt2_block_weights(model, l);
 
     layernorm_forward(ln1, a.ln1_mean.data() + lBT, a.ln1_rstd.data() + lBT, residual, p.ln1w + lC, p.ln1b + lC, BT, C);
-    matmul_forward(qkv, ln1, w.qkvw, w.qkvb, BT, C, 3 * w.CH);
+    block_linear_forward(qkv, ln1, w.qkvw, w.qkvb, w.lora[lora_qkv], BT, C, 3 * w.CH);
     attention_forward(atty, a.att.data() + size_t(l) * B * NH * T * T, qkv, B, T, w.CH, w.heads);
-    matmul_forward(attproj, atty, w.attprojw, p.attprojb + lC, BT, w.CH, C);
+    block_linear_forward(attproj, atty, w.attprojw, p.attprojb + lC, w.lora[lora_attproj], BT, w.CH, C);
     residual_forward(residual2, residual, attproj, size_t(BT) * C);
     layernorm_forward(ln2, a.ln2_mean.data() + lBT, a.ln2_rstd.data() + lBT, residual2, p.ln2w + lC, p.ln2b + lC, BT, C);
-    matmul_forward(fch, ln2, w.fcw, w.fcb, BT, C, w.M);
+    block_linear_forward(fch, ln2, w.fcw, w.fcb, w.lora[lora_fc], BT, C, w.M);
     gelu_forward(fch_gelu, fch, size_t(BT) * w.M);
-    matmul_forward(fcproj, fch_gelu, w.fcprojw, p.fcprojb + lC, BT, w.M, C);
+    block_linear_forward(fcproj, fch_gelu, w.fcprojw, p.fcprojb + lC, w.lora[lora_fcproj], BT, w.M, C);
     residual_forward(residual3, residual2, fcproj, size_t(BT) * C);
   }
   const float* last = a.residual3.data() + size_t(L - 1) * BT * C;
@@ -194,22 +221,36 @@ float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, in
 void gpt2_zero_grad(GPT2& model) { zero(model.grads); }
 
 void gpt2_backward(GPT2& model, GPT2BlockHook* blocks) {
+  const int BT = model.acts.B * model.acts.T;
+  FRUGAL_CHECK(BT > 0 && model.targets.size() == size_t(BT), "gpt2_backward needs a forward with targets first");
+  const GPT2Config& c = model.config;
+  softmax_crossentropy_backward(gpt2_dlogits(model), model.acts.probs.data(), model.targets.data(), 1.0f / BT, BT,
+                                c.vocab_size, c.padded_vocab_size);
+  gpt2_backward_from_dlogits(model, blocks);
+}
+
+float* gpt2_dlogits(GPT2& model) {
+  size_activations(model.grad_acts, model.config, model.acts.B, model.acts.T);
+  return model.grad_acts.logits.data();
+}
+
+void gpt2_backward_from_dlogits(GPT2& model, GPT2BlockHook* blocks) {
   const GPT2Config& c = model.config;
   GPT2Activations& a = model.acts;
   const int B = a.B, T = a.T, BT = B * T;
-  FRUGAL_CHECK(BT > 0 && model.targets.size() == size_t(BT), "gpt2_backward needs a forward with targets first");
+  FRUGAL_CHECK(BT > 0 && model.inputs.size() == size_t(BT), "gpt2_backward needs a forward first");
   FRUGAL_CHECK(blocks == model.forward_hook, "internal: gpt2_backward must get the block hook its forward had");
-  const int L = c.num_layers, C = c.channels, NH = c.num_heads, V = c.vocab_size, Vp = c.padded_vocab_size;
-  size_activations(model.grad_acts, c, B, T);
+  const int L = c.num_layers, C = c.channels, NH = c.num_heads, Vp = c.padded_vocab_size;
+  const bool frozen = blocks && blocks->base_frozen();
   GPT2Activations& g = model.grad_acts;
+  FRUGAL_CHECK(g.B == B && g.T == T, "internal: fill gpt2_dlogits before gpt2_backward_from_dlogits");
   // Only the buffers that backward accumulates into (+=) need zeroing; the rest are overwritten.
   zero(g.encoded), zero(g.ln1), zero(g.qkv), zero(g.atty), zero(g.residual2), zero(g.ln2), zero(g.fch);
   zero(g.fch_gelu), zero(g.residual3), zero(g.lnf);
   const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
   const GPT2Tensors d = gpt2_views(model.layout, model.grads.data());
 
-  softmax_crossentropy_backward(g.logits.data(), a.probs.data(), model.targets.data(), 1.0f / BT, BT, V, Vp);
-  matmul_backward(g.lnf.data(), d.wte, nullptr, g.logits.data(), a.lnf.data(), p.wte, BT, C, Vp);
+  matmul_backward(g.lnf.data(), frozen ? nullptr : d.wte, nullptr, g.logits.data(), a.lnf.data(), p.wte, BT, C, Vp);
   float* dlast = g.residual3.data() + size_t(L - 1) * BT * C;
   const float* last = a.residual3.data() + size_t(L - 1) * BT * C;
   layernorm_backward(dlast, d.lnfw, d.lnfb, g.lnf.data(), last, p.lnfw, a.lnf_mean.data(), a.lnf_rstd.data(), BT, C);
@@ -230,27 +271,28 @@ void gpt2_backward(GPT2& model, GPT2BlockHook* blocks) {
     const float* dfcproj = dresidual3;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < size_t(BT) * C; i++) dresidual2[i] += dresidual3[i];
-    matmul_backward(g.fch_gelu.data() + lBTC * 4, w.dfcprojw, d.fcprojb + lC, dfcproj, a.fch_gelu.data() + lBTC * 4,
-                    w.fcprojw, BT, w.M, C);
+    block_linear_backward(g.fch_gelu.data() + lBTC * 4, w.dfcprojw, d.fcprojb + lC, dfcproj, a.fch_gelu.data() + lBTC * 4,
+                          w.fcprojw, w.lora[lora_fcproj], BT, w.M, C);
     gelu_backward(g.fch.data() + lBTC * 4, a.fch.data() + lBTC * 4, g.fch_gelu.data() + lBTC * 4, size_t(BT) * w.M);
-    matmul_backward(g.ln2.data() + lBTC, w.dfcw, w.dfcb, g.fch.data() + lBTC * 4, a.ln2.data() + lBTC, w.fcw, BT, C, w.M);
+    block_linear_backward(g.ln2.data() + lBTC, w.dfcw, w.dfcb, g.fch.data() + lBTC * 4, a.ln2.data() + lBTC, w.fcw,
+                          w.lora[lora_fc], BT, C, w.M);
     layernorm_backward(dresidual2, d.ln2w + lC, d.ln2b + lC, g.ln2.data() + lBTC, a.residual2.data() + lBTC,
                        p.ln2w + lC, a.ln2_mean.data() + lBT, a.ln2_rstd.data() + lBT, BT, C);
     // residual2 = residual + attproj
     const float* dattproj = dresidual2;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < size_t(BT) * C; i++) dresidual[i] += dresidual2[i];
-    matmul_backward(g.atty.data() + lBTC, w.dattprojw, d.attprojb + lC, dattproj, a.atty.data() + lBTC, w.attprojw,
-                    BT, w.CH, C);
+    block_linear_backward(g.atty.data() + lBTC, w.dattprojw, d.attprojb + lC, dattproj, a.atty.data() + lBTC,
+                          w.attprojw, w.lora[lora_attproj], BT, w.CH, C);
     attention_backward(g.qkv.data() + lBTC * 3, g.atty.data() + lBTC, a.qkv.data() + lBTC * 3,
                        a.att.data() + size_t(l) * B * NH * T * T, B, T, w.CH, w.heads);
-    matmul_backward(g.ln1.data() + lBTC, w.dqkvw, w.dqkvb, g.qkv.data() + lBTC * 3, a.ln1.data() + lBTC, w.qkvw, BT, C,
-                    3 * w.CH);
+    block_linear_backward(g.ln1.data() + lBTC, w.dqkvw, w.dqkvb, g.qkv.data() + lBTC * 3, a.ln1.data() + lBTC, w.qkvw,
+                          w.lora[lora_qkv], BT, C, 3 * w.CH);
     layernorm_backward(dresidual, d.ln1w + lC, d.ln1b + lC, g.ln1.data() + lBTC, residual, p.ln1w + lC,
                        a.ln1_mean.data() + lBT, a.ln1_rstd.data() + lBT, BT, C);
     if (blocks) blocks->backward_done(model, l);
   }
-  encoder_backward(d.wte, d.wpe, g.encoded.data(), model.inputs.data(), B, T, C);
+  if (!frozen) encoder_backward(d.wte, d.wpe, g.encoded.data(), model.inputs.data(), B, T, C);
 }
 
 double gpt2_head_flops(const GPT2Config& c, int B, int T) {

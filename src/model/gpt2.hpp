@@ -73,14 +73,37 @@ struct GPT2Activations {
   std::vector<float> losses;     // (B,T)
 };
 
+// A low-rank adapter on one linear layer y = x W^T + b (W: out x in): the layer computes
+// y = x W^T + b + scale (x A^T) B^T, never forming W + scale B A (model/lora.hpp).
+struct LoraMatrix {
+  const float* A = nullptr;  // (rank, in); null: no adapter on this matrix
+  const float* B = nullptr;  // (out, rank)
+  float* dA = nullptr;       // gradients, accumulated (+=) by the backward
+  float* dB = nullptr;
+  int rank = 0;
+  float scale = 0;  // alpha / rank
+};
+enum LoraSlot { lora_qkv = 0, lora_attproj = 1, lora_fc = 2, lora_fcproj = 3 };
+
 // The weights one block computes with (row-major, llm.c layout) and where their gradients go:
 // by default the model's own slices of the stacked tensors; a GPT2BlockHook may substitute
-// smaller gathered copies (EST's subnetworks, model/subnet.hpp).
+// smaller gathered copies (EST's subnetworks, model/subnet.hpp) or add adapters (LoRA). A null
+// weight gradient (dqkvw, dattprojw, dfcw, dfcprojw) means that matrix is frozen: its weight
+// gradient GEMM is skipped.
 struct GPT2BlockWeights {
   const float *qkvw, *qkvb, *attprojw, *fcw, *fcb, *fcprojw;  // (3CH, C) (3CH) (C, CH) (M, C) (M) (C, M)
   float *dqkvw, *dqkvb, *dattprojw, *dfcw, *dfcb, *dfcprojw;
   int heads, CH, M;  // running heads, their width heads * hs, running MLP units
+  LoraMatrix lora[4] = {};  // indexed by LoraSlot
 };
+
+// One linear layer of a block, with its adapter if it has one: out (N, OC) = inp (N, C) W^T + b
+// (+ the adapter). The backward adds dinp (if non-null), dW (if non-null), db (if non-null) and the
+// adapter's dA, dB. Shared by the training forward and the KV-cached decoder (model/decode.hpp).
+void block_linear_forward(float* out, const float* inp, const float* w, const float* b, const LoraMatrix& lora, int N,
+                          int C, int OC);
+void block_linear_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
+                           const LoraMatrix& lora, int N, int C, int OC);
 
 struct GPT2;
 GPT2BlockWeights gpt2_block_weights(GPT2& model, int l);
@@ -96,6 +119,9 @@ class GPT2BlockHook {
   virtual GPT2BlockWeights forward_weights(GPT2& model, int l) = 0;
   virtual GPT2BlockWeights backward_weights(GPT2& model, int l) = 0;
   virtual void backward_done(GPT2& model, int l) = 0;
+  // True when only the hook's own parameters train (LoRA): the backward then skips the gradients
+  // of the embeddings and the tied head's weight (block weights are frozen through null dW).
+  virtual bool base_frozen() const { return false; }
 };
 
 struct GPT2 {
@@ -122,6 +148,11 @@ float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, in
 // Backward of the mean loss of the last forward: grads += d(mean loss)/d(params). Give it the hook
 // the forward had; parameters the hook left out get exactly zero.
 void gpt2_backward(GPT2& model, GPT2BlockHook* blocks = nullptr);
+// The same backward for any loss of the logits: fill gpt2_dlogits(model) (B,T,Vp) with the loss's
+// gradient wrt the last forward's logits, then call gpt2_backward_from_dlogits. Used by losses
+// other than the mean cross-entropy (per-token weights: SFT's answer-only loss, GRPO).
+float* gpt2_dlogits(GPT2& model);
+void gpt2_backward_from_dlogits(GPT2& model, GPT2BlockHook* blocks = nullptr);
 void gpt2_zero_grad(GPT2& model);
 
 // FLOPs of one forward over B sequences of T tokens, counting exactly what the kernels issue

@@ -1,0 +1,275 @@
+#include "model/decode.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/error.hpp"
+#include "core/rng.hpp"
+#include "kernels/cpu/attention.hpp"
+#include "kernels/cpu/flop_counter.hpp"
+#include "kernels/cpu/layernorm.hpp"
+#include "kernels/cpu/matmul.hpp"
+#include "kernels/cpu/pointwise.hpp"
+
+namespace frugal {
+
+using namespace frugal::cpu;
+
+void kv_cache_reserve(KVCache& cache, const GPT2Config& c, int slots) {
+  const size_t need = size_t(c.num_layers) * slots * c.max_seq_len * c.channels;
+  cache.slots = slots;
+  cache.max_len = c.max_seq_len;
+  if (cache.k.size() < need) cache.k.resize(need), cache.v.resize(need);
+}
+
+namespace {
+
+// One block matrix on the rows: EGGROLL's perturbed product where the matrix has factors, else the
+// plain (or adapted) linear layer.
+void block_matrix(float* y, const float* x, int R, const float* w, const float* b, const LoraMatrix& lora,
+                  const LowRankFactors* f, const DecodeRows& rows, float sigma, int C, int OC) {
+  if (f) {
+    FRUGAL_CHECK(!lora.A, "internal: a matrix is either perturbed (ES) or adapted (LoRA), not both");
+    lowrank_linear_forward(x, R, w, b, rows.member.data(), *f, nullptr, sigma, y);
+  } else {
+    block_linear_forward(y, x, w, b, lora, R, C, OC);
+  }
+}
+
+// Causal attention of each row over its slot's cached keys/values [0, pos], in the arithmetic order
+// of cpu::attention_forward (so cached decoding reproduces the full forward).
+void cached_attention(float* out, const float* qkv, const float* kc, const float* vc, const DecodeRows& rows, int R,
+                      int C, int NH, int max_len) {
+  const int hs = C / NH;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  int64_t macs = 0;
+#pragma omp parallel reduction(+ : macs)
+  {
+    std::vector<float> a(static_cast<size_t>(max_len));
+#pragma omp for collapse(2) schedule(static)
+    for (int i = 0; i < R; i++) {
+      for (int h = 0; h < NH; h++) {
+        const int pos = rows.pos[size_t(i)];
+        const size_t base = size_t(rows.slot[size_t(i)]) * max_len * C;
+        const float* q = qkv + size_t(i) * 3 * C + h * hs;
+        macs += 2 * int64_t{pos + 1} * hs;
+        float maxval = -1e30f;
+        for (int t2 = 0; t2 <= pos; t2++) {
+          const float* k = kc + base + size_t(t2) * C + h * hs;
+          float dot = 0.0f;
+          for (int j = 0; j < hs; j++) dot += q[j] * k[j];
+          dot *= scale;
+          a[size_t(t2)] = dot;
+          if (dot > maxval) maxval = dot;
+        }
+        float sum = 0.0f;
+        for (int t2 = 0; t2 <= pos; t2++) {
+          a[size_t(t2)] = std::exp(a[size_t(t2)] - maxval);
+          sum += a[size_t(t2)];
+        }
+        const float inv = 1.0f / sum;
+        float* o = out + size_t(i) * C + h * hs;
+        for (int j = 0; j < hs; j++) o[j] = 0.0f;
+        for (int t2 = 0; t2 <= pos; t2++) {
+          const float* v = vc + base + size_t(t2) * C + h * hs;
+          const float w = a[size_t(t2)] * inv;
+          for (int j = 0; j < hs; j++) o[j] += w * v[j];
+        }
+      }
+    }
+  }
+  count_flops(2 * macs);
+}
+
+}  // namespace
+
+void decode_forward(GPT2& model, GPT2BlockHook* blocks, const PopulationNoise* noise, KVCache& cache,
+                    const DecodeRows& rows, DecodeScratch& s) {
+  const GPT2Config& c = model.config;
+  const int R = static_cast<int>(rows.token.size()), C = c.channels, L = c.num_layers, Vp = c.padded_vocab_size;
+  FRUGAL_CHECK(cache.max_len == c.max_seq_len && cache.k.size() >= size_t(L) * cache.slots * cache.max_len * C,
+               "internal: KV cache not reserved for this model");
+  FRUGAL_CHECK(!noise || noise->factors.size() == size_t(L), "internal: population noise for another depth");
+  const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
+  s.x.resize(size_t(R) * C), s.ln.resize(size_t(R) * C), s.qkv.resize(size_t(R) * 3 * C), s.atty.resize(size_t(R) * C);
+  s.proj.resize(size_t(R) * C), s.fch.resize(size_t(R) * 4 * C), s.fch_gelu.resize(size_t(R) * 4 * C);
+  std::vector<float> mean(static_cast<size_t>(R)), rstd(static_cast<size_t>(R));
+  for (int i = 0; i < R; i++) {
+    const int tok = rows.token[size_t(i)], pos = rows.pos[size_t(i)];
+    FRUGAL_CHECK(tok >= 0 && tok < c.vocab_size, "token id ", tok, " is outside the vocabulary [0, ", c.vocab_size, ")");
+    FRUGAL_CHECK(pos >= 0 && pos < c.max_seq_len, "position ", pos, " is beyond the model's context (", c.max_seq_len, ")");
+    FRUGAL_CHECK(rows.slot[size_t(i)] >= 0 && rows.slot[size_t(i)] < cache.slots, "internal: decode row slot out of range");
+    const float* te = p.wte + size_t(tok) * C;
+    const float* pe = p.wpe + size_t(pos) * C;
+    float* x = s.x.data() + size_t(i) * C;
+    for (int j = 0; j < C; j++) x[j] = te[j] + pe[j];
+  }
+  const float sigma = noise ? noise->sigma : 0.0f;
+  for (int l = 0; l < L; l++) {
+    if (blocks && !blocks->runs(l)) continue;  // a skipped block is the identity
+    const GPT2BlockWeights w = blocks ? blocks->forward_weights(model, l) : gpt2_block_weights(model, l);
+    FRUGAL_CHECK(w.CH == C && w.M == 4 * C, "internal: the decoder runs full-width blocks only");
+    const std::array<const LowRankFactors*, 4> none{};
+    const auto& f = noise ? noise->factors[size_t(l)] : none;
+    const size_t lC = size_t(l) * C;
+    layernorm_forward(s.ln.data(), mean.data(), rstd.data(), s.x.data(), p.ln1w + lC, p.ln1b + lC, R, C);
+    block_matrix(s.qkv.data(), s.ln.data(), R, w.qkvw, w.qkvb, w.lora[lora_qkv], f[lora_qkv], rows, sigma, C, 3 * C);
+    float* kc = cache.k.data() + size_t(l) * cache.slots * cache.max_len * C;
+    float* vc = cache.v.data() + size_t(l) * cache.slots * cache.max_len * C;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < R; i++) {
+      const size_t at = (size_t(rows.slot[size_t(i)]) * cache.max_len + size_t(rows.pos[size_t(i)])) * C;
+      std::copy_n(s.qkv.data() + size_t(i) * 3 * C + C, C, kc + at);
+      std::copy_n(s.qkv.data() + size_t(i) * 3 * C + 2 * C, C, vc + at);
+    }
+    cached_attention(s.atty.data(), s.qkv.data(), kc, vc, rows, R, C, c.num_heads, cache.max_len);
+    block_matrix(s.proj.data(), s.atty.data(), R, w.attprojw, p.attprojb + lC, w.lora[lora_attproj], f[lora_attproj], rows,
+                 sigma, C, C);
+    residual_forward(s.x.data(), s.x.data(), s.proj.data(), size_t(R) * C);
+    layernorm_forward(s.ln.data(), mean.data(), rstd.data(), s.x.data(), p.ln2w + lC, p.ln2b + lC, R, C);
+    block_matrix(s.fch.data(), s.ln.data(), R, w.fcw, w.fcb, w.lora[lora_fc], f[lora_fc], rows, sigma, C, 4 * C);
+    gelu_forward(s.fch_gelu.data(), s.fch.data(), size_t(R) * 4 * C);
+    block_matrix(s.proj.data(), s.fch_gelu.data(), R, w.fcprojw, p.fcprojb + lC, w.lora[lora_fcproj], f[lora_fcproj],
+                 rows, sigma, 4 * C, C);
+    residual_forward(s.x.data(), s.x.data(), s.proj.data(), size_t(R) * C);
+  }
+  // The head only for the wanted rows: a decoding step needs one row per sequence, a prefill one
+  // per prompt.
+  const int W = static_cast<int>(rows.want.size());
+  s.lnf_rows.resize(size_t(W) * C);
+  for (int j = 0; j < W; j++) std::copy_n(s.x.data() + size_t(rows.want[size_t(j)]) * C, C, s.lnf_rows.data() + size_t(j) * C);
+  mean.resize(size_t(std::max(W, 1))), rstd.resize(size_t(std::max(W, 1)));
+  layernorm_forward(s.lnf_rows.data(), mean.data(), rstd.data(), s.lnf_rows.data(), p.lnfw, p.lnfb, W, C);
+  s.logits.resize(size_t(W) * Vp);
+  if (W > 0) matmul_forward(s.logits.data(), s.lnf_rows.data(), p.wte, nullptr, W, C, Vp);
+}
+
+int sample_token(const float* logits, int V, const SamplingSettings& s, float u, float* logprob, std::vector<float>& probs) {
+  const bool greedy = s.temperature <= 0.0f;
+  const float inv_t = greedy ? 1.0f : 1.0f / s.temperature;
+  float maxval = -INFINITY;
+  int argmax = 0;
+  for (int i = 0; i < V; i++)
+    if (logits[i] > maxval) maxval = logits[i], argmax = i;
+  probs.resize(size_t(V));
+  double total = 0;
+  for (int i = 0; i < V; i++) total += (probs[size_t(i)] = std::exp((logits[i] - maxval) * inv_t));
+  const double log_total = std::log(total);
+  const auto logp = [&](int tok) { return static_cast<float>(double((logits[tok] - maxval) * inv_t) - log_total); };
+  if (greedy) {
+    *logprob = logp(argmax);
+    return argmax;
+  }
+  // Candidates in the order the draw walks them: token order, or by probability when filtered.
+  std::vector<int> order(static_cast<size_t>(V));
+  std::iota(order.begin(), order.end(), 0);
+  size_t keep = order.size();
+  const bool filtered = (s.top_k > 0 && s.top_k < V) || s.top_p < 1.0f;
+  if (filtered) {
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return probs[size_t(a)] > probs[size_t(b)]; });
+    if (s.top_k > 0 && s.top_k < V) keep = size_t(s.top_k);
+    if (s.top_p < 1.0f) {
+      double mass = 0;
+      for (size_t j = 0; j < keep; j++) mass += probs[size_t(order[j])];
+      double cum = 0;
+      for (size_t j = 0; j < keep; j++) {
+        cum += probs[size_t(order[j])];
+        if (cum >= double(s.top_p) * mass) {
+          keep = j + 1;
+          break;
+        }
+      }
+    }
+  }
+  double mass = 0;
+  for (size_t j = 0; j < keep; j++) mass += probs[size_t(order[j])];
+  const double target = double(u) * mass;
+  double cum = 0;
+  int tok = order[keep - 1];
+  for (size_t j = 0; j < keep; j++) {
+    cum += probs[size_t(order[j])];
+    if (cum >= target) {
+      tok = order[j];
+      break;
+    }
+  }
+  *logprob = logp(tok);
+  return tok;
+}
+
+void generate(GPT2& model, GPT2BlockHook* blocks, const PopulationNoise* noise, const GenerateRequest& req,
+              const SamplingSettings& sampling, Generator& g, std::vector<Completion>& out) {
+  const GPT2Config& c = model.config;
+  const int n = static_cast<int>(req.prompts.size());
+  FRUGAL_CHECK(req.sequence_ids.size() == size_t(n), "internal: one sequence id per prompt");
+  FRUGAL_CHECK(!noise || req.members.size() == size_t(n), "internal: one member per prompt with population noise");
+  FRUGAL_CHECK(sampling.max_new_tokens >= 1, "max_new_tokens must be at least 1");
+  kv_cache_reserve(g.cache, c, std::max(n, 1));
+  out.assign(size_t(n), Completion{});
+  g.tokens_generated = 0;
+  g.flops = 0;
+  if (n == 0) return;
+  const auto count = [&](const DecodeRows& rows) {
+    const double C = c.channels;
+    double f = 2.0 * double(rows.want.size()) * C * c.padded_vocab_size;
+    for (int pos : rows.pos) f += c.num_layers * (2.0 * 12.0 * C * C + 4.0 * C * (pos + 1));
+    g.flops += f;
+  };
+  // Prefill: every prompt token as a row; logits of each prompt's last token.
+  g.rows.clear();
+  for (int i = 0; i < n; i++) {
+    const std::vector<int>& prompt = req.prompts[size_t(i)];
+    FRUGAL_CHECK(!prompt.empty(), "generation needs a non-empty prompt");
+    FRUGAL_CHECK(prompt.size() + size_t(sampling.max_new_tokens) <= size_t(c.max_seq_len), "a prompt of ", prompt.size(),
+                 " tokens plus max_new_tokens = ", sampling.max_new_tokens, " exceeds the model's context (model.block_size = ",
+                 c.max_seq_len, ")");
+    const int32_t member = noise ? req.members[size_t(i)] : 0;
+    for (size_t t = 0; t < prompt.size(); t++) g.rows.add(prompt[t], i, static_cast<int>(t), member);
+    g.rows.want.push_back(static_cast<int>(g.rows.token.size()) - 1);
+  }
+  std::vector<int> live(static_cast<size_t>(n));
+  std::iota(live.begin(), live.end(), 0);
+  const int V = c.vocab_size, Vp = c.padded_vocab_size;
+  while (!live.empty()) {
+    decode_forward(model, blocks, noise, g.cache, g.rows, g.scratch);
+    count(g.rows);
+    // Sample one token for every live sequence (row j of the logits is live[j]).
+    std::vector<int> next(live.size());
+#pragma omp parallel
+    {
+      std::vector<float> probs;
+#pragma omp for schedule(static)
+      for (size_t j = 0; j < live.size(); j++) {
+        const int i = live[j];
+        Completion& comp = out[size_t(i)];
+        const uint64_t t = comp.tokens.size();
+        const auto bits = philox_block(req.seed, static_cast<uint32_t>(Stream::sampling), req.sequence_ids[size_t(i)],
+                                       (static_cast<uint64_t>(req.step) << 16) | t);
+        float lp = 0;
+        next[j] = sample_token(g.scratch.logits.data() + j * size_t(Vp), V, sampling, u32_to_unit(bits.v[0]), &lp, probs);
+        comp.tokens.push_back(next[j]);
+        comp.logprobs.push_back(lp);
+      }
+    }
+    g.tokens_generated += static_cast<int64_t>(live.size());
+    std::vector<int> still;
+    g.rows.clear();
+    for (size_t j = 0; j < live.size(); j++) {
+      const int i = live[j];
+      Completion& comp = out[size_t(i)];
+      if (next[j] == sampling.end_token) continue;
+      if (comp.tokens.size() >= size_t(sampling.max_new_tokens)) {
+        comp.truncated = true;
+        continue;
+      }
+      still.push_back(i);
+      const int pos = static_cast<int>(req.prompts[size_t(i)].size() + comp.tokens.size()) - 1;
+      g.rows.add(next[j], i, pos, noise ? req.members[size_t(i)] : 0);
+      g.rows.want.push_back(static_cast<int>(g.rows.token.size()) - 1);
+    }
+    live.swap(still);
+  }
+}
+
+}  // namespace frugal
