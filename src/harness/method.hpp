@@ -23,6 +23,7 @@ struct RunContext {
   Communicator& comm;
   int64_t total_steps = 0;
   uint64_t seed = 0;
+  std::string run_dir;  // <run.out_dir>/<run.name>: where a method may leave artifacts (e.g. a model)
 };
 
 // What one step did on this rank; the runner reduces it over ranks. Names follow the method's
@@ -48,6 +49,9 @@ class Method {
   // The method's checkpointed state, one description for save and load (core/state.hpp).
   virtual void state(StateFields& fields) = 0;
   virtual int64_t num_params() const = 0;
+  // Called on every rank once the run has finished (not when it stops on a signal), after the last
+  // evaluation: where a method writes what it produced beyond the trace (sft: its model).
+  virtual void finished() {}
 };
 
 struct MethodInfo {

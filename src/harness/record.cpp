@@ -53,6 +53,7 @@ void RunRecord::begin(const RunIdentity& id, int64_t first_step, int64_t total_s
   t.set_attr("train_metric", std::string(vocab_.train));
   t.set_attr("eval_metric", std::string(vocab_.eval));
   t.set_attr("higher_is_better", int64_t{vocab_.higher_is_better});
+  t.set_attr("train_higher_is_better", int64_t{vocab_.higher_is_better && !vocab_.train_lower_is_better});
   if (!resumed) t.set_attr("start_time", utc_now());
   t.set_attr("status", std::string("running"));
   t.set_attr("status_message", std::string(""));

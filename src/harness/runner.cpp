@@ -116,7 +116,8 @@ class Run {
 
   // Setup that may fail differently on different ranks: the caller agrees on the outcome.
   void setup() {
-    ctx_ = std::make_unique<RunContext>(RunContext{cfg_, comm_, set_.total_steps, static_cast<uint64_t>(cfg_.integer("run.seed"))});
+    ctx_ = std::make_unique<RunContext>(RunContext{cfg_, comm_, set_.total_steps, static_cast<uint64_t>(cfg_.integer("run.seed")),
+                                                  paths_.dir.string()});
     method_ = info_.make(*ctx_);
     comm_.set_record_calls(cfg_.boolean("trace.comm_calls"));
     resumed_ = cfg_.str("checkpoint.resume") == "auto" && checkpoints_.has_latest();
@@ -156,6 +157,7 @@ class Run {
     }
     // An evaluation-only run, or one whose last step was not evaluated (eval.batches > 0).
     if (set_.eval_batches > 0 && (set_.total_steps == 0 || std::isnan(progress_.last_eval))) evaluate();
+    method_->finished();
     finish("finished", "", wall());
     return 0;
   }

@@ -11,6 +11,8 @@ namespace frugal {
 enum class Domain {
   language,  // a language model on a corpus: tokens, loss (lower is better)
   rl,        // a policy in RL environments: environment steps, episode return (higher is better)
+  rlvr,      // RL on a language model with verifiable rewards: generated tokens, reward, accuracy
+  sft,       // supervised warm start on a verifiable task: tokens, answer-token loss, accuracy
 };
 
 struct Vocabulary {
@@ -19,7 +21,8 @@ struct Vocabulary {
   const char* train;        // steps/<train>, final_train_<train>: StepResult::loss holds it
   const char* eval;         // eval/<eval>, final_eval_<eval>: Method::evaluate returns it
   const char* eval_over;    // what eval.batches counts, for the progress line
-  bool higher_is_better;    // of both metrics
+  bool higher_is_better;    // of the eval metric (and of the train metric, unless train_lower_is_better)
+  bool train_lower_is_better = false;  // sft: a loss is trained, an accuracy evaluated
 };
 
 const Vocabulary& vocabulary(Domain domain);
