@@ -22,7 +22,7 @@ class Ddp final : public LmMethod {
 }  // namespace
 
 FRUGAL_REGISTER_METHOD(ddp, MethodInfo{"ddp", "data-parallel AdamW, gradients all-reduced every step (1 rank = plain AdamW)",
-                                       Domain::language, {add_lm_keys},
+                                       Domain::language, {add_model_keys, add_data_keys, add_optim_keys},
                                        [](RunContext& ctx) { return std::make_unique<Ddp>(ctx); }});
 
 }  // namespace frugal

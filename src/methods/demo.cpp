@@ -82,7 +82,7 @@ void add_keys(Schema& s) {
 }  // namespace
 
 FRUGAL_REGISTER_METHOD(demo, MethodInfo{"demo", "DCT top-k of a local momentum every step, all-gathered; sign update (no inner loop)",
-                                        Domain::language, {add_lm_keys, add_keys},
+                                        Domain::language, {add_model_keys, add_data_keys, add_optim_keys, add_keys},
                                         [](RunContext& ctx) { return std::make_unique<Demo>(ctx); }});
 
 }  // namespace frugal

@@ -63,7 +63,7 @@ void add_keys(Schema& s) {
 }  // namespace
 
 FRUGAL_REGISTER_METHOD(diloco, MethodInfo{"diloco", "H local AdamW steps, then one dense all-reduce of pseudo-gradients and outer Nesterov SGD",
-                                          Domain::language, {add_lm_keys, add_keys},
+                                          Domain::language, {add_model_keys, add_data_keys, add_optim_keys, add_keys},
                                           [](RunContext& ctx) { return std::make_unique<DiLoCo>(ctx); }});
 
 }  // namespace frugal

@@ -192,7 +192,7 @@ class Est final : public LmMethod {
 
 FRUGAL_REGISTER_METHOD(est, MethodInfo{"est", "evolving subnetwork training: DDP AdamW on a sampled subnetwork per step "
                                        "(blocks, heads, MLP units), three-stage schedule to dense",
-                                       Domain::language, {add_lm_keys, add_est_keys},
+                                       Domain::language, {add_model_keys, add_data_keys, add_optim_keys, add_est_keys},
                                        [](RunContext& ctx) { return std::make_unique<Est>(ctx); }});
 
 }  // namespace frugal

@@ -5,21 +5,14 @@
 
 namespace frugal {
 
-void add_lm_keys(Schema& s) {
-  add_model_keys(s);
-  add_data_keys(s);
-  add_optim_keys(s);
-}
-
-LmWorker make_lm_worker(RunContext& ctx, const Dataset& data) {
-  const Config& cfg = ctx.config;
-  LmWorker w;
+GPT2 make_gpt2(const Config& cfg, int data_vocab_size, uint64_t seed) {
+  GPT2 model;
   const std::string& init_from = cfg.str("model.init_from");
   if (!init_from.empty()) {
-    w.model = load_llmc_checkpoint(init_from);
-    const GPT2Config& c = w.model.config;
-    FRUGAL_CHECK(c.vocab_size >= data.vocab_size, "checkpoint '", init_from, "' has vocabulary ", c.vocab_size,
-                 " but the data holds token ids up to ", data.vocab_size - 1);
+    model = load_llmc_checkpoint(init_from);
+    const GPT2Config& c = model.config;
+    FRUGAL_CHECK(c.vocab_size >= data_vocab_size, "checkpoint '", init_from, "' has vocabulary ", c.vocab_size,
+                 " but the data holds token ids up to ", data_vocab_size - 1);
     // The config must describe the model that runs (the trace records the config): a checkpoint of
     // another shape is an error, not a silent switch.
     const int64_t vocab = cfg.integer("model.vocab_size");
@@ -32,9 +25,16 @@ LmWorker make_lm_worker(RunContext& ctx, const Dataset& data) {
                  ", n_embd = ", cfg.integer("model.n_embd"), ", block_size = ", cfg.integer("model.block_size"),
                  ", vocab_size = ", vocab, ": set the [model] keys to the checkpoint's shape");
   } else {
-    w.model = gpt2_create(gpt2_config_from(cfg, data.vocab_size));
-    gpt2_init_weights(w.model, ctx.seed, static_cast<float>(cfg.real("model.init_std")));
+    model = gpt2_create(gpt2_config_from(cfg, data_vocab_size));
+    gpt2_init_weights(model, seed, static_cast<float>(cfg.real("model.init_std")));
   }
+  return model;
+}
+
+LmWorker make_lm_worker(RunContext& ctx, const Dataset& data) {
+  const Config& cfg = ctx.config;
+  LmWorker w;
+  w.model = make_gpt2(cfg, data.vocab_size, ctx.seed);
   w.seq_len = static_cast<int>(cfg.integer("data.seq_len"));
   FRUGAL_CHECK(w.seq_len <= w.model.config.max_seq_len, "data.seq_len (", w.seq_len, ") exceeds the model's context (",
                w.model.config.max_seq_len, ")");

@@ -23,10 +23,14 @@ struct LmWorker {
   std::vector<int> inputs, targets;  // local_batch * seq_len
 };
 
-// The config sections every language-model method reads: [model], [data], [optim].
-void add_lm_keys(Schema& schema);
+// Every language-model method reads the sections [model] (add_model_keys), [data] (add_data_keys)
+// and [optim] (add_optim_keys): each registers them by name, so a section several method families
+// share (the RLVR methods read [model] and [optim] too) is declared once.
 
-// Model from model.init_from (llm.c checkpoint) or a seeded initialisation; local batch =
+// The model of the [model] section: loaded from model.init_from (an llm.c checkpoint, which must
+// have the configured shape) or initialised from the seed.
+GPT2 make_gpt2(const Config& config, int data_vocab_size, uint64_t seed);
+// Worker with make_gpt2's model; local batch =
 // data.batch_size / ranks (an error if it does not divide).
 LmWorker make_lm_worker(RunContext& ctx, const Dataset& data);
 // Loads this rank's slice of step `step`'s global batch, runs forward and backward (grads are

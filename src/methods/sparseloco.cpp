@@ -91,7 +91,7 @@ void add_keys(Schema& s) {
 }  // namespace
 
 FRUGAL_REGISTER_METHOD(sparseloco, MethodInfo{"sparseloco", "DiLoCo inner loop; outer step sends error-feedback top-k, 2-bit pseudo-gradients (all-gather)",
-                                              Domain::language, {add_lm_keys, add_keys},
+                                              Domain::language, {add_model_keys, add_data_keys, add_optim_keys, add_keys},
                                               [](RunContext& ctx) { return std::make_unique<SparseLoCo>(ctx); }});
 
 }  // namespace frugal
