@@ -138,7 +138,7 @@ class Grpo final : public Method {
     batches_.resize(size_t(minibatches_));
     old_logp_.resize(size_t(minibatches_)), ref_logp_.resize(size_t(minibatches_));
     std::vector<double> norm(static_cast<size_t>(minibatches_));
-    double entropy_sum = 0, token_count = 0;
+    double entropy_sum = 0, token_count = 0, mismatch = 0;
     std::vector<float> entropy;
     for (int m = 0; m < minibatches_; m++) {
       std::vector<const std::vector<int>*> ps, cs;
@@ -149,6 +149,14 @@ class Grpo final : public Method {
       flops += gpt2_forward_flops(model_.config, b.B, b.T);
       for (size_t k = 0; k < b.counted.size(); k++)
         if (b.counted[k]) entropy_sum += entropy[k], token_count += 1;
+      // The sampler's log-probs (KV-cached decoder) against the trainer's (full forward): the two
+      // computations of one policy must agree, or the ratio's "old" policy is not the rollout's.
+      for (int bi = 0; bi < b.B; bi++) {
+        const Completion& comp = completions_[size_t(minibatch_rows_[size_t(m)][size_t(bi)])];
+        const size_t start = size_t(bi) * b.T + prompts_[size_t(minibatch_rows_[size_t(m)][size_t(bi)])].size() - 1;
+        for (size_t t = 0; t < comp.tokens.size(); t++)
+          mismatch = std::max(mismatch, double(std::fabs(comp.logprobs[t] - old_logp_[size_t(m)][start + t])));
+      }
       if (beta_ > 0) {
         with_reference([&] { batch_logprobs(model_, nullptr, b, inv_temp_, ref_logp_[size_t(m)]); });
         flops += gpt2_forward_flops(model_.config, b.B, b.T);
@@ -210,7 +218,9 @@ class Grpo final : public Method {
     }
     sums[5] = entropy_sum, sums[6] = token_count, sums[7] = groups_kept;
     ctx_.comm.control_allreduce(std::span<double>(sums, 8), ReduceOp::sum, "grpo.stats");
-    ctx_.comm.control_allreduce(std::span<double>(&ratio_max, 1), ReduceOp::max, "grpo.stats");
+    double maxima[2] = {ratio_max, mismatch};
+    ctx_.comm.control_allreduce(std::span<double>(maxima, 2), ReduceOp::max, "grpo.stats");
+    ratio_max = maxima[0], mismatch = maxima[1];
     const double upd_time = t_upd.seconds();
 
     StepResult r;
@@ -232,6 +242,7 @@ class Grpo final : public Method {
                  {"ratio_mean", sums[3] / tokens},
                  {"ratio_max", ratio_max},
                  {"groups_kept", sums[7]},
+                 {"logprob_mismatch_max", mismatch},
                  {"time_generate_s", gen_time},
                  {"time_logprobs_s", lp_time},
                  {"time_update_s", upd_time},
