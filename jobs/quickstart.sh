@@ -4,6 +4,8 @@
 #   bash jobs/quickstart.sh [--section.key=value ...]        language models: AdamW, DDP, DiLoCo, SparseLoCo
 #   bash jobs/quickstart.sh --rl [--section.key=value ...]   RL: EGGROLL, OpenAI-ES, PPO on CartPole and Pendulum
 #   bash jobs/quickstart.sh --est [--section.key=value ...]  EST vs dense training, 3 seeds each
+#   bash jobs/quickstart.sh --rlvr [--section.key=value ...] RL on a language model: SFT bases (made once,
+#                                                            kept), then GRPO-LoRA, GRPO full, EGGROLL
 # (overrides apply to every run of the study)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +15,10 @@ if [ "${1:-}" = "--rl" ]; then
   shift
   study=configs/rl/study.toml out=runs/rl
   plots="return_vs_env_steps_<env>.png, return_vs_time_<env>.png"
+elif [ "${1:-}" = "--rlvr" ]; then
+  shift
+  study=configs/rlvr/study.toml out=runs/rlvr bases=configs/rlvr/bases.toml
+  plots="accuracy_vs_step_<task>.png, accuracy_vs_generated_tokens_<task>.png, accuracy_vs_time_<task>.png"
 elif [ "${1:-}" = "--est" ]; then
   shift
   study=configs/est/study.toml out=runs/est
@@ -20,6 +26,10 @@ elif [ "${1:-}" = "--est" ]; then
 fi
 cmake --workflow --preset release > build-quickstart.log 2>&1 || { tail -30 build-quickstart.log; exit 1; }
 rm -f build-quickstart.log
+if [ -n "${bases:-}" ]; then
+  # The SFT bases the RL runs start from: deterministic, made once and kept (no --fresh).
+  ./build/release/frugal compare "$bases" "$@"
+fi
 ./build/release/frugal compare "$study" --fresh "$@"
 # The table above came from frugal compare; report.py adds the plots (and report.md with seeds).
 .venv/bin/python analysis/report.py "$out" --out "$out/report" > /dev/null

@@ -44,6 +44,7 @@ void add_run_keys(Schema& s, const std::vector<std::string>& methods) {
   s.add("run.log_every", int64_t{10}, "rank 0 prints a progress line every this many steps (0 = never)", 0, 1e12);
   s.add("eval.every", int64_t{50}, "evaluate every this many steps (0 = only at the end)", 0, 1e12);
   s.add("eval.batches", int64_t{8}, "held-out batches (RL: episodes) per evaluation (0 = no evaluation)", 0, 1e12);
+  s.add("eval.at_start", false, "also evaluate before the first step (eval/ row at step 0: the starting point)");
   s.add("eval.batch_size", int64_t{0}, "sequences per evaluation batch (0 = data.batch_size)", 0, 1 << 24);
   s.add("trace.path", std::string(""), "trace file (default <out_dir>/<name>/trace.h5)");
   s.add("trace.flush_every", int64_t{10}, "write buffered rows to disk every this many steps", 1, 1e12);
@@ -92,10 +93,11 @@ std::string gather_hosts(Communicator& comm) {
 // The settings the loop reads, once.
 struct LoopSettings {
   int64_t total_steps, max_samples, log_every, eval_every, eval_batches, flush_every, checkpoint_every;
+  bool eval_at_start;
   static LoopSettings from(const Config& c) {
     return {c.integer("run.steps"),   c.integer("run.max_samples"),   c.integer("run.log_every"),
             c.integer("eval.every"),  c.integer("eval.batches"),      c.integer("trace.flush_every"),
-            c.integer("checkpoint.every")};
+            c.integer("checkpoint.every"), c.boolean("eval.at_start")};
   }
 };
 
@@ -131,6 +133,7 @@ class Run {
     Timer clock;
     const double wall0 = progress_.wall;
     const auto wall = [&] { return wall0 + clock.seconds(); };
+    if (set_.eval_at_start && set_.eval_batches > 0 && progress_.step == 0 && set_.total_steps > 0) evaluate();
     for (int64_t step = progress_.step; step < set_.total_steps; step++) {
       comm_.set_step(step + 1);
       Timer step_clock;

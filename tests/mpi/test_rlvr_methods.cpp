@@ -96,7 +96,11 @@ const std::vector<Case> kCases = {
     {"grpo_drgrpo_rloo", "grpo", "grpo.params",
      {"--grpo.norm_adv_by_std=false", "--grpo.loss_agg=seq-mean-token-sum-norm", "--grpo.advantage=rloo",
       "--grpo.kl=k1", "--grpo.beta=0.01"}},
+    {"grpo_sampled_dualclip", "grpo", "grpo.params",
+     {"--rlvr.temperature=0.8", "--rlvr.top_k=20", "--rlvr.top_p=0.9", "--grpo.clip_low=0.1", "--grpo.dual_clip=3",
+      "--grpo.epochs=2"}},
     {"eggroll_lm", "eggroll_lm", "eggroll_lm.params", {}},
+    {"eggroll_lm_r2_qkv_fc", "eggroll_lm", "eggroll_lm.params", {"--eggroll_lm.rank=2", "--eggroll_lm.matrices=qkv,fc"}},
 };
 
 }  // namespace
@@ -149,7 +153,8 @@ TEST(RlvrMethods, EggrollLmSendsOnlyTheFitnessVector) {
 TEST(RlvrMethods, ResumeAndSameSeedGiveIdenticalTraces) {
   for (const Case& c : kCases) {
     SCOPED_TRACE(c.name);
-    std::vector<std::string> base = small({"--run.method=" + c.method, "--model.init_from=" + sft_base(), "--run.steps=6"});
+    std::vector<std::string> base =
+        small({"--run.method=" + c.method, "--model.init_from=" + sft_base(), "--run.steps=6", "--eval.at_start=true"});
     base.insert(base.end(), c.overrides.begin(), c.overrides.end());
     const auto with = [&](std::vector<std::string> extra) {
       std::vector<std::string> o = base;
@@ -166,6 +171,8 @@ TEST(RlvrMethods, ResumeAndSameSeedGiveIdenticalTraces) {
     EXPECT_EQ(r.attr_string("status"), "finished");
     const std::string train = a.attr_string("train_metric"), samples = a.attr_string("sample_unit");
     EXPECT_EQ(a.attr_string("eval_metric"), "accuracy");
+    // eval.at_start: the base's accuracy is the first row (step 0), then every eval.every = 2 steps.
+    EXPECT_EQ(a.read_doubles("eval/step"), (std::vector<double>{0, 2, 4, 6}));
     for (const std::string& d : {"steps/" + train, std::string("steps/grad_norm"), "steps/" + samples,
                                  std::string("steps/comm_bytes"), std::string("eval/accuracy")}) {
       const auto x = a.read_doubles(d), y = b.read_doubles(d), z = r.read_doubles(d);
@@ -203,6 +210,9 @@ TEST(RlvrMethods, BadInputGetsAClearError) {
               std::string::npos);
   }
   EXPECT_NE(error_of("grpo", {"--rlvr.max_new_tokens=12"}).find("exceeds the model's context"), std::string::npos);
+  // Countdown prompts with numbers up to 9 ("9,9,9>729=") and 4 new tokens do not fit 16 positions.
+  EXPECT_NE(error_of("grpo", {"--task.name=countdown", "--task.countdown_max_number=9"}).find("exceeds the model's context"),
+            std::string::npos);
   EXPECT_NE(error_of("grpo", {"--model.n_embd=64"}).find("set the [model] keys to the checkpoint's shape"), std::string::npos);
   EXPECT_NE(error_of("eggroll_lm", {"--rlvr.group_size=3"}).find("must be even"), std::string::npos);
   EXPECT_NE(error_of("grpo", {"--lora.targets=qkv,attn"}).find("unknown matrix 'attn'"), std::string::npos);
