@@ -13,8 +13,10 @@
 // generate() samples one completion per prompt: temperature, then top-k, then top-p (nucleus) on
 // the temperature-scaled distribution; stop at the end token or after max_new_tokens (truncated).
 // The random number behind token t of a sequence is Philox(seed, Stream::sampling, sequence id,
-// (step << 16) | t): a completion depends on (seed, step, sequence id) and the model only, never on
-// which other sequences share the batch, the rank, or the thread count.
+// (step << 16) | t): a completion depends on (seed, step, sequence id) and the model only - not on
+// which other sequences share the batch, the rank, or the thread count - up to the float rounding
+// of the shared GEMMs (OpenBLAS's result for one row can change in the last bits, ~1e-6, with the
+// rows around it; a token flips only if its draw falls that close to a boundary of the CDF).
 #include <array>
 #include <cstdint>
 #include <span>
