@@ -296,6 +296,7 @@ void check_task_settings(const TaskSettings& s) {
 }
 
 void add_task_keys(Schema& s) {
+  s.add("task.seed", int64_t{1}, "seed of the problem set (train and eval problems); 0 = the run's seed", 0, 1e15);
   s.add("task.name", std::string("arithmetic"),
         "built-in verifiable task: arithmetic (\"12+34=\") or countdown (\"3,5,7>22=\")", {}, {},
         {"arithmetic", "countdown"});
@@ -328,7 +329,10 @@ TaskSettings task_settings_from(const Config& c, uint64_t seed) {
   s.countdown_use_all = c.boolean("task.countdown_use_all");
   s.format_reward = c.real("task.format_reward");
   s.eval_modulus = narrow("task.eval_modulus");
-  s.seed = seed;
+  // One fixed problem set for every run.seed by default: seeds of a study (and the SFT base) then
+  // share the eval split, so their spread is the method's, not the eval sets'.
+  const int64_t task_seed = c.integer("task.seed");
+  s.seed = task_seed > 0 ? static_cast<uint64_t>(task_seed) : seed;
   check_task_settings(s);
   return s;
 }

@@ -134,7 +134,8 @@ const char* task_name(TaskKind kind);  // "arithmetic" | "countdown"
 // task.countdown_numbers, task.countdown_max_number, task.countdown_use_all, task.format_reward,
 // task.eval_modulus.
 void add_task_keys(Schema& schema);
-// The settings of a resolved config, validated (check_task_settings); `seed` is the run's seed.
-TaskSettings task_settings_from(const Config& config, uint64_t seed);
+// The settings of a resolved config, validated (check_task_settings). The problems are seeded by
+// task.seed (default 1: the same problem set for every run.seed), or by `run_seed` when task.seed = 0.
+TaskSettings task_settings_from(const Config& config, uint64_t run_seed);
 
 }  // namespace frugal

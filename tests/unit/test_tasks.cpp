@@ -348,7 +348,9 @@ TEST(TaskConfig, KeysAndValidation) {
   EXPECT_TRUE(d.countdown_use_all);
   EXPECT_EQ(d.format_reward, 0.0);
   EXPECT_EQ(d.eval_modulus, 8);
-  EXPECT_EQ(d.seed, 3u);
+  EXPECT_EQ(d.seed, 1u);  // task.seed: one problem set whatever the run's seed
+  EXPECT_EQ(task_settings_from(resolve_config(schema, "", {"--task.seed=0"}), 3).seed, 3u);  // 0: the run's seed
+  EXPECT_EQ(task_settings_from(resolve_config(schema, "", {"--task.seed=42"}), 3).seed, 42u);
 
   const TaskSettings c = task_settings_from(
       resolve_config(schema, "",
