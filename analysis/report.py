@@ -7,13 +7,17 @@
 Finds every trace.h5 under the given folders (the format is src/trace/SCHEMA.md), prints an
 aligned table, writes it as Markdown to OUT/report.md, and draws plots into OUT (default: the
 first folder given). What a run counts and measures is read from each trace, not known here: the
-root attributes sample_unit ("tokens" or "env_steps"), train_metric and eval_metric ("loss" or
-"return") and higher_is_better (0 or 1) are its vocabulary (src/harness/vocabulary.hpp defines
-them), and they name the columns read (steps/<sample_unit>, steps/<train_metric>,
-eval/<eval_metric>), the summary attributes, the table's columns and the plots. Traces written
-before higher_is_better existed lack it: higher is better exactly when eval_metric is "return".
-Traces without the three names are language-model traces (tokens, loss, loss; lower is better).
+root attributes sample_unit ("tokens", "env_steps" or "generated_tokens"), train_metric and
+eval_metric ("loss", "return", "reward", "accuracy") and higher_is_better (0 or 1) are its
+vocabulary (src/harness/vocabulary.hpp defines them), and they name the columns read
+(steps/<sample_unit>, steps/<train_metric>, eval/<eval_metric>), the summary attributes, the
+table's columns and the plots. Traces written before higher_is_better existed lack it: higher is
+better exactly when eval_metric is "return". Traces without the three names are language-model
+traces (tokens, loss, loss; lower is better).
 A report covers traces of one vocabulary: language-model and RL traces are never reported together.
+The one exception is RL on a language model (RLVR), whose folders often hold the supervised runs
+it starts from (method sft: sample_unit "tokens", the same eval_metric "accuracy"): such warm
+starts are skipped, named in a warning and in report.md, and the RLVR traces reported.
 
 Traces that count tokens (language models): one table, and loss_vs_tokens.png,
 loss_vs_bytes.png, loss_vs_time.png (wall time, evaluation included) and loss_vs_flops.png
@@ -45,9 +49,23 @@ common grid over the x range every seed covers.
                         one that swings up and holds the pendulum from most starts about -150..-200
 and an environment without a default gets no threshold columns.
 
+Traces that count generated tokens (RL on a language model: grpo, eggroll_lm): accuracies of
+different tasks are not comparable either, so they are grouped the same way, by task (task.name
+in their config): one table, one section of report.md and three plots per task,
+accuracy_vs_step.png, accuracy_vs_generated_tokens.png and accuracy_vs_time.png (as for
+environments, the task's name is appended when the traces cover several, e.g.
+accuracy_vs_step_arithmetic.png). The table gives the base accuracy, the final eval accuracy, the
+generated tokens and their rate, bytes sent per rank and wall time; no thresholds.
+
+In both grouped reports, a trace evaluated before its first step (eval.at_start: an eval/ row at
+step 0, the starting model) gives the table a "base <eval_metric>" column: that row's value, mean
+over the seeds that have one ("—" for a label without); the column is left out when no trace of
+the table has such a row.
+
 Exit status 2 on a missing folder, no traces, a trace that breaks the schema, traces of
-different vocabularies (e.g. language-model and RL traces) given together, or a threshold option
-for the other kind of trace.
+different vocabularies (e.g. language-model and RL traces) given together (bar the RLVR warm
+starts above), or a threshold option for another kind of trace (--threshold-loss: language
+models; --threshold-return: environments).
 """
 import argparse
 import os
@@ -77,7 +95,7 @@ class Vocabulary(NamedTuple):
     train_metric, eval_metric and higher_is_better; src/harness/vocabulary.hpp defines them). They
     name the steps/ and eval/ columns and the summary attributes: <samples>_total,
     <samples>_per_s, final_train_<train>, final_eval_<eval>. Hashable: runs are grouped by it."""
-    kind: str  # for messages: "language-model" or "RL", derived from samples
+    kind: str  # for messages: "language-model", "RL" or "RLVR", derived from samples
     samples: str
     train: str
     eval: str
@@ -89,12 +107,38 @@ class Vocabulary(NamedTuple):
                 f"'{self.eval}', {'higher' if self.higher_is_better else 'lower'} is better")
 
 
-def per_environment(vocab):
-    """Whether traces of this vocabulary count environment steps, which is what the RL-specific
-    parts of the report key on: the grouping by env.name (returns of different environments are
-    not comparable), the per-environment return thresholds and --threshold-return. Everything
+# What each sample unit is called in messages; an unknown one counts as RL (as before RLVR).
+KINDS = {"tokens": "language-model", "env_steps": "RL", "generated_tokens": "RLVR"}
+
+
+class Grouping(NamedTuple):
+    """How the traces of a vocabulary are split into groups that are reported apart, because their
+    metrics are not comparable across groups: the group is the configuration key `key` (a
+    "section.name" of the trace's config). The grouped report gives each group a table, a report.md
+    section and one plot per axis (plot_axes of aggregate: "step", "samples", "time")."""
+    key: str  # configuration key naming the group: env.name, task.name
+    noun: str  # what a group is, for messages: environment, task
+    axes: tuple  # the plots' x axes, in the order drawn
+    thresholds: bool  # per-group thresholds of the eval metric (--threshold-return)
+    totals: bool  # a column of the samples taken (e.g. generated tokens)
+    warm_start: str | None = None  # sample unit of the supervised runs it starts from (skipped)
+
+
+# Per sample unit: environment steps are grouped by environment (with return thresholds), generated
+# tokens (RL on a language model) by task.
+GROUPINGS = {
+    "env_steps": Grouping("env.name", "environment", ("samples", "time"), thresholds=True, totals=False),
+    "generated_tokens": Grouping("task.name", "task", ("step", "samples", "time"), thresholds=False,
+                                 totals=True, warm_start="tokens"),
+}
+
+
+def grouping(vocab):
+    """How traces of this vocabulary are grouped (a Grouping), or None for the one-table report
+    (language models). This is what the group-specific parts of the report key on: the grouping
+    key, the per-environment return thresholds and --threshold-return, the plots' axes. Everything
     else follows the vocabulary's names and higher_is_better."""
-    return vocab.samples == "env_steps"
+    return GROUPINGS.get(vocab.samples)
 
 
 def words(name):
@@ -168,20 +212,23 @@ def read_vocabulary(path, attr):
         higher = bool(higher)
     else:
         die(f"{path}: root attribute higher_is_better is {higher!r}, expected 0 or 1")
-    kind = "language-model" if samples == "tokens" else "RL"
+    kind = KINDS.get(samples, "RL")
     return Vocabulary(kind, samples, train, eval_, higher)
 
 
-def read_env_name(path, config_text):
-    """env.name from the trace's configuration (TOML)."""
+def read_group(path, config_text, vocab):
+    """The trace's group: the value of its grouping's key (env.name, task.name) in its
+    configuration (TOML)."""
+    group = grouping(vocab)
     try:
         config = tomllib.loads(config_text)
     except tomllib.TOMLDecodeError as e:
         die(f"{path}: root attribute 'config' is not valid TOML ({e})")
-    name = config.get("env", {}).get("name")
+    section, _, key = group.key.partition(".")
+    name = config.get(section, {}).get(key)
     if not name:
-        die(f"{path}: a trace of environment steps whose config has no env.name (such traces "
-            "are reported per environment)")
+        die(f"{path}: a trace of {words(vocab.samples)} whose config has no {group.key} (such "
+            f"traces are reported per {group.noun})")
     return str(name)
 
 
@@ -209,11 +256,11 @@ def load_run(path):
         run = {"path": str(path), "label": str(attr("label")), "method": str(attr("method")),
                "ranks": int(attr("world_size")), "seed": int(attr("seed")),
                "status": str(attr("status")), "vocab": vocab,
-               "env": read_env_name(path, str(attr("config"))) if per_environment(vocab) else None}
+               "group": read_group(path, str(attr("config")), vocab) if grouping(vocab) else None}
         run["networks"] = [n.strip() for n in str(attr("networks")).split(",") if n.strip()]
         # The one-table report also needs the compute columns (train FLOPs and time, the FLOPs
-        # plot); the per-environment report uses neither, so its traces are not held to them.
-        compute = () if per_environment(vocab) else ("flops", "step_time")
+        # plot); the grouped report uses neither, so its traces are not held to them.
+        compute = () if grouping(vocab) else ("flops", "step_time")
         steps = {name: column("steps", name)
                  for name in ("step", "wall_time", vocab.samples, vocab.train, "comm_bytes") + compute}
         if len({len(v) for v in steps.values()}) != 1:
@@ -251,6 +298,9 @@ def load_run(path):
     syncs = int(np.count_nonzero(steps["comm_bytes"] > 0))
     run["bytes_per_sync"] = float(steps["comm_bytes"].sum()) / syncs if syncs else 0.0
     run["syncs"] = float(syncs)  # EST vs dense: a tie-break between equally costly dense labels
+    # The starting point (eval.at_start): the evaluation at step 0, before any update.
+    at_start = np.flatnonzero(evals["step"] == 0)
+    run["start_eval"] = float(evals[vocab.eval][at_start[0]]) if len(at_start) else np.nan
 
     # Curves: "samples" is what the vocabulary counts (tokens, env steps), "metric" what it
     # measures (loss, return). Cumulative bytes and wall time are read at the step each
@@ -273,21 +323,38 @@ def load_run(path):
     return run
 
 
+def warm_starts_of(vocab, others):
+    """Whether every vocabulary in others is that of the supervised warm starts of vocab's traces
+    (RLVR: sample_unit tokens and the same eval metric, i.e. sft), which a report of vocab skips."""
+    group = grouping(vocab)
+    return bool(group and group.warm_start) and \
+        all(o.samples == group.warm_start and o.eval == vocab.eval for o in others)
+
+
 def one_vocabulary(runs):
-    """The vocabulary all runs share; refuses traces of different vocabularies (e.g.
-    language-model and RL traces) in one report."""
+    """The vocabulary to report, the runs of it and the runs left out. Refuses traces of different
+    vocabularies (e.g. language-model and RL traces) in one report, except the warm starts of RL on
+    a language model (warm_starts_of), which are left out with a warning."""
     by_vocab = {}
     for run in runs:
         by_vocab.setdefault(run["vocab"], []).append(run)
+    reported = [v for v in by_vocab if warm_starts_of(v, [o for o in by_vocab if o != v])]
+    if len(by_vocab) > 1 and len(reported) == 1:
+        vocab = reported[0]
+        skipped = [r for v, rs in by_vocab.items() if v != vocab for r in rs]
+        warn(f"reporting the {len(by_vocab[vocab])} {vocab.kind} trace(s) ({vocab.describe()}); "
+             f"skipping {len(skipped)} trace(s) of their supervised warm starts (another sample unit): "
+             + ", ".join(r["path"] for r in skipped))
+        return vocab, by_vocab[vocab], skipped
     if len(by_vocab) > 1:
         kinds = list(dict.fromkeys(v.kind for v in by_vocab))
-        what = (f"{' and '.join(kinds)} traces" if len(kinds) > 1 else
+        what = (f"{', '.join(kinds[:-1])} and {kinds[-1]} traces" if len(kinds) > 1 else
                 f"{kinds[0]} traces of different vocabularies")
         found = "; ".join(f"{len(rs)} {v.kind} trace(s) ({v.describe()}), e.g. {rs[0]['path']}"
                           for v, rs in by_vocab.items())
         die(f"cannot report {what} together (their samples and metrics are not comparable): "
             f"{found}. Give report.py the folders of one kind.")
-    return runs[0]["vocab"]
+    return runs[0]["vocab"], runs, []
 
 
 def mean_std(values):
@@ -312,6 +379,7 @@ def mean_curve(label, curves):
     stack = {k: np.array([c[k][r] for c, r in zip(curves, rows)]) for k in curves[0] if k != "step"}
     out = {k: v.mean(axis=0) for k, v in stack.items()}
     out["lo"], out["hi"] = stack["metric"].min(axis=0), stack["metric"].max(axis=0)
+    out["step"] = np.asarray(common, dtype=np.float64)  # an x axis too (the grouped report's step plot)
     return out
 
 
@@ -600,23 +668,49 @@ def format_est_table(runs, vocab, pairs, markdown=False):
     return render_table(header, body, markdown)
 
 
-def format_env_table(rows, vocab, threshold=None, markdown=False):
-    """The comparison table of one environment (RL) as aligned plain text, or as a Markdown table."""
+def fmt_metric(vocab):
+    """The format of the eval metric in the grouped tables: returns with one decimal, other
+    metrics (accuracy, a fraction) with four."""
+    if vocab.eval == "return":
+        return fmt_return
+    return lambda x: f"{x:.4f}" if np.isfinite(x) else "n/a"
+
+
+def has_start(rows):
+    """Whether any row has an evaluation at step 0 (eval.at_start): the base column is shown."""
+    return any(np.isfinite(r["start_eval"][0]) for r in rows)
+
+
+def format_group_table(rows, vocab, threshold=None, markdown=False):
+    """The comparison table of one group (an RL environment, an RLVR task) as aligned plain text,
+    or as a Markdown table. Columns: label, method, ranks, seeds, base <eval> (where a trace has an
+    eval/ row at step 0), final eval <eval>, the threshold's three (with a threshold), the samples
+    taken (where the grouping has totals), samples/s, bytes/rank, wall time."""
     pm = "±" if markdown else "+-"
     samples = words(vocab.samples)
-    header = ["label", "method", "ranks", "seeds", f"final eval {vocab.eval}"]
+    metric = fmt_metric(vocab)
+    start, totals = has_start(rows), grouping(vocab).totals
+    header = ["label", "method", "ranks", "seeds"]
+    header += [f"base {vocab.eval}"] if start else []
+    header += [f"final eval {vocab.eval}"]
     if threshold is not None:
         header += [f"reached {threshold:g}", f"{samples} to {threshold:g}", f"time to {threshold:g}"]
+    header += [samples] if totals else []
     header += [f"{samples}/s", "bytes/rank", "wall time"]
     body = []
     for r in rows:
-        cells = [r["label"] + ("*" if r["unfinished"] else ""), r["method"], r["ranks"], str(r["n"]),
-                 fmt_mean_std(r[f"final_eval_{vocab.eval}"], fmt_return, pm)]
+        cells = [r["label"] + ("*" if r["unfinished"] else ""), r["method"], r["ranks"], str(r["n"])]
+        if start:
+            base = r["start_eval"]  # "—": no seed of the label evaluated at step 0
+            cells += [fmt_mean_std(base, metric, pm) if np.isfinite(base[0]) else "—"]
+        cells += [fmt_mean_std(r[f"final_eval_{vocab.eval}"], metric, pm)]
         if threshold is not None:
             t = r["to_threshold"]
             cells += [f"{r['reached']}/{r['n']}"]
             cells += ["—", "—"] if t is None else \
                 [fmt_mean_std(t[0], fmt_count, pm), fmt_mean_std(t[2], fmt_seconds, pm)]
+        if totals:
+            cells += [fmt_mean_std(r[f"{vocab.samples}_total"], fmt_count, pm)]
         cells += [fmt_mean_std(r[f"{vocab.samples}_per_s"], fmt_count, pm),
                   fmt_mean_std(r["comm_bytes_per_rank"], fmt_bytes, pm),
                   fmt_mean_std(r["wall_time_s"], fmt_seconds, pm)]
@@ -757,59 +851,76 @@ def report_one_table(runs, vocab, threshold, out):
     print(f"wrote {out / 'report.md'} and {vocab.eval}_vs_{{{','.join(axes)}}}.png", file=sys.stderr)
 
 
-def report_per_environment(runs, vocab, threshold_override, out):
-    """RL: one table, one report.md section and two plots (metric against samples and against
-    wall time) per environment."""
-    by_env = {}
+def report_per_group(runs, vocab, threshold_override, out, skipped=()):
+    """RL (per environment) and RLVR (per task): one table, one report.md section and one plot
+    per axis of the grouping (metric against samples and wall time; RLVR also against steps) per
+    group. skipped: runs left out of the report (RLVR's warm starts), named in report.md."""
+    group = grouping(vocab)
+    by_group = {}
     for run in runs:
-        by_env.setdefault(run["env"], []).append(run)
+        by_group.setdefault(run["group"], []).append(run)
     out.mkdir(parents=True, exist_ok=True)
     samples = words(vocab.samples)
+    # Per plotted axis: the x label of the plot, the name in its file and in report.md's caption.
+    axes = {"step": ("step", "step", "step"),
+            "samples": (f"{samples} (all ranks)", vocab.samples, samples),
+            "time": ("wall time", "time", "wall time")}
     sections, plots = [], []
-    for env, env_runs in by_env.items():
-        curve_key, y_label = choose_curve(env_runs, vocab, context=f"{env}: ")
-        if threshold_override is not None:
+    for name, group_runs in by_group.items():
+        curve_key, y_label = choose_curve(group_runs, vocab, context=f"{name}: ")
+        threshold, source = None, None
+        if group.thresholds and threshold_override is not None:
             threshold, source = threshold_override, "--threshold-return"
-        else:
-            threshold = DEFAULT_RETURN_THRESHOLDS.get(env)
-            source = f"default for {env}; --threshold-return sets another"
-        rows = aggregate(env_runs, summary_fields(vocab), curve_key, threshold,
-                         plot_axes=("samples", "time"))
-        notes = [f"{len(env_runs)} run(s), {len(rows)} label(s); mean +- sample std over seeds "
+        elif group.thresholds:
+            threshold = DEFAULT_RETURN_THRESHOLDS.get(name)
+            source = f"default for {name}; --threshold-return sets another"
+        rows = aggregate(group_runs, list(summary_fields(vocab)) + ["start_eval"], curve_key,
+                         threshold, plot_axes=group.axes)
+        notes = [f"{len(group_runs)} run(s), {len(rows)} label(s); mean +- sample std over seeds "
                  "(the std is left out where there is one seed or the seeds agree)."]
+        if has_start(rows):
+            notes.append(f"base {vocab.eval} = eval/{vocab.eval} at step 0 (eval.at_start: the "
+                         "starting model, before any update), mean over the seeds that have it "
+                         "(— if none).")
         if threshold is not None:
             notes.append(f"Threshold: {y_label.split(' (')[0]} {reach_condition(vocab)} {threshold:g} "
                          f"({source}). reached = seeds that got there; {samples} to, time to (wall "
                          "time) = at each such seed's first point that did, mean over those seeds "
                          "(— if none).")
-        else:
-            notes.append(f"No default {vocab.eval} threshold for {env}; --threshold-return X adds the "
+        elif group.thresholds:
+            notes.append(f"No default {vocab.eval} threshold for {name}; --threshold-return X adds the "
                          f"{samples} and wall time needed to reach it.")
+        if group.totals:
+            notes.append(f"{samples} = steps/{vocab.samples} at the last step (all ranks); "
+                         f"{samples}/s = that over the wall time.")
         notes.append("bytes/rank = bytes a rank put on the wire (method traffic), mean over ranks.")
         if any(r["unfinished"] for r in rows):
             notes.append("Labels marked * include runs that did not finish.")
 
-        # Several environments in one folder: the file names say which one a plot shows.
-        suffix = f"_{env}" if len(by_env) > 1 else ""
-        vs_samples = f"{vocab.eval}_vs_{vocab.samples}{suffix}.png"
-        vs_time = f"{vocab.eval}_vs_time{suffix}.png"
-        plot_curves(rows, "samples", f"{samples} (all ranks)", y_label, out / vs_samples,
-                    threshold=threshold, title_prefix=f"{env}: ")
-        plot_curves(rows, "time", "wall time", y_label, out / vs_time,
-                    threshold=threshold, title_prefix=f"{env}: ")
-        plots += [vs_samples, vs_time]
+        # Several groups in one folder: the file names say which one a plot shows.
+        suffix = f"_{name}" if len(by_group) > 1 else ""
+        files = {axis: f"{vocab.eval}_vs_{axes[axis][1]}{suffix}.png" for axis in group.axes}
+        for axis in group.axes:
+            plot_curves(rows, axis, axes[axis][0], y_label, out / files[axis],
+                        threshold=threshold, title_prefix=f"{name}: ")
+        plots += files.values()
 
-        print(f"== {env} ==")
-        print(format_env_table(rows, vocab, threshold))
+        print(f"== {name} ==")
+        print(format_group_table(rows, vocab, threshold))
         print()
         print("\n".join(notes))
         print()
-        md = format_env_table(rows, vocab, threshold, markdown=True)
-        sections.append(f"## {env}\n\n{md}\n\n"
+        md = format_group_table(rows, vocab, threshold, markdown=True)
+        sections.append(f"## {name}\n\n{md}\n\n"
                         + "\n".join(f"- {n}".replace("+-", "±") for n in notes) + "\n\n"
-                        + f"![{y_label.split(' (')[0]} vs {samples}]({vs_samples})\n"
-                        + f"![{y_label.split(' (')[0]} vs wall time]({vs_time})\n")
-    (out / "report.md").write_text("# frugal report\n\n" + "\n".join(sections))
+                        + "".join(f"![{y_label.split(' (')[0]} vs {axes[axis][2]}]({files[axis]})\n"
+                                  for axis in group.axes))
+    head = "# frugal report\n\n"
+    if skipped:
+        head += (f"Not reported: {len(skipped)} trace(s) of another vocabulary, the supervised warm "
+                 f"starts ({skipped[0]['vocab'].describe()}): "
+                 + ", ".join(f"`{r['path']}`" for r in skipped) + ".\n\n")
+    (out / "report.md").write_text(head + "\n".join(sections))
     print(f"wrote {out / 'report.md'} and {', '.join(plots)}", file=sys.stderr)
 
 
@@ -836,19 +947,20 @@ def main(argv=None):
     if not runs:
         die("no finished traces to report (use --include-unfinished to see the others)")
 
-    vocab = one_vocabulary(runs)
+    vocab, runs, skipped = one_vocabulary(runs)
     # --threshold-return is the per-environment report's (thresholds differ by environment),
-    # --threshold-loss the one-table report's.
-    by_env = per_environment(vocab)
-    wrong_option = "--threshold-return" if not by_env and args.threshold_return is not None \
-        else "--threshold-loss" if by_env and args.threshold_loss is not None else None
+    # --threshold-loss the one-table report's; RLVR's per-task report takes neither.
+    group = grouping(vocab)
+    thresholds = bool(group and group.thresholds)
+    wrong_option = "--threshold-return" if not thresholds and args.threshold_return is not None \
+        else "--threshold-loss" if group and args.threshold_loss is not None else None
     if wrong_option:
         die(f"{wrong_option} does not apply to {vocab.kind} traces ({vocab.describe()})")
 
     first = Path(args.paths[0])
     out = Path(args.out) if args.out else (first if first.is_dir() else first.parent)
-    if by_env:
-        report_per_environment(runs, vocab, args.threshold_return, out)
+    if group:
+        report_per_group(runs, vocab, args.threshold_return, out, skipped)
     else:
         report_one_table(runs, vocab, args.threshold_loss, out)
 

@@ -133,6 +133,7 @@ void print_table(const std::vector<std::string>& traces) {
     std::string method;
     int64_t ranks = 0;
     std::vector<double> eval, rate, bytes, wall, flops, flops_dense, train_time, syncs;
+    std::vector<double> start;  // eval/ at step 0 (eval.at_start: the starting point), of the traces that have it
     std::map<std::string, std::vector<double>> net;
   };
   std::vector<std::string> order, networks;
@@ -158,6 +159,14 @@ void print_table(const std::vector<std::string>& traces) {
     g.method = t.attr_string("method");
     g.ranks = t.attr_int("world_size");
     g.eval.push_back(t.attr_double("final_eval_" + v.eval));
+    if (t.has_dataset("eval/step") && t.has_dataset("eval/" + v.eval)) {
+      const auto step = t.read_doubles("eval/step"), value = t.read_doubles("eval/" + v.eval);
+      for (size_t i = 0; i < step.size() && i < value.size(); i++)
+        if (step[i] == 0) {
+          g.start.push_back(value[i]);
+          break;
+        }
+    }
     g.rate.push_back(t.attr_double(v.samples + "_per_s"));
     g.bytes.push_back(t.attr_double("comm_bytes_per_rank"));
     g.wall.push_back(t.attr_double("wall_time_s"));
@@ -182,16 +191,25 @@ void print_table(const std::vector<std::string>& traces) {
   const TraceVocabulary v = vocab.value_or(TraceVocabulary{});
   std::string rate = v.samples + "/s";
   std::replace(rate.begin(), rate.end(), '_', ' ');
-  std::printf("\n%-30s %-10s %5s %5s %18s %11s %12s", "run", "method", "ranks", "seeds", ("eval " + v.eval).c_str(),
-              rate.c_str(), "sent/rank");
+  // The starting point's column only where some trace evaluated before its first step.
+  bool any_start = false;
+  for (const auto& label : order) any_start |= !groups[label].start.empty();
+  std::printf("\n%-30s %-10s %5s %5s", "run", "method", "ranks", "seeds");
+  if (any_start) std::printf(" %14s", ("start " + v.eval).c_str());
+  std::printf(" %18s %11s %12s", ("eval " + v.eval).c_str(), rate.c_str(), "sent/rank");
   for (const auto& n : networks) std::printf(" %14s", ("comm@" + n).c_str());
   std::printf(" %10s %10s %9s\n", "FLOPs", "train time", "wall");
   for (const auto& label : order) {
     const Group& g = groups[label];
     char metric[64];
     std::snprintf(metric, sizeof metric, "%.5g +- %.2g", mean(g.eval), stddev(g.eval));
-    std::printf("%-30s %-10s %5lld %5zu %18s %11.0f %12s", label.c_str(), g.method.c_str(), static_cast<long long>(g.ranks),
-                g.eval.size(), metric, mean(g.rate), si(mean(g.bytes), "B").c_str());
+    std::printf("%-30s %-10s %5lld %5zu", label.c_str(), g.method.c_str(), static_cast<long long>(g.ranks), g.eval.size());
+    if (any_start) {
+      char start[32] = "-";
+      if (!g.start.empty()) std::snprintf(start, sizeof start, "%.5g", mean(g.start));
+      std::printf(" %14s", start);
+    }
+    std::printf(" %18s %11.0f %12s", metric, mean(g.rate), si(mean(g.bytes), "B").c_str());
     for (const auto& n : networks)
       std::printf(" %14s", g.net.count(n) ? seconds(mean(g.net.at(n))).c_str() : "-");
     std::printf(" %10s %10s %9s\n", si(mean(g.flops), "").c_str(), seconds(mean(g.train_time)).c_str(),
@@ -201,6 +219,10 @@ void print_table(const std::vector<std::string>& traces) {
               " modelled time of all collectives on that network; %s and wall: measured on this machine)\n",
               v.eval.c_str(), v.higher_is_better ? "higher" : "lower", rate.c_str());
   std::printf("(FLOPs: training FLOPs of all ranks; train time: the sum of step times, evaluation excluded)\n");
+  if (any_start)
+    std::printf("(start %s: eval/%s at step 0 (eval.at_start: the starting model), mean over the seeds that have it;\n"
+                " -: no trace of the row has one)\n",
+                v.eval.c_str(), v.eval.c_str());
   // A row that trained part of the model (its trace has steps/flops_dense) against the dense row
   // that did the same work in full: same rank count, FLOPs equal to its dense-equivalent FLOPs; of
   // several, the one that synchronised as often as the subnetwork run (DDP rather than DiLoCo), as
