@@ -16,10 +16,12 @@ namespace frugal {
 
 using namespace frugal::cpu;
 
-void kv_cache_reserve(KVCache& cache, const GPT2Config& c, int slots) {
-  const size_t need = size_t(c.num_layers) * slots * c.max_seq_len * c.channels;
+void kv_cache_reserve(KVCache& cache, const GPT2Config& c, int slots, int max_len) {
+  FRUGAL_CHECK(max_len >= 1 && max_len <= c.max_seq_len, "internal: KV cache length ", max_len, " outside [1, ",
+               c.max_seq_len, "]");
+  const size_t need = size_t(c.num_layers) * slots * max_len * c.channels;
   cache.slots = slots;
-  cache.max_len = c.max_seq_len;
+  cache.max_len = max_len;
   if (cache.k.size() < need) cache.k.resize(need), cache.v.resize(need);
 }
 
@@ -88,7 +90,7 @@ void decode_forward(GPT2& model, GPT2BlockHook* blocks, const PopulationNoise* n
                     const DecodeRows& rows, DecodeScratch& s) {
   const GPT2Config& c = model.config;
   const int R = static_cast<int>(rows.token.size()), C = c.channels, L = c.num_layers, Vp = c.padded_vocab_size;
-  FRUGAL_CHECK(cache.max_len == c.max_seq_len && cache.k.size() >= size_t(L) * cache.slots * cache.max_len * C,
+  FRUGAL_CHECK(cache.max_len <= c.max_seq_len && cache.k.size() >= size_t(L) * cache.slots * cache.max_len * C,
                "internal: KV cache not reserved for this model");
   FRUGAL_CHECK(!noise || noise->factors.size() == size_t(L), "internal: population noise for another depth");
   const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
@@ -99,6 +101,7 @@ void decode_forward(GPT2& model, GPT2BlockHook* blocks, const PopulationNoise* n
     const int tok = rows.token[size_t(i)], pos = rows.pos[size_t(i)];
     FRUGAL_CHECK(tok >= 0 && tok < c.vocab_size, "token id ", tok, " is outside the vocabulary [0, ", c.vocab_size, ")");
     FRUGAL_CHECK(pos >= 0 && pos < c.max_seq_len, "position ", pos, " is beyond the model's context (", c.max_seq_len, ")");
+    FRUGAL_CHECK(pos < cache.max_len, "internal: position ", pos, " beyond the KV cache (", cache.max_len, ")");
     FRUGAL_CHECK(rows.slot[size_t(i)] >= 0 && rows.slot[size_t(i)] < cache.slots, "internal: decode row slot out of range");
     const float* te = p.wte + size_t(tok) * C;
     const float* pe = p.wpe + size_t(pos) * C;
@@ -205,7 +208,10 @@ void generate(GPT2& model, GPT2BlockHook* blocks, const PopulationNoise* noise, 
   FRUGAL_CHECK(req.sequence_ids.size() == size_t(n), "internal: one sequence id per prompt");
   FRUGAL_CHECK(!noise || req.members.size() == size_t(n), "internal: one member per prompt with population noise");
   FRUGAL_CHECK(sampling.max_new_tokens >= 1, "max_new_tokens must be at least 1");
-  kv_cache_reserve(g.cache, c, std::max(n, 1));
+  size_t longest = 1;
+  for (const auto& p : req.prompts) longest = std::max(longest, p.size());
+  kv_cache_reserve(g.cache, c, std::max(n, 1),
+                   static_cast<int>(std::min(longest + size_t(sampling.max_new_tokens), size_t(c.max_seq_len))));
   out.assign(size_t(n), Completion{});
   g.tokens_generated = 0;
   g.flops = 0;

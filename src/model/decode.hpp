@@ -31,7 +31,10 @@ struct KVCache {
   int slots = 0, max_len = 0;
   std::vector<float> k, v;  // (L, slots, max_len, C)
 };
-void kv_cache_reserve(KVCache& cache, const GPT2Config& c, int slots);
+// Room for `slots` sequences of up to `max_len` positions (<= the model's context): sized to what
+// a generation needs, not to the context (GPT-2's 1024 positions x 64 sequences would be 4.8 GB).
+// The buffers only grow, so a reused cache is not touched again.
+void kv_cache_reserve(KVCache& cache, const GPT2Config& c, int slots, int max_len);
 
 // EGGROLL's perturbation of the block matrices for a population: factors[l][slot] (nullptr = that
 // matrix is not perturbed), indexed like LoraSlot. Each decode row names its member.

@@ -125,7 +125,7 @@ std::vector<std::vector<float>> decode_logits(GPT2& m, GPT2BlockHook* hook, cons
   int T = 0;
   for (const auto& s : seqs) T = std::max(T, static_cast<int>(s.size()));
   KVCache cache;
-  kv_cache_reserve(cache, m.config, *std::max_element(slots.begin(), slots.end()) + 1);
+  kv_cache_reserve(cache, m.config, *std::max_element(slots.begin(), slots.end()) + 1, m.config.max_seq_len);
   DecodeScratch scratch;
   DecodeRows rows;
   std::vector<std::vector<float>> out(seqs.size());
