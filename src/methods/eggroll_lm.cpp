@@ -64,11 +64,7 @@ class EggrollLm final : public Method {
       FRUGAL_CHECK(slot >= 0, "eggroll_lm.matrices: unknown matrix '", name, "' (choose from qkv, attproj, fc, fcproj)");
       perturbed_[slot] = true;
     }
-    AdamWConfig ac;
-    ac.lr = lr_, ac.beta1 = 0.9f, ac.beta2 = 0.999f, ac.eps = 1e-8f;
-    ac.weight_decay = static_cast<float>(cfg.real("es.weight_decay"));
-    opt_ = adamw_create(ac, model_.layout);
-    if (cfg.str("es.optimizer") != "adam") opt_.m.clear(), opt_.v.clear();  // SGD keeps no state
+    opt_ = es_optimizer(cfg, model_.layout);
     const int L = model_.config.num_layers;
     factors_.resize(size_t(L));
     noise_.sigma = sigma_;
@@ -132,11 +128,7 @@ class EggrollLm final : public Method {
     StepResult r;
     r.grad_norm = global_norm(model_.grads);
     r.lr = lr_;
-    if (opt_.m.empty()) {
-      for (size_t j = 0; j < model_.params.size(); j++) model_.params[j] -= lr_ * model_.grads[j];
-    } else {
-      adamw_step(opt_, model_.params, model_.grads, lr_);
-    }
+    es_apply(opt_, model_.params, model_.grads, lr_);
     r.loss = stats.reward_mean;
     r.samples = gen_.tokens_generated;
     r.flops = gen_.flops + update_flops;

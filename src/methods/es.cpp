@@ -51,6 +51,23 @@ std::vector<float> shape_fitness(const std::vector<float>& returns, const std::s
   return f;
 }
 
+AdamW es_optimizer(const Config& cfg, const ParamLayout& layout) {
+  AdamWConfig ac;
+  ac.lr = static_cast<float>(cfg.real("es.lr")), ac.beta1 = 0.9f, ac.beta2 = 0.999f, ac.eps = 1e-8f;
+  ac.weight_decay = static_cast<float>(cfg.real("es.weight_decay"));
+  AdamW opt = adamw_create(ac, layout);
+  if (cfg.str("es.optimizer") != "adam") opt.m.clear(), opt.v.clear();  // SGD keeps no state
+  return opt;
+}
+
+void es_apply(AdamW& opt, std::span<float> params, std::span<const float> g, float lr) {
+  if (opt.m.empty()) {
+    for (size_t i = 0; i < params.size(); i++) params[i] -= lr * g[i];
+  } else {
+    adamw_step(opt, params, g, lr);
+  }
+}
+
 namespace {
 
 class EsMethod final : public Method {
@@ -75,11 +92,7 @@ class EsMethod final : public Method {
     grads_.assign(layout_.total, 0.0f);
     Rng init(ctx.seed, Stream::init);
     mlp_init_orthogonal(mlp_, params_.data(), std::sqrt(2.0f), 0.01f, init);
-    AdamWConfig ac;
-    ac.lr = lr_, ac.beta1 = 0.9f, ac.beta2 = 0.999f, ac.eps = 1e-8f;
-    ac.weight_decay = static_cast<float>(cfg.real("es.weight_decay"));
-    opt_ = adamw_create(ac, layout_);
-    if (cfg.str("es.optimizer") != "adam") opt_.m.clear(), opt_.v.clear();  // SGD keeps no state
+    opt_ = es_optimizer(cfg, layout_);
   }
 
   StepResult step(int64_t epoch) override {
@@ -110,11 +123,7 @@ class EsMethod final : public Method {
     StepResult r;
     r.grad_norm = global_norm(grads_);
     r.lr = lr_;
-    if (opt_.m.empty()) {
-      for (size_t i = 0; i < params_.size(); i++) params_[i] -= lr_ * grads_[i];
-    } else {
-      adamw_step(opt_, params_, grads_, lr_);
-    }
+    es_apply(opt_, params_, grads_, lr_);
     double sum = 0;
     for (float f : fitness_local) sum += f;
     r.loss = sum / local_;  // the runner averages over ranks: the population's mean return

@@ -22,6 +22,7 @@
 #include "methods/rl.hpp"
 #include "model/mlp.hpp"
 #include "model/perturb.hpp"
+#include "optim/adamw.hpp"
 
 namespace frugal {
 
@@ -46,6 +47,12 @@ void add_es_keys(Schema& schema);
 //   group_size G:  subtract the mean of each group of G consecutive members, divide by the global std
 //   centered_rank: rank / (N - 1) - 0.5 (ties get distinct ranks in index order)
 std::vector<float> shape_fitness(const std::vector<float>& returns, const std::string& kind, int group_size);
+
+// The optimiser of the ES update g = -sqrt(N) G (es.optimizer): Adam (lr es.lr, betas 0.9 / 0.999,
+// eps 1e-8, es.weight_decay on matrices) or plain SGD, which keeps no state (empty moments).
+AdamW es_optimizer(const Config& config, const ParamLayout& layout);
+// params -= lr g (SGD), or one Adam step.
+void es_apply(AdamW& opt, std::span<float> params, std::span<const float> g, float lr);
 
 std::unique_ptr<Method> make_es_method(RunContext& ctx, const std::string& name, std::unique_ptr<EsPerturbation> perturbation);
 
