@@ -53,8 +53,6 @@ void BM_Generate(benchmark::State& state) {
     for (int t = 0; t < kPrompt; t++) prompts[size_t(i)].push_back(static_cast<int>(rng.below(uint32_t(c.vocab_size))));
     ids[size_t(i)] = static_cast<uint32_t>(i), members[size_t(i)] = i;
   }
-  const int C = c.channels;
-  const int in[4] = {C, C, C, 4 * C}, out[4] = {3 * C, C, 4 * C, C};
   std::vector<std::array<LowRankFactors, 4>> factors(size_t(c.num_layers));
   PopulationNoise noise;
   noise.sigma = 0.001f;
@@ -62,8 +60,10 @@ void BM_Generate(benchmark::State& state) {
   const auto regenerate = [&] {
     for (int l = 0; l < c.num_layers; l++)
       for (int k = 0; k < 4; k++) {
+        int rows = 0, cols = 0;
+        block_matrix_shape(c, k, &rows, &cols);
         lowrank_generate(factors[size_t(l)][size_t(k)], NoiseKey{7, 16u + uint32_t(k), uint32_t(l), 0}, 0, kSequences / 2,
-                         out[k], in[k], rank);
+                         rows, cols, rank);
         noise.factors[size_t(l)][size_t(k)] = &factors[size_t(l)][size_t(k)];
       }
   };

@@ -15,7 +15,6 @@
 //      factors) and applies it (SGD as the paper's LLM runs, or Adam): the replicas stay identical.
 #include <array>
 #include <cmath>
-#include <sstream>
 
 #include "core/error.hpp"
 #include "core/timer.hpp"
@@ -25,8 +24,6 @@
 
 namespace frugal {
 namespace {
-
-const char* const kMatrixNames[4] = {"qkv", "attproj", "fc", "fcproj"};
 
 void add_eggroll_lm_keys(Schema& s) {
   s.add("eggroll_lm.rank", int64_t{1}, "rank r of each matrix perturbation (the paper's LLM runs: 1)", 1, 1 << 16);
@@ -55,15 +52,7 @@ class EggrollLm final : public Method {
     rank_ = static_cast<int>(cfg.integer("eggroll_lm.rank"));
     noise_reuse_ = cfg.integer("es.noise_reuse");
     fitness_kind_ = cfg.str("es.fitness");
-    std::stringstream list(cfg.str("eggroll_lm.matrices"));
-    std::string name;
-    while (std::getline(list, name, ',')) {
-      int slot = -1;
-      for (int k = 0; k < 4; k++)
-        if (name == kMatrixNames[k]) slot = k;
-      FRUGAL_CHECK(slot >= 0, "eggroll_lm.matrices: unknown matrix '", name, "' (choose from qkv, attproj, fc, fcproj)");
-      perturbed_[slot] = true;
-    }
+    perturbed_ = parse_block_matrices(cfg.str("eggroll_lm.matrices"), "eggroll_lm.matrices");
     opt_ = es_optimizer(cfg, model_.layout);
     const int L = model_.config.num_layers;
     factors_.resize(size_t(L));
@@ -118,7 +107,7 @@ class EggrollLm final : public Method {
       const GPT2BlockWeights d = gpt2_block_weights(model_, l);
       float* grad[4] = {d.dqkvw, d.dattprojw, d.dfcw, d.dfcprojw};
       for (int k = 0; k < 4; k++) {
-        if (!perturbed_[k]) continue;
+        if (!perturbed_[size_t(k)]) continue;
         const LowRankFactors& f = factors_[size_t(l)][size_t(k)];
         lowrank_update(f, shaped.data(), population_, sigma_, grad[k], scratch_);
         for (size_t j = 0; j < size_t(f.rows) * f.cols; j++) grad[k][j] *= scale;
@@ -157,13 +146,13 @@ class EggrollLm final : public Method {
  private:
   // Every pair's factors of every perturbed matrix for epoch' `key` (all ranks: the update needs them).
   void regenerate(uint32_t key) {
-    const int C = model_.config.channels;
-    const int in[4] = {C, C, C, 4 * C}, out[4] = {3 * C, C, 4 * C, C};
     for (int l = 0; l < model_.config.num_layers; l++)
       for (int k = 0; k < 4; k++) {
-        if (!perturbed_[k]) continue;
+        if (!perturbed_[size_t(k)]) continue;
+        int rows = 0, cols = 0;
+        block_matrix_shape(model_.config, k, &rows, &cols);
         LowRankFactors& f = factors_[size_t(l)][size_t(k)];
-        lowrank_generate(f, NoiseKey{ctx_.seed, 16u + uint32_t(k), uint32_t(l), key}, 0, population_ / 2, out[k], in[k], rank_);
+        lowrank_generate(f, NoiseKey{ctx_.seed, 16u + uint32_t(k), uint32_t(l), key}, 0, population_ / 2, rows, cols, rank_);
         noise_.factors[size_t(l)][size_t(k)] = &f;
       }
     noise_epoch_ = key;
@@ -176,7 +165,7 @@ class EggrollLm final : public Method {
   float sigma_ = 0, lr_ = 0;
   int64_t noise_reuse_ = 1;
   std::string fitness_kind_;
-  bool perturbed_[4] = {false, false, false, false};
+  std::array<bool, 4> perturbed_{};  // by LoraSlot: the block matrices perturbed and trained
   AdamW opt_;
   std::vector<std::array<LowRankFactors, 4>> factors_;  // (L) x matrix kind
   PopulationNoise noise_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 
 #include "core/config.hpp"
 #include "core/error.hpp"
@@ -132,6 +133,34 @@ GPT2BlockWeights gpt2_block_weights(GPT2& model, int l) {
   w.dfcw = d.fcw + lC * 4 * C, w.dfcb = d.fcb + lC * 4, w.dfcprojw = d.fcprojw + lC * 4 * C;
   w.heads = c.num_heads, w.CH = c.channels, w.M = 4 * c.channels;
   return w;
+}
+
+const char* block_matrix_name(int slot) {
+  static const char* const names[4] = {"qkv", "attproj", "fc", "fcproj"};
+  return names[slot];
+}
+
+void block_matrix_shape(const GPT2Config& c, int slot, int* rows, int* cols) {
+  const int C = c.channels;
+  const int out[4] = {3 * C, C, 4 * C, C}, in[4] = {C, C, C, 4 * C};
+  *rows = out[slot], *cols = in[slot];
+}
+
+std::array<bool, 4> parse_block_matrices(const std::string& list, const std::string& key) {
+  std::array<bool, 4> on{};
+  std::stringstream names(list);
+  std::string name;
+  int count = 0;
+  while (std::getline(names, name, ',')) {
+    int slot = -1;
+    for (int s = 0; s < 4; s++)
+      if (name == block_matrix_name(s)) slot = s;
+    FRUGAL_CHECK(slot >= 0, key, ": unknown matrix '", name, "' (choose from qkv, attproj, fc, fcproj)");
+    on[size_t(slot)] = true;
+    count++;
+  }
+  FRUGAL_CHECK(count > 0, key, " names no matrix (choose from qkv, attproj, fc, fcproj)");
+  return on;
 }
 
 void block_linear_forward(float* out, const float* inp, const float* w, const float* b, const LoraMatrix& lora, int N,

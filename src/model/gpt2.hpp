@@ -3,7 +3,9 @@
 // token + position embeddings, pre-LayerNorm blocks (causal multi-head attention, GELU MLP),
 // final LayerNorm, LM head tied to the token embedding. Parameters and gradients each live in
 // one flat buffer (core/params.hpp) with named views.
+#include <array>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/params.hpp"
@@ -84,6 +86,14 @@ struct LoraMatrix {
   float scale = 0;  // alpha / rank
 };
 enum LoraSlot { lora_qkv = 0, lora_attproj = 1, lora_fc = 2, lora_fcproj = 3 };
+
+// The four matrices of a block, indexed like LoraSlot - what LoRA adapts and EGGROLL perturbs:
+// their config names ("qkv", "attproj", "fc", "fcproj") and full shapes (rows = out, cols = in).
+const char* block_matrix_name(int slot);
+void block_matrix_shape(const GPT2Config& c, int slot, int* rows, int* cols);
+// A comma-separated subset of the names (the value of config key `key`): which slots it names.
+// Unknown or no names are errors naming the key.
+std::array<bool, 4> parse_block_matrices(const std::string& list, const std::string& key);
 
 // The weights one block computes with (row-major, llm.c layout) and where their gradients go:
 // by default the model's own slices of the stacked tensors; a GPT2BlockHook may substitute

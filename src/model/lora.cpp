@@ -1,7 +1,6 @@
 #include "model/lora.hpp"
 
 #include <cmath>
-#include <sstream>
 
 #include "core/config.hpp"
 #include "core/error.hpp"
@@ -10,22 +9,17 @@
 
 namespace frugal {
 
-namespace {
-const char* const kSlotNames[4] = {"qkv", "attproj", "fc", "fcproj"};
-}
-
 LoraAdapters::LoraAdapters(const GPT2Config& c, const LoraConfig& config, uint64_t seed) : config_(config) {
   FRUGAL_CHECK(config.rank >= 1, "lora.rank must be at least 1");
-  const int C = c.channels, L = c.num_layers;
-  const int in[4] = {C, C, C, 4 * C}, out[4] = {3 * C, C, 4 * C, C};
+  const int L = c.num_layers;
   for (int s = 0; s < 4; s++) {
-    in_[s] = in[s], out_[s] = out[s];
+    block_matrix_shape(c, s, &out_[s], &in_[s]);
     if (!config.targets[s]) continue;
-    FRUGAL_CHECK(config.rank <= std::min(in[s], out[s]), "lora.rank ", config.rank, " exceeds the size of the ",
-                 kSlotNames[s], " matrix (", out[s], " x ", in[s], ")");
+    FRUGAL_CHECK(config.rank <= std::min(in_[s], out_[s]), "lora.rank ", config.rank, " exceeds the size of the ",
+                 block_matrix_name(s), " matrix (", out_[s], " x ", in_[s], ")");
     tensor_[s] = static_cast<int>(layout_.tensors.size());
-    layout_.add(std::string(kSlotNames[s]) + ".A", {L, config.rank, in[s]}, true);
-    layout_.add(std::string(kSlotNames[s]) + ".B", {L, out[s], config.rank}, true);
+    layout_.add(std::string(block_matrix_name(s)) + ".A", {L, config.rank, in_[s]}, true);
+    layout_.add(std::string(block_matrix_name(s)) + ".B", {L, out_[s], config.rank}, true);
   }
   params.assign(layout_.total, 0.0f);
   grads.assign(layout_.total, 0.0f);
@@ -80,19 +74,8 @@ LoraConfig lora_config_from(const Config& cfg) {
   LoraConfig c;
   c.rank = static_cast<int>(cfg.integer("lora.rank"));
   c.alpha = static_cast<float>(cfg.real("lora.alpha"));
-  for (bool& t : c.targets) t = false;
-  std::stringstream list(cfg.str("lora.targets"));
-  std::string name;
-  int count = 0;
-  while (std::getline(list, name, ',')) {
-    int slot = -1;
-    for (int s = 0; s < 4; s++)
-      if (name == kSlotNames[s]) slot = s;
-    FRUGAL_CHECK(slot >= 0, "lora.targets: unknown matrix '", name, "' (choose from qkv, attproj, fc, fcproj)");
-    c.targets[slot] = true;
-    count++;
-  }
-  FRUGAL_CHECK(count > 0, "lora.targets names no matrix (choose from qkv, attproj, fc, fcproj)");
+  const std::array<bool, 4> on = parse_block_matrices(cfg.str("lora.targets"), "lora.targets");
+  for (int t = 0; t < 4; t++) c.targets[t] = on[size_t(t)];
   return c;
 }
 
