@@ -71,7 +71,12 @@ class Grpo final : public Method {
     clip_low_ = cfg.real("grpo.clip_low"), clip_high_ = cfg.real("grpo.clip_high"), dual_clip_ = cfg.real("grpo.dual_clip");
     FRUGAL_CHECK(dual_clip_ == 0 || dual_clip_ > 1, "grpo.dual_clip must be 0 (off) or greater than 1");
     beta_ = cfg.real("grpo.beta");
-    kl_ = cfg.str("grpo.kl"), advantage_ = cfg.str("grpo.advantage"), loss_agg_ = cfg.str("grpo.loss_agg");
+    const std::string& kl = cfg.str("grpo.kl");
+    kl_ = kl == "k1" ? Kl::k1 : kl == "k2" ? Kl::k2 : Kl::k3;
+    rloo_ = cfg.str("grpo.advantage") == "rloo";
+    const std::string& agg = cfg.str("grpo.loss_agg");
+    loss_agg_ = agg == "token-mean" ? LossAgg::token_mean
+                : agg == "seq-mean-token-sum-norm" ? LossAgg::seq_mean_token_sum_norm : LossAgg::seq_mean_token_mean;
     norm_by_std_ = cfg.boolean("grpo.norm_adv_by_std"), dynamic_ = cfg.boolean("grpo.dynamic_sampling");
     lora_mode_ = cfg.str("grpo.finetune") == "lora";
     if (lora_mode_) {
@@ -106,7 +111,7 @@ class Grpo final : public Method {
     const int n = per_rank * G;
     verdicts_.resize(size_t(n));
     std::vector<float> adv(size_t(n), 0.0f);
-    std::vector<uint8_t> kept(size_t(n), 1);
+    kept_.assign(size_t(n), 1);
     double groups_kept = 0;
     for (int j = 0; j < per_rank; j++) {
       double mean = 0, var = 0;
@@ -118,13 +123,15 @@ class Grpo final : public Method {
       mean /= G;
       for (int g = 0; g < G; g++) var += std::pow(verdicts_[size_t(j * G + g)].reward - mean, 2);
       const double std = std::sqrt(var / (G - 1));
-      const bool all_equal = var == 0;
+      // Exactly equal rewards (not var == 0: the mean of eight 0.1 rewards is not exactly 0.1).
+      bool all_equal = true;
+      for (int g = 1; g < G; g++) all_equal = all_equal && verdicts_[size_t(j * G + g)].reward == verdicts_[size_t(j * G)].reward;
       for (int g = 0; g < G; g++) {
         const int i = j * G + g;
         const double r = verdicts_[size_t(i)].reward;
-        if (advantage_ == "rloo") adv[size_t(i)] = static_cast<float>((r - mean) * G / (G - 1));
+        if (rloo_) adv[size_t(i)] = static_cast<float>((r - mean) * G / (G - 1));
         else adv[size_t(i)] = static_cast<float>(norm_by_std_ ? (r - mean) / (std + 1e-6) : r - mean);
-        if (dynamic_ && all_equal) kept[size_t(i)] = 0;
+        if (dynamic_ && all_equal) kept_[size_t(i)] = 0;
       }
       groups_kept += dynamic_ && all_equal ? 0 : 1;
     }
@@ -178,11 +185,11 @@ class Grpo final : public Method {
         weight.assign(logp.size(), 0.0f);
         for (int bi = 0; bi < b.B; bi++) {
           const int i = minibatch_rows_[size_t(m)][size_t(bi)];
-          if (!kept[size_t(i)]) continue;
+          if (!kept_[size_t(i)]) continue;
           const double A = adv[size_t(i)];
           const double length = double(completions_[size_t(i)].tokens.size());
-          const double w = loss_agg_ == "token-mean"               ? 1.0 / norm[size_t(m)]
-                           : loss_agg_ == "seq-mean-token-sum-norm" ? 1.0 / (norm[size_t(m)] * s_.sampling.max_new_tokens)
+          const double w = loss_agg_ == LossAgg::token_mean               ? 1.0 / norm[size_t(m)]
+                           : loss_agg_ == LossAgg::seq_mean_token_sum_norm ? 1.0 / (norm[size_t(m)] * s_.sampling.max_new_tokens)
                                                                      : 1.0 / (norm[size_t(m)] * length);
           for (int t = 0; t < b.T; t++) {
             const size_t k = size_t(bi) * b.T + t;
@@ -194,8 +201,8 @@ class Grpo final : public Method {
             double kl = 0, dkl = 0;
             if (beta_ > 0) {
               const double d = std::clamp(double(logp[k]) - ref_logp_[size_t(m)][k], -20.0, 20.0);  // log(pi / ref)
-              if (kl_ == "k1") kl = d, dkl = 1;
-              else if (kl_ == "k2") kl = 0.5 * d * d, dkl = d;
+              if (kl_ == Kl::k1) kl = d, dkl = 1;
+              else if (kl_ == Kl::k2) kl = 0.5 * d * d, dkl = d;
               else kl = std::exp(-d) + d - 1, dkl = 1 - std::exp(-d);
             }
             weight[k] = static_cast<float>(w * (dpg + beta_ * dkl));
@@ -289,18 +296,11 @@ class Grpo final : public Method {
   double minibatch_normaliser(int m) {
     double count = 0;
     for (int i : minibatch_rows_[size_t(m)]) {
-      if (dynamic_ && !row_kept(i)) continue;
-      count += loss_agg_ == "token-mean" ? double(completions_[size_t(i)].tokens.size()) : 1.0;
+      if (!kept_[size_t(i)]) continue;
+      count += loss_agg_ == LossAgg::token_mean ? double(completions_[size_t(i)].tokens.size()) : 1.0;
     }
     ctx_.comm.control_allreduce(std::span<double>(&count, 1), ReduceOp::sum, "grpo.normaliser");
     return std::max(count, 1.0);
-  }
-  // Whether completion i's group has rewards that are not all equal (dynamic sampling keeps it).
-  bool row_kept(int i) const {
-    const int G = s_.group, first = i / G * G;
-    for (int g = first; g < first + G; g++)
-      if (verdicts_[size_t(g)].reward != verdicts_[size_t(first)].reward) return true;
-    return false;
   }
 
   RunContext& ctx_;
@@ -312,7 +312,9 @@ class Grpo final : public Method {
   AdamW opt_;
   Schedule schedule_;
   double grad_clip_ = 0, clip_low_ = 0.2, clip_high_ = 0.2, dual_clip_ = 0, beta_ = 0;
-  std::string kl_, advantage_, loss_agg_;
+  enum class Kl { k1, k2, k3 } kl_ = Kl::k3;
+  enum class LossAgg { seq_mean_token_mean, token_mean, seq_mean_token_sum_norm } loss_agg_ = LossAgg::seq_mean_token_mean;
+  bool rloo_ = false;
   bool norm_by_std_ = true, dynamic_ = false;
   int epochs_ = 1, minibatches_ = 1;
   float inv_temp_ = 1.0f;
@@ -321,6 +323,7 @@ class Grpo final : public Method {
   std::vector<std::vector<int>> prompts_;  // one per completion
   std::vector<Completion> completions_;
   std::vector<Verdict> verdicts_;
+  std::vector<uint8_t> kept_;  // per completion: 0 where dynamic sampling dropped its group
   std::vector<std::vector<int>> minibatch_rows_;
   std::vector<TokenBatch> batches_;
   std::vector<std::vector<float>> old_logp_, ref_logp_;
