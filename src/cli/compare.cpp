@@ -10,7 +10,10 @@
 //   config = "base.toml"           # relative to the study file
 //   ranks = 2
 //   seeds = [1, 2, 3]              # optional
-//   overrides = ["run.method=ddp"] # optional, applied after the config file
+//   overrides = ["run.method=ddp"] # optional, applied after the config file; "{seed}" in an
+//                                  # override is the entry's seed and "{out_dir}" the study's
+//                                  # out_dir, so a run can name another's output (a chain:
+//                                  # "model.init_from={out_dir}/base-s{seed}/model.bin")
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,6 +92,13 @@ int spawn_and_wait(const std::vector<std::string>& argv, const std::vector<std::
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Every occurrence of `key` in `text` replaced by `value`.
+std::string substitute(std::string text, const std::string& key, const std::string& value) {
+  for (size_t pos = text.find(key); pos != std::string::npos; pos = text.find(key, pos + value.size()))
+    text.replace(pos, key.size(), value);
+  return text;
 }
 
 double mean(const std::vector<double>& v) {
@@ -312,12 +322,14 @@ int compare(const std::vector<std::string>& args) {
         FRUGAL_CHECK(s, "run '", run.name, "': overrides must be strings like \"section.key=value\"");
         run.overrides.push_back("--" + *s);
       }
+    for (auto& o : run.overrides) o = substitute(o, "{out_dir}", out_dir);
     if (const auto* seeds = (*r)["seeds"].as_array()) {
       for (const auto& s : *seeds) {
         StudyRun each = run;
         each.seed = s.value_or(int64_t{-1});
         FRUGAL_CHECK(each.seed >= 0, "run '", run.name, "': seeds must be non-negative integers");
         each.name = run.name + "-s" + std::to_string(each.seed);
+        for (auto& o : each.overrides) o = substitute(o, "{seed}", std::to_string(each.seed));
         runs.push_back(each);
       }
     } else {

@@ -24,6 +24,7 @@ enum class Stream : uint32_t {
   lora_init = 21,    // LoRA's A matrices, one sub-stream per adapted matrix kind
   sampling = 22,     // token sampling in generation, one sub-stream per sequence (model/decode.hpp)
   rlvr_prompts = 23, // which training problems an RLVR step draws, one sub-stream per step
+  next_predictor = 24,  // NExt trajectory predictors' initialisation, one sub-stream per vector length
 };
 
 // Four 32-bit words for block `block` of stream (seed, stream, sub).

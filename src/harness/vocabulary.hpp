@@ -13,6 +13,7 @@ enum class Domain {
   rl,        // a policy in RL environments: environment steps, episode return (higher is better)
   rlvr,      // RL on a language model with verifiable rewards: generated tokens, reward, accuracy
   sft,       // supervised warm start on a verifiable task: tokens, answer-token loss, accuracy
+  extrapolation,  // a model predicted from an RL trajectory: checkpoints read, fit loss, accuracy
 };
 
 struct Vocabulary {

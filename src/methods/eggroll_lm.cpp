@@ -75,7 +75,7 @@ class EggrollLm final : public Method {
     for (int i = first; i < first + local; i++) {
       const int group = i / s_.group;
       for (int q = 0; q < per_group_; q++) {
-        const int64_t index = epoch * s_.prompts + int64_t(group) * per_group_ + q;
+        const int64_t index = (s_.first_step + epoch) * s_.prompts + int64_t(group) * per_group_ + q;
         problems.push_back(make_problem(s_.task, Split::train, index));
         prompts.push_back(encode_text(problems.back().prompt));
         ids.push_back(static_cast<uint32_t>(i * per_group_ + q));
@@ -83,7 +83,7 @@ class EggrollLm final : public Method {
       }
     }
     std::vector<Completion> completions;
-    generate(model_, nullptr, &noise_, GenerateRequest{prompts, ids, members, ctx_.seed, epoch}, s_.sampling, gen_,
+    generate(model_, nullptr, &noise_, GenerateRequest{prompts, ids, members, ctx_.seed, s_.first_step + epoch}, s_.sampling, gen_,
              completions);
     const double gen_time = t_gen.seconds();
     std::vector<Verdict> verdicts(completions.size());

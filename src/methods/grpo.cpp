@@ -18,6 +18,10 @@
 //        seq-mean-token-sum-norm  1 / (sequences max_new_tokens)  (Dr.GRPO)
 //      counted over the whole minibatch on all ranks; gradients summed over ranks (tag grpo.grad),
 //      clipped, AdamW on the LoRA adapters or on every weight (grpo.finetune).
+// Trajectory (grpo.trajectory_every = c > 0): the model with the adapters merged in, after every c
+// steps (and at the start), with its greedy eval accuracy, into <run dir>/trajectory.h5 - what the
+// extrapolators (src/extrapolate) read. The accuracy is the runner's evaluation where one was just
+// made (eval.every = c costs nothing extra), else computed on eval.batches problems.
 // Minibatch m holds the problems whose index within the step is m mod M, so the global minibatch
 // - hence every update - is the same whatever the rank count.
 #include <algorithm>
@@ -26,6 +30,7 @@
 
 #include "core/error.hpp"
 #include "core/timer.hpp"
+#include "extrapolate/trajectory.hpp"
 #include "kernels/cpu/crossentropy.hpp"
 #include "methods/rlvr.hpp"
 #include "model/llmc_checkpoint.hpp"
@@ -53,6 +58,10 @@ void add_grpo_keys(Schema& s) {
         "token weighting: seq-mean-token-mean (GRPO), token-mean (DAPO), seq-mean-token-sum-norm (Dr.GRPO)", {}, {},
         {"seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"});
   s.add("grpo.dynamic_sampling", false, "drop groups whose rewards are all equal from the loss (DAPO's filter)");
+  s.add("grpo.trajectory_every", int64_t{0},
+        "write the merged model and its eval accuracy to <run dir>/trajectory.h5 at the start and every this many "
+        "steps (0 = never): the input of the extrapolators",
+        0, int64_t{1} << 40);
 }
 
 class Grpo final : public Method {
@@ -89,21 +98,26 @@ class Grpo final : public Method {
     schedule_ = schedule_from(cfg, ctx.total_steps);
     grad_clip_ = cfg.real("optim.grad_clip");
     inv_temp_ = s_.sampling.temperature > 0 ? 1.0f / s_.sampling.temperature : 1.0f;
+    trajectory_every_ = cfg.integer("grpo.trajectory_every");
+    eval_problems_ = cfg.integer("eval.batches");
+    FRUGAL_CHECK(trajectory_every_ == 0 || !ctx.run_dir.empty(), "grpo.trajectory_every needs a run directory to write to");
   }
 
   StepResult step(int64_t step) override {
+    if (trajectory_every_ > 0 && step % trajectory_every_ == 0) write_trajectory(step);
     const int R = ctx_.comm.size(), per_rank = s_.prompts / R, first = ctx_.comm.rank() * per_rank, G = s_.group;
+    const int64_t rl_step = s_.first_step + step;
     Timer t_gen;
     // 1. generate: completion g of problem j (index within the step) is sequence j G + g.
     problems_.clear();
     prompts_.clear();
     std::vector<uint32_t> ids;
     for (int j = first; j < first + per_rank; j++) {
-      problems_.push_back(make_problem(s_.task, Split::train, step * s_.prompts + j));
+      problems_.push_back(make_problem(s_.task, Split::train, rl_step * s_.prompts + j));
       const std::vector<int> prompt = encode_text(problems_.back().prompt);
       for (int g = 0; g < G; g++) prompts_.push_back(prompt), ids.push_back(static_cast<uint32_t>(j * G + g));
     }
-    generate(model_, hook(), nullptr, GenerateRequest{prompts_, ids, {}, ctx_.seed, step}, s_.sampling, gen_, completions_);
+    generate(model_, hook(), nullptr, GenerateRequest{prompts_, ids, {}, ctx_.seed, rl_step}, s_.sampling, gen_, completions_);
     const double gen_time = t_gen.seconds();
     double flops = gen_.flops;
 
@@ -223,6 +237,8 @@ class Grpo final : public Method {
         adamw_step(opt_, trainable_params(), grads, lr);
       }
     }
+    evaluated_ = false;  // the model moved
+    steps_done_ = step + 1;
     sums[5] = entropy_sum, sums[6] = token_count, sums[7] = groups_kept;
     ctx_.comm.control_allreduce(std::span<double>(sums, 8), ReduceOp::sum, "grpo.stats");
     double maxima[2] = {ratio_max, mismatch};
@@ -258,7 +274,9 @@ class Grpo final : public Method {
   }
 
   double evaluate(int64_t problems) override {
-    return rlvr_greedy_accuracy(model_, hook(), s_, problems, ctx_.comm, gen_);
+    last_accuracy_ = rlvr_greedy_accuracy(model_, hook(), s_, problems, ctx_.comm, gen_);
+    evaluated_ = problems == eval_problems_;
+    return last_accuracy_;
   }
 
   void state(StateFields& f) override {
@@ -271,6 +289,8 @@ class Grpo final : public Method {
 
   // The trained model, adapters merged in, as an llm.c checkpoint (<run dir>/model.bin).
   void finished() override {
+    // The last checkpoint, where the run ended on one (run.steps, or run.max_samples before it).
+    if (trajectory_every_ > 0 && steps_done_ > 0 && steps_done_ % trajectory_every_ == 0) write_trajectory(steps_done_);
     if (ctx_.comm.rank() != 0 || ctx_.run_dir.empty()) return;
     GPT2 merged = model_;
     if (lora_mode_) lora_.merge_into(merged);
@@ -281,6 +301,21 @@ class Grpo final : public Method {
   GPT2BlockHook* hook() { return lora_mode_ ? &lora_ : nullptr; }
   std::vector<float>& trainable_grads() { return lora_mode_ ? lora_.grads : model_.grads; }
   std::vector<float>& trainable_params() { return lora_mode_ ? lora_.params : model_.params; }
+
+  // Checkpoint step / c of the trajectory: the model after `step` steps of this run (RL step
+  // first_step + step), adapters merged, and its eval accuracy (every rank takes part in the
+  // evaluation; rank 0 writes).
+  void write_trajectory(int64_t step) {
+    const double accuracy = evaluated_ ? last_accuracy_
+                            : eval_problems_ > 0 ? rlvr_greedy_accuracy(model_, hook(), s_, eval_problems_, ctx_.comm, gen_)
+                                                 : std::nan("");
+    if (ctx_.comm.rank() != 0) return;
+    if (merged_.params.empty()) merged_ = gpt2_create(model_.config);
+    merged_.params = model_.params;
+    if (lora_mode_) lora_.merge_into(merged_);
+    write_trajectory_checkpoint(ctx_.run_dir + "/trajectory.h5", static_cast<int>(step / trajectory_every_),
+                                s_.first_step + step, accuracy, merged_);
+  }
 
   // Runs fn with the model computing the reference policy: LoRA off (fn passes no hook), or the
   // frozen base weights swapped in under full fine-tuning.
@@ -327,6 +362,10 @@ class Grpo final : public Method {
   std::vector<std::vector<int>> minibatch_rows_;
   std::vector<TokenBatch> batches_;
   std::vector<std::vector<float>> old_logp_, ref_logp_;
+  int64_t trajectory_every_ = 0, eval_problems_ = 0, steps_done_ = 0;
+  double last_accuracy_ = 0;
+  bool evaluated_ = false;  // last_accuracy_ is the current model's, on eval_problems_ problems
+  GPT2 merged_;             // rank 0: the model with the adapters merged in, for the trajectory
 };
 
 }  // namespace

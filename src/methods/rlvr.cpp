@@ -15,6 +15,9 @@ void add_rlvr_keys(Schema& s) {
         1 << 16);
   s.add("rlvr.max_new_tokens", int64_t{16}, "generation stops after this many tokens (then the completion is truncated)",
         1, 1 << 20);
+  s.add("rlvr.first_step", int64_t{0},
+        "RL step the run starts at: step s draws problems and samples as step first_step + s (a continuation of "
+        "an earlier run - e.g. after an extrapolation - sees fresh problems)", 0, int64_t{1} << 40);
   s.add("rlvr.temperature", 1.0, "sampling temperature (0 = greedy)", 0.0, 100.0);
   s.add("rlvr.top_k", int64_t{0}, "sample among the k most likely tokens (0 = all)", 0, 1 << 20);
   s.add("rlvr.top_p", 1.0, "nucleus sampling: the smallest set of tokens with this probability (1 = all)", 0.0, 1.0);
@@ -25,6 +28,7 @@ RlvrSettings rlvr_settings_from(const Config& cfg, const GPT2Config& model, uint
   s.task = task_settings_from(cfg, seed);
   s.prompts = static_cast<int>(cfg.integer("rlvr.prompts"));
   s.group = static_cast<int>(cfg.integer("rlvr.group_size"));
+  s.first_step = cfg.integer("rlvr.first_step");
   s.sampling.max_new_tokens = static_cast<int>(cfg.integer("rlvr.max_new_tokens"));
   s.sampling.temperature = static_cast<float>(cfg.real("rlvr.temperature"));
   s.sampling.top_k = static_cast<int>(cfg.integer("rlvr.top_k"));

@@ -3,7 +3,7 @@
 // SFT): the verifiable task, the byte-level model, sampling settings, the draw of each step's
 // problems, and greedy evaluation on the task's eval split.
 //
-// Problems: step s uses training problems [s P, (s + 1) P) of the task (P = rlvr.prompts), so
+// Problems: RL step s uses training problems [s P, (s + 1) P) of the task (P = rlvr.prompts), so
 // every step sees fresh problems and the draw depends on (seed, step) only. They are dealt to ranks
 // in contiguous blocks of P / R, so a rank's problems - and, with the sampling keyed by sequence id,
 // its completions - are the same whatever the thread count, and the union is the same whatever the
@@ -29,6 +29,7 @@ struct RlvrSettings {
   TaskSettings task;
   int prompts = 0;  // P: problems per step, all ranks together
   int group = 0;    // G: completions per problem (GRPO) - members sharing a problem (EGGROLL)
+  int64_t first_step = 0;  // run step s is RL step first_step + s (problems and sampling keys)
   SamplingSettings sampling;
   int eval_max_new_tokens = 0;
 };
