@@ -6,6 +6,8 @@
 #   bash jobs/quickstart.sh --est [--section.key=value ...]  EST vs dense training, 3 seeds each
 #   bash jobs/quickstart.sh --rlvr [--section.key=value ...] RL on a language model: SFT bases (made once,
 #                                                            kept), then GRPO-LoRA, GRPO full, EGGROLL
+#   bash jobs/quickstart.sh --next [--section.key=value ...] extrapolating GRPO-LoRA trajectories: the SFT
+#                                                            bases, then NExt, AlphaRL, RL-Extra, RELEX vs GRPO
 # (overrides apply to every run of the study)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,10 @@ elif [ "${1:-}" = "--rlvr" ]; then
   shift
   study=configs/rlvr/study.toml out=runs/rlvr bases=configs/rlvr/bases.toml
   plots="accuracy_vs_step_<task>.png, accuracy_vs_generated_tokens_<task>.png, accuracy_vs_time_<task>.png"
+elif [ "${1:-}" = "--next" ]; then
+  shift
+  study=configs/next/study.toml out=runs/next bases=configs/rlvr/bases.toml report=analysis/next_report.py
+  plots="accuracy_vs_rl_steps_<task>.png; tables and which claim the numbers support in report.md"
 elif [ "${1:-}" = "--est" ]; then
   shift
   study=configs/est/study.toml out=runs/est
@@ -32,5 +38,9 @@ if [ -n "${bases:-}" ]; then
 fi
 ./build/release/frugal compare "$study" --fresh "$@"
 # The table above came from frugal compare; report.py adds the plots (and report.md with seeds).
-.venv/bin/python analysis/report.py "$out" --out "$out/report" > /dev/null
+if [ -n "${report:-}" ]; then
+  .venv/bin/python "$report" "$out" --out "$out/report"
+else
+  .venv/bin/python analysis/report.py "$out" --out "$out/report" > /dev/null
+fi
 echo "plots and report: $out/report/ ($plots, report.md)"

@@ -136,9 +136,7 @@ double sum_of(const TraceReader& t, const std::string& dataset) {
   return s;
 }
 
-}  // namespace
-
-void print_table(const std::vector<std::string>& traces) {
+void print_one_table(const std::vector<std::string>& traces) {
   struct Group {
     std::string method;
     int64_t ranks = 0;
@@ -148,16 +146,11 @@ void print_table(const std::vector<std::string>& traces) {
   };
   std::vector<std::string> order, networks;
   std::map<std::string, Group> groups;
-  std::optional<TraceVocabulary> vocab;  // of the first trace: the table holds one vocabulary
+  std::optional<TraceVocabulary> vocab;  // print_table gives each table one vocabulary
   for (const auto& path : traces) {
     TraceReader t(path);
-    const TraceVocabulary v = read_vocabulary(t);
+    const TraceVocabulary v = read_vocabulary(t);  // the same for every trace of the table
     if (!vocab) vocab = v;
-    if (!(v == *vocab)) {
-      std::fprintf(stderr, "frugal: skipping %s (it reports %s per %s; this table holds %s per %s)\n", path.c_str(),
-                   v.eval.c_str(), v.samples.c_str(), vocab->eval.c_str(), vocab->samples.c_str());
-      continue;
-    }
     const std::string status = t.attr_string("status");
     if (status != "finished") {
       std::fprintf(stderr, "frugal: skipping %s (status %s)\n", path.c_str(), status.c_str());
@@ -256,6 +249,22 @@ void print_table(const std::vector<std::string>& traces) {
     }
   }
   std::fflush(stdout);
+}
+
+}  // namespace
+
+// One table per vocabulary, in the order the vocabularies first appear: a study that chains
+// methods of different domains (GRPO runs and the extrapolations between them) gets a table each.
+void print_table(const std::vector<std::string>& traces) {
+  std::vector<std::pair<TraceVocabulary, std::vector<std::string>>> parts;
+  for (const auto& path : traces) {
+    const TraceVocabulary v = read_vocabulary(TraceReader(path));
+    auto it = std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.first == v; });
+    if (it == parts.end()) parts.push_back({v, {path}});
+    else it->second.push_back(path);
+  }
+  if (parts.empty()) print_one_table({});
+  for (const auto& [v, paths] : parts) print_one_table(paths);
 }
 
 int compare(const std::vector<std::string>& args) {

@@ -1,4 +1,5 @@
-// RL on a language model on several ranks: sft, grpo (LoRA and full fine-tuning) and eggroll_lm.
+// RL on a language model on several ranks: sft, grpo (LoRA and full fine-tuning) and eggroll_lm,
+// and the extrapolation of GRPO's trajectories.
 // - R ranks compute what one process computes (the same global batch, split): losses and
 //   parameters agree to float tolerance; the replicas are bit-identical
 // - eggroll_lm sends exactly the N fitness floats per step
@@ -14,6 +15,7 @@
 #include <filesystem>
 
 #include "core/error.hpp"
+#include "extrapolate/trajectory.hpp"
 #include "harness/method.hpp"
 #include "harness/runner.hpp"
 #include "model/llmc_checkpoint.hpp"
@@ -222,4 +224,90 @@ TEST(RlvrMethods, BadInputGetsAClearError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("task.name"), std::string::npos) << e.what();
   }
+}
+
+// GRPO's trajectory (grpo.trajectory_every) and the extrapolators that read it: writing the
+// trajectory does not change the run; a resumed run writes the identical trajectory; checkpoint
+// K is the merged model the run ships, with the accuracy the trace records; every extrapolator
+// runs through the runner on it, evaluates W_K to the same accuracy, writes a model GRPO continues
+// from; bad input gets a clear error.
+TEST(RlvrMethods, TrajectoryFeedsEveryExtrapolatorAndResumesIdentically) {
+  const std::vector<std::string> grpo =
+      small({"--run.method=grpo", "--model.init_from=" + sft_base(), "--run.steps=6", "--eval.at_start=true",
+             "--eval.batches=32", "--optim.lr=1e-2"});  // the accuracy varies: AlphaRL regresses on it
+  const auto with = [](std::vector<std::string> o, std::vector<std::string> extra) {
+    o.insert(o.end(), extra.begin(), extra.end());
+    return o;
+  };
+  ASSERT_EQ(run_experiment("", with(grpo, {"--run.name=traj_off"})), 0);
+  ASSERT_EQ(run_experiment("", with(grpo, {"--run.name=traj_a", "--grpo.trajectory_every=2"})), 0);
+  ASSERT_EQ(run_experiment("", with(grpo, {"--run.name=traj_r", "--grpo.trajectory_every=2", "--debug.signal_at_step=3"})), 0);
+  MPI_Barrier(MPI_COMM_WORLD);
+  ASSERT_EQ(run_experiment("", with(grpo, {"--run.name=traj_r", "--grpo.trajectory_every=2", "--checkpoint.resume=auto",
+                                           "--run.overwrite=false"})),
+            0);
+  MPI_Barrier(MPI_COMM_WORLD);
+  const std::string path = scratch() + "/traj_a/trajectory.h5";
+  if (world_rank() == 0) {
+    TraceReader off(trace_of("traj_off")), a(trace_of("traj_a"));
+    EXPECT_EQ(off.read_doubles("steps/reward"), a.read_doubles("steps/reward"));
+    EXPECT_EQ(off.read_doubles("eval/accuracy"), a.read_doubles("eval/accuracy"));
+    const Trajectory t = read_trajectory(path), r = read_trajectory(scratch() + "/traj_r/trajectory.h5");
+    EXPECT_EQ(t.steps, (std::vector<int64_t>{0, 2, 4, 6}));
+    EXPECT_EQ(t.accuracy, a.read_doubles("eval/accuracy"));  // eval.every = 2: the runner's evaluations
+    EXPECT_EQ(r.steps, t.steps);
+    EXPECT_EQ(r.accuracy, t.accuracy);
+    for (int i = 0; i < t.checkpoints(); i++) EXPECT_EQ(fnv1a(trajectory_params(r, i)), fnv1a(trajectory_params(t, i))) << i;
+    EXPECT_EQ(trajectory_params(t, 3), load_llmc_checkpoint(scratch() + "/traj_a/model.bin").params);
+    EXPECT_EQ(trajectory_params(t, 0), load_llmc_checkpoint(sft_base()).params);
+  }
+  for (const std::string m : {"next", "alpharl", "rl_extra", "relex"}) {
+    SCOPED_TRACE(m);
+    const std::string name = "extrapolate_" + m;
+    ASSERT_EQ(run_experiment("", small({"--run.name=" + name, "--run.method=extrapolate", "--extrapolate.method=" + m,
+                                        "--extrapolate.trajectory=" + path, "--extrapolate.observed_step=4",
+                                        "--extrapolate.target_step=6", "--next.k=1", "--next.epochs=5", "--next.hidden=8",
+                                        m == "next" ? "--next.alpha_sweep=0.5,2" : "--next.alpha_sweep=",
+                                        "--run.steps=1", "--eval.at_start=true", "--eval.batches=32"})),
+              0);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (world_rank() == 0) {
+      TraceReader x(trace_of(name));
+      EXPECT_EQ(x.attr_string("status"), "finished");
+      EXPECT_EQ(x.attr_string("sample_unit"), "checkpoints");
+      const auto accuracy = x.read_doubles("eval/accuracy");
+      ASSERT_EQ(accuracy.size(), 2u);
+      EXPECT_EQ(accuracy[0], read_trajectory(path).accuracy[2]);  // W_K, evaluated again: the same
+      EXPECT_EQ(x.read_doubles("steps/observed_step"), std::vector<double>{4});
+      EXPECT_GT(x.read_doubles("steps/linalg_flops")[0], 0);
+      EXPECT_EQ(x.has_dataset("steps/sweep_accuracy_alpha_2"), m == "next");
+    }
+    // GRPO continues from the prediction with a fresh LoRA, on fresh problems.
+    ASSERT_EQ(run_experiment("", small({"--run.name=" + name + "_grpo", "--run.method=grpo",
+                                        "--model.init_from=" + scratch() + "/" + name + "/model.bin",
+                                        "--rlvr.first_step=4", "--run.steps=2"})),
+              0);
+  }
+  Communicator world(make_mpi_backend(), {});
+  const auto error_of = [&](std::vector<std::string> extra, int64_t steps = 1) -> std::string {
+    try {
+      std::vector<std::string> o = small({"--run.method=extrapolate", "--extrapolate.trajectory=" + path});
+      o.insert(o.end(), extra.begin(), extra.end());
+      const Config cfg = resolve_config(suite_schema(), "", o);
+      RunContext ctx{cfg, world, steps, 1, ""};
+      find_method("extrapolate").make(ctx)->step(0);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(error_of({}, 2).find("set run.steps = 1"), std::string::npos);
+  EXPECT_NE(error_of({"--extrapolate.trajectory=" + scratch() + "/none.h5"}).find("does not exist"), std::string::npos);
+  EXPECT_NE(error_of({"--extrapolate.observed_step=3"}).find("is not a checkpoint"), std::string::npos);
+  EXPECT_NE(error_of({"--model.n_embd=64"}).find("set it to the trajectory's shape"), std::string::npos);
+  EXPECT_NE(error_of({"--next.k=5"}).find("it needs W_0 and at least 6 more"), std::string::npos);
+  EXPECT_NE(error_of({"--extrapolate.method=relex", "--extrapolate.target_step=6"}).find("beyond the last checkpoint"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--extrapolate.method=rl_extra", "--next.alpha_sweep=1"}).find("extrapolate.method = next only"),
+            std::string::npos);
 }
