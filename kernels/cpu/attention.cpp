@@ -5,10 +5,12 @@
 #include <vector>
 
 #include "kernels/cpu/flop_counter.hpp"
+#include "kernels/cpu/profile.hpp"
 
 namespace frugal::cpu {
 
 void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
+  const KernelTimer timer(Kernel::attention_forward);
   const int hs = C / NH;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
   const size_t C3 = 3 * static_cast<size_t>(C);
@@ -50,6 +52,7 @@ void attention_forward(float* out, float* att, const float* qkv, int B, int T, i
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
                         int NH) {
+  const KernelTimer timer(Kernel::attention_backward);
   const int hs = C / NH;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
   const size_t C3 = 3 * static_cast<size_t>(C);

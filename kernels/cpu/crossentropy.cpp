@@ -3,10 +3,13 @@
 #include <cmath>
 #include <cstddef>
 
+#include "kernels/cpu/profile.hpp"
+
 namespace frugal::cpu {
 
 void softmax_crossentropy_forward(float* probs, float* losses, const float* logits, const int* targets, int N,
                                   int V, int Vp) {
+  const KernelTimer timer(Kernel::softmax_crossentropy);
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < N; i++) {
     const float* l = logits + static_cast<size_t>(i) * Vp;
@@ -28,6 +31,7 @@ void softmax_crossentropy_forward(float* probs, float* losses, const float* logi
 
 void softmax_crossentropy_backward(float* dlogits, const float* probs, const int* targets, float dloss, int N,
                                    int V, int Vp) {
+  const KernelTimer timer(Kernel::softmax_crossentropy);
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < N; i++) {
     const float* p = probs + static_cast<size_t>(i) * Vp;
@@ -51,6 +55,7 @@ void row_softmax_stats(const float* l, int V, float inv_temp, float* maxval, dou
 
 void token_logprob_forward(float* logp, float* entropy, const float* logits, const int* targets, int N, int V, int Vp,
                            float inv_temp) {
+  const KernelTimer timer(Kernel::softmax_crossentropy);
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < N; i++) {
     const float* l = logits + static_cast<size_t>(i) * Vp;
@@ -72,6 +77,7 @@ void token_logprob_forward(float* logp, float* entropy, const float* logits, con
 
 void token_logprob_backward(float* dlogits, const float* logits, const int* targets, const float* weight, int N, int V,
                             int Vp, float inv_temp) {
+  const KernelTimer timer(Kernel::softmax_crossentropy);
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < N; i++) {
     const float* l = logits + static_cast<size_t>(i) * Vp;

@@ -2,9 +2,12 @@
 
 #include <cstddef>
 
+#include "kernels/cpu/profile.hpp"
+
 namespace frugal::cpu {
 
 void encoder_forward(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C) {
+  const KernelTimer timer(Kernel::encoder);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < B; b++) {
     for (int t = 0; t < T; t++) {
@@ -17,6 +20,7 @@ void encoder_forward(float* out, const int* inp, const float* wte, const float* 
 }
 
 void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* inp, int B, int T, int C) {
+  const KernelTimer timer(Kernel::encoder);
   // Tokens repeat, so rows of dwte collide: split the work over channels instead of tokens.
 #pragma omp parallel for schedule(static)
   for (int c = 0; c < C; c++) {

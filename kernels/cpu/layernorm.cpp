@@ -3,10 +3,13 @@
 #include <cmath>
 #include <cstddef>
 
+#include "kernels/cpu/profile.hpp"
+
 namespace frugal::cpu {
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                        const float* bias, int N, int C) {
+  const KernelTimer timer(Kernel::layernorm);
   const float eps = 1e-5f;
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < N; i++) {
@@ -27,6 +30,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
 
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                         const float* weight, const float* mean, const float* rstd, int N, int C) {
+  const KernelTimer timer(Kernel::layernorm);
   // Pass 1, rows in parallel: dinp. Pass 2, channels in parallel: dweight, dbias (no races, and the
   // sum order is fixed, so results do not depend on the thread count).
 #pragma omp parallel for schedule(static)

@@ -5,6 +5,7 @@
 #include <cstddef>
 
 #include "kernels/cpu/flop_counter.hpp"
+#include "kernels/cpu/profile.hpp"
 
 namespace frugal::cpu {
 
@@ -24,6 +25,7 @@ void sgemm_tn(int M, int N, int K, float alpha, const float* A, const float* B, 
 }
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC) {
+  const KernelTimer timer(Kernel::matmul_forward);
   float beta = 0.0f;
   if (bias) {  // seed out with the bias so the GEMM adds onto it (beta = 1): no second pass
 #pragma omp parallel for schedule(static)
@@ -36,6 +38,7 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int C, int OC) {
+  const KernelTimer timer(Kernel::matmul_backward);
   // dinp (N,C) += dout (N,OC) . W (OC,C)   (skipped when the caller needs no input gradient)
   if (dinp) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);

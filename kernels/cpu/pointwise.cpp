@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/cpu/profile.hpp"
+
 namespace frugal::cpu {
 
 namespace {
@@ -9,6 +11,7 @@ constexpr float kGeluScale = 0.7978845608028654f;  // sqrt(2 / pi)
 }
 
 void gelu_forward(float* out, const float* inp, size_t n) {
+  const KernelTimer timer(Kernel::gelu);
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i++) {
     const float x = inp[i];
@@ -17,6 +20,7 @@ void gelu_forward(float* out, const float* inp, size_t n) {
 }
 
 void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) {
+  const KernelTimer timer(Kernel::gelu);
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i++) {
     const float x = inp[i];
@@ -29,11 +33,13 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) {
 }
 
 void residual_forward(float* out, const float* a, const float* b, size_t n) {
+  const KernelTimer timer(Kernel::residual);
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 void residual_backward(float* da, float* db, const float* dout, size_t n) {
+  const KernelTimer timer(Kernel::residual);
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; i++) {
     da[i] += dout[i];

@@ -13,6 +13,7 @@
 #include "kernels/cpu/layernorm.hpp"
 #include "kernels/cpu/matmul.hpp"
 #include "kernels/cpu/pointwise.hpp"
+#include "kernels/cpu/profile.hpp"
 
 namespace frugal {
 
@@ -114,6 +115,7 @@ void size_activations(GPT2Activations& a, const GPT2Config& c, int B, int T) {
 }
 
 void zero(std::vector<float>& v) {
+  const KernelTimer timer(Kernel::zero);
   float* p = v.data();
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < v.size(); i++) p[i] = 0.0f;
@@ -298,8 +300,11 @@ void gpt2_backward_from_dlogits(GPT2& model, GPT2BlockHook* blocks) {
     const GPT2BlockWeights w = blocks ? blocks->backward_weights(model, l) : gpt2_block_weights(model, l);
     // residual3 = residual2 + fcproj: dfcproj = dresidual3 (used in place), dresidual2 += dresidual3
     const float* dfcproj = dresidual3;
+    {
+      const KernelTimer timer(Kernel::residual);
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < size_t(BT) * C; i++) dresidual2[i] += dresidual3[i];
+      for (size_t i = 0; i < size_t(BT) * C; i++) dresidual2[i] += dresidual3[i];
+    }
     block_linear_backward(g.fch_gelu.data() + lBTC * 4, w.dfcprojw, d.fcprojb + lC, dfcproj, a.fch_gelu.data() + lBTC * 4,
                           w.fcprojw, w.lora[lora_fcproj], BT, w.M, C);
     gelu_backward(g.fch.data() + lBTC * 4, a.fch.data() + lBTC * 4, g.fch_gelu.data() + lBTC * 4, size_t(BT) * w.M);
@@ -309,8 +314,11 @@ void gpt2_backward_from_dlogits(GPT2& model, GPT2BlockHook* blocks) {
                        p.ln2w + lC, a.ln2_mean.data() + lBT, a.ln2_rstd.data() + lBT, BT, C);
     // residual2 = residual + attproj
     const float* dattproj = dresidual2;
+    {
+      const KernelTimer timer(Kernel::residual);
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < size_t(BT) * C; i++) dresidual[i] += dresidual2[i];
+      for (size_t i = 0; i < size_t(BT) * C; i++) dresidual[i] += dresidual2[i];
+    }
     block_linear_backward(g.atty.data() + lBTC, w.dattprojw, d.attprojb + lC, dattproj, a.atty.data() + lBTC,
                           w.attprojw, w.lora[lora_attproj], BT, w.CH, C);
     attention_backward(g.qkv.data() + lBTC * 3, g.atty.data() + lBTC, a.qkv.data() + lBTC * 3,
