@@ -14,7 +14,9 @@
 // stored noise and minutes of runtime otherwise) and reported as members per second.
 //
 //   OMP_NUM_THREADS=2 ./bench/bench_eggroll                  # the whole table
-//   ./bench/bench_eggroll --benchmark_filter='linear/1024/1024'
+//   ./bench/bench_eggroll --benchmark_filter='mlp:0/d:4096/N:1024'
+// On a noisy machine add --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true:
+// the table then holds the medians.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -119,7 +121,9 @@ void Args(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
-BENCHMARK(BM_Forward)->Apply(Args)->Unit(benchmark::kMillisecond)->MinTime(0.3)->UseRealTime();
+// Steady state: a warm-up (the first pass first-touches the outputs and, for d = 4096, pages in
+// tens of MB of factors), then at least a second of timing.
+BENCHMARK(BM_Forward)->Apply(Args)->Unit(benchmark::kMillisecond)->MinWarmUpTime(0.3)->MinTime(1.0)->UseRealTime();
 
 // Custom main: after the runs, one table of samples/s with every variant as a % of inference.
 int main(int argc, char** argv) {
@@ -128,6 +132,9 @@ int main(int argc, char** argv) {
     std::map<std::vector<int64_t>, double> rate;  // {mlp, d, N, r, variant} -> samples/s
     void ReportRuns(const std::vector<Run>& runs) override {
       for (const auto& run : runs) {
+        // With --benchmark_repetitions, the median of the repetitions is the figure (the mean and
+        // the spread are printed by the console reporter above the table).
+        if (run.run_type == Run::RT_Aggregate && run.aggregate_name != "median") continue;
         // "BM_Forward/mlp:0/d:256/N:64/r:1/variant:0/min_time:.../real_time"
         std::vector<int64_t> key;
         const std::string name = run.benchmark_name();

@@ -44,7 +44,12 @@ void lowrank_generate(LowRankFactors& f, const NoiseKey& key, int first_pair, in
   f.first_pair = first_pair, f.pairs = pairs, f.rank = rank, f.rows = rows, f.cols = cols;
   f.Bt.resize(size_t(pairs) * rank * cols);
   f.At.resize(size_t(pairs) * rank * rows);
+  // Pairs in parallel (one member's factors are too few numbers to split): the noise is keyed by
+  // (pair, position), so the values do not depend on the thread count.
+#pragma omp parallel
+  {
   std::vector<float> block(size_t(cols + rows) * rank);
+#pragma omp for schedule(static)
   for (int p = 0; p < pairs; p++) {
     keyed_normals(key, static_cast<uint32_t>(first_pair + p), block.data(), static_cast<int64_t>(block.size()));
     float* bt = f.Bt.data() + size_t(p) * rank * cols;
@@ -56,11 +61,13 @@ void lowrank_generate(LowRankFactors& f, const NoiseKey& key, int first_pair, in
         else at[size_t(k) * rows + (row - cols)] = z;
       }
   }
+  }
 }
 
 void vector_noise_generate(VectorNoise& v, const NoiseKey& key, int first_pair, int pairs, int len) {
   v.first_pair = first_pair, v.pairs = pairs, v.len = len;
   v.eps.resize(size_t(pairs) * len);
+#pragma omp parallel for schedule(static)
   for (int p = 0; p < pairs; p++) keyed_normals(key, static_cast<uint32_t>(first_pair + p), v.eps.data() + size_t(p) * len, len);
 }
 
@@ -95,10 +102,19 @@ void lowrank_linear_forward(const float* x, int batch, const float* w, const flo
         for (int j = 0; j < m; j++) yb[j] += u[0] * ak[j];
         continue;
       }
-      for (int j = 0; j < m; j++) {
-        float acc = 0.0f;
-        for (int k = 0; k < kn; k++) acc += u[k] * at[size_t(k0 + k) * m + j];
-        yb[j] += acc;
+      // y_j += sum_k u_k A[j, k], summed over k in order for each j as before, but 64 j's at a time
+      // so the inner loop runs along j (vectorised) instead of striding over k.
+      for (int j0 = 0; j0 < m; j0 += 64) {
+        const int jn = std::min(64, m - j0);
+        float acc[64] = {};
+        for (int k = 0; k < kn; k++) {
+          const float uk = u[k];
+          const float* ak = at + size_t(k0 + k) * m + j0;
+#pragma omp simd
+          for (int j = 0; j < jn; j++) acc[j] += uk * ak[j];
+        }
+#pragma omp simd
+        for (int j = 0; j < jn; j++) yb[j0 + j] += acc[j];
       }
     }
     if (bias_noise) {
