@@ -18,7 +18,6 @@
 #include "core/timer.hpp"
 #include "extrapolate/extrapolate.hpp"
 #include "methods/rlvr.hpp"
-#include "model/llmc_checkpoint.hpp"
 
 namespace frugal {
 namespace {
@@ -153,9 +152,7 @@ class Extrapolate final : public Method {
   double evaluate(int64_t problems) override { return rlvr_greedy_accuracy(model_, nullptr, s_, problems, ctx_.comm, gen_); }
   void state(StateFields& f) override { f.field("extrapolate.params", model_.params); }
   int64_t num_params() const override { return static_cast<int64_t>(model_.params.size()); }
-  void finished() override {
-    if (ctx_.comm.rank() == 0 && !ctx_.run_dir.empty()) save_llmc_checkpoint(model_, ctx_.run_dir + "/model.bin");
-  }
+  void finished() override { save_run_model(ctx_, model_); }
 
  private:
   RunContext& ctx_;

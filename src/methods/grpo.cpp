@@ -33,7 +33,6 @@
 #include "extrapolate/trajectory.hpp"
 #include "kernels/cpu/crossentropy.hpp"
 #include "methods/rlvr.hpp"
-#include "model/llmc_checkpoint.hpp"
 #include "model/lora.hpp"
 #include "optim/adamw.hpp"
 
@@ -291,10 +290,7 @@ class Grpo final : public Method {
   void finished() override {
     // The last checkpoint, where the run ended on one (run.steps, or run.max_samples before it).
     if (trajectory_every_ > 0 && steps_done_ > 0 && steps_done_ % trajectory_every_ == 0) write_trajectory(steps_done_);
-    if (ctx_.comm.rank() != 0 || ctx_.run_dir.empty()) return;
-    GPT2 merged = model_;
-    if (lora_mode_) lora_.merge_into(merged);
-    save_llmc_checkpoint(merged, ctx_.run_dir + "/model.bin");
+    if (ctx_.comm.rank() == 0) save_run_model(ctx_, merged_model());
   }
 
  private:
@@ -310,11 +306,17 @@ class Grpo final : public Method {
                             : eval_problems_ > 0 ? rlvr_greedy_accuracy(model_, hook(), s_, eval_problems_, ctx_.comm, gen_)
                                                  : std::nan("");
     if (ctx_.comm.rank() != 0) return;
+    write_trajectory_checkpoint(ctx_.run_dir + "/trajectory.h5", static_cast<int>(step / trajectory_every_),
+                                s_.first_step + step, accuracy, merged_model());
+  }
+
+  // The model with the adapters merged in (under full fine-tuning: the model itself), in merged_.
+  const GPT2& merged_model() {
+    if (!lora_mode_) return model_;
     if (merged_.params.empty()) merged_ = gpt2_create(model_.config);
     merged_.params = model_.params;
-    if (lora_mode_) lora_.merge_into(merged_);
-    write_trajectory_checkpoint(ctx_.run_dir + "/trajectory.h5", static_cast<int>(step / trajectory_every_),
-                                s_.first_step + step, accuracy, merged_);
+    lora_.merge_into(merged_);
+    return merged_;
   }
 
   // Runs fn with the model computing the reference policy: LoRA off (fn passes no hook), or the
@@ -365,7 +367,7 @@ class Grpo final : public Method {
   int64_t trajectory_every_ = 0, eval_problems_ = 0, steps_done_ = 0;
   double last_accuracy_ = 0;
   bool evaluated_ = false;  // last_accuracy_ is the current model's, on eval_problems_ problems
-  GPT2 merged_;             // rank 0: the model with the adapters merged in, for the trajectory
+  GPT2 merged_;             // rank 0, LoRA: the model with the adapters merged in (merged_model())
 };
 
 }  // namespace

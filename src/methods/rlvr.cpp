@@ -6,6 +6,7 @@
 #include "core/error.hpp"
 #include "kernels/cpu/crossentropy.hpp"
 #include "methods/lm.hpp"
+#include "model/llmc_checkpoint.hpp"
 
 namespace frugal {
 
@@ -62,6 +63,10 @@ std::string decode_tokens(const std::vector<int>& tokens) {
   std::string s(tokens.size(), '\0');
   for (size_t i = 0; i < tokens.size(); i++) s[i] = static_cast<char>(tokens[i] < 256 ? tokens[i] : '?');
   return s;
+}
+
+void save_run_model(const RunContext& ctx, const GPT2& model) {
+  if (ctx.comm.rank() == 0 && !ctx.run_dir.empty()) save_llmc_checkpoint(model, ctx.run_dir + "/model.bin");
 }
 
 double rlvr_greedy_accuracy(GPT2& model, GPT2BlockHook* blocks, const RlvrSettings& s, int64_t problems,

@@ -42,6 +42,10 @@ GPT2 make_rlvr_model(const Config& config, uint64_t seed);
 std::vector<int> encode_text(std::string_view text);
 std::string decode_tokens(const std::vector<int>& tokens);
 
+// The run's model as an llm.c checkpoint, <run dir>/model.bin, written by rank 0 (nothing without a
+// run directory): what sft, grpo and extrapolate leave for the next run (model.init_from).
+void save_run_model(const RunContext& ctx, const GPT2& model);
+
 // Greedy accuracy (fraction with reward 1) of the model (with `blocks`, e.g. LoRA) on eval problems
 // [0, problems): problems dealt round-robin to ranks, the count of correct answers summed over
 // ranks as control traffic; the same value on every rank.

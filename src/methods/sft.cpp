@@ -10,7 +10,6 @@
 #include "core/error.hpp"
 #include "kernels/cpu/crossentropy.hpp"
 #include "methods/rlvr.hpp"
-#include "model/llmc_checkpoint.hpp"
 #include "optim/adamw.hpp"
 
 namespace frugal {
@@ -81,9 +80,7 @@ class Sft final : public Method {
     adamw_state(f, opt_, "sft.");
   }
   int64_t num_params() const override { return static_cast<int64_t>(model_.params.size()); }
-  void finished() override {
-    if (ctx_.comm.rank() == 0 && !ctx_.run_dir.empty()) save_llmc_checkpoint(model_, ctx_.run_dir + "/model.bin");
-  }
+  void finished() override { save_run_model(ctx_, model_); }
 
  private:
   RunContext& ctx_;
