@@ -288,6 +288,25 @@ TEST(RlvrMethods, TrajectoryFeedsEveryExtrapolatorAndResumesIdentically) {
                                         "--rlvr.first_step=4", "--run.steps=2"})),
               0);
   }
+  // The keys reach the extrapolators: AlphaRL solves for the accuracy given; NExt with a zero learning
+  // rate and no decay does not train (its fit loss stays the untrained one).
+  ASSERT_EQ(run_experiment("", small({"--run.name=extrapolate_keys_alpharl", "--run.method=extrapolate",
+                                      "--extrapolate.method=alpharl", "--extrapolate.trajectory=" + path,
+                                      "--extrapolate.observed_step=4", "--extrapolate.target_step=6",
+                                      "--extrapolate.target_accuracy=0.75", "--run.steps=1", "--eval.batches=32"})),
+            0);
+  ASSERT_EQ(run_experiment("", small({"--run.name=extrapolate_keys_next", "--run.method=extrapolate",
+                                      "--extrapolate.trajectory=" + path, "--extrapolate.observed_step=4", "--next.k=1",
+                                      "--next.epochs=5", "--next.hidden=8", "--next.lr=0", "--next.lr_min=0",
+                                      "--next.weight_decay=0", "--run.steps=1", "--eval.batches=32"})),
+            0);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) {
+    EXPECT_EQ(TraceReader(trace_of("extrapolate_keys_alpharl")).read_doubles("steps/target_accuracy"),
+              std::vector<double>{0.75});
+    TraceReader frozen(trace_of("extrapolate_keys_next"));
+    EXPECT_EQ(frozen.read_doubles("steps/fit_loss"), frozen.read_doubles("steps/fit_loss_first"));
+  }
   Communicator world(make_mpi_backend(), {});
   const auto error_of = [&](std::vector<std::string> extra, int64_t steps = 1) -> std::string {
     try {
