@@ -10,48 +10,102 @@ namespace {
 // |x| as an orderable integer: the fp32 bits without the sign. For non-negative floats the bit
 // patterns order exactly like the values; NaNs land above +inf.
 inline uint32_t mag_key(float x) { return std::bit_cast<uint32_t>(x) & 0x7fffffffu; }
+
+// The selection on ready keys[n] (see topk_abs); 1 <= k < n.
+void topk_keys(const uint32_t* keys, int64_t n, int64_t k, uint16_t* idx) {
+  // 1. A lower bound for the threshold (the k-th largest key) without sorting: split the keys into
+  //    k groups (key j in group j mod k) and take the smallest group maximum t0. Each group holds a
+  //    key >= t0, so at least k keys are >= t0. Vectorised: one max over rows of k keys, one min.
+  alignas(64) uint32_t gmax[kMaxChunk * kMaxChunk];
+  std::copy(keys, keys + k, gmax);
+  for (int64_t r = k; r < n; r += k) {
+    const uint32_t* row = keys + r;
+    const int64_t len = std::min(k, n - r);
+#pragma omp simd
+    for (int64_t g = 0; g < len; ++g) gmax[g] = std::max(gmax[g], row[g]);
+  }
+  uint32_t t0 = ~0u, kmax = 0;
+#pragma omp simd reduction(min : t0) reduction(max : kmax)
+  for (int64_t g = 0; g < k; ++g) {
+    t0 = std::min(t0, gmax[g]);
+    kmax = std::max(kmax, gmax[g]);
+  }
+  // 2. The indices of the keys >= t0 (on data like a normal sample, about a quarter of the chunk
+  //    at k = n / 32), in index order: compares 16 at a time into a bit mask, set bits walked.
+  uint16_t near[kMaxChunk * kMaxChunk];
+  int64_t m = 0, i0 = 0;
+  for (; i0 + 16 <= n; i0 += 16) {
+    uint32_t mask = 0;
+    for (int q = 0; q < 16; ++q) mask |= uint32_t(keys[i0 + q] >= t0) << q;
+    for (; mask != 0; mask &= mask - 1) near[m++] = static_cast<uint16_t>(i0 + std::countr_zero(mask));
+  }
+  for (; i0 < n; ++i0)
+    if (keys[i0] >= t0) near[m++] = static_cast<uint16_t>(i0);
+  // 3. A radix step over those: a histogram of the keys' distance below the largest key in
+  //    1/32-octave bins (exponent + 5 mantissa bits; 8 octaves or more below share the last bin)
+  //    locates the bin holding the threshold; a selection among that bin's keys (typically a few
+  //    dozen) pins it down exactly.
+  constexpr int kShift = 18;
+  constexpr uint32_t kBins = 256;
+  const uint32_t top = kmax >> kShift;
+  auto bin_of = [top](uint32_t key) { return std::min(top - (key >> kShift), kBins - 1); };
+  uint32_t hist[kBins] = {};
+  for (int64_t t = 0; t < m; ++t) hist[bin_of(keys[near[t]])] += 1;
+  uint32_t bin = 0;
+  int64_t above = 0;  // keys in bins nearer the top than `bin`
+  for (;; ++bin) {
+    if (above + hist[bin] >= k) break;
+    above += hist[bin];
+  }
+  uint32_t cand[kMaxChunk * kMaxChunk];  // the keys of the threshold's bin
+  int64_t mc = 0, mn = 0;
+  for (int64_t t = 0; t < m; ++t) {  // near keeps only the keys in that bin or nearer the top
+    const uint32_t key = keys[near[t]], b = bin_of(key);
+    cand[mc] = key;
+    mc += b == bin;
+    near[mn] = near[t];
+    mn += b <= bin;
+  }
+  const int64_t need = k - above;  // in [1, mc]
+  std::nth_element(cand, cand + (need - 1), cand + mc, std::greater<uint32_t>());
+  const uint32_t thr = cand[need - 1];
+  for (int64_t t = 0; t < mc; ++t) above += cand[t] > thr;  // now: all keys > thr
+  // 4. In index order, every key above the threshold plus the first (k - #above) keys equal to
+  //    it: walking in index order both breaks ties towards the lower index and leaves the output
+  //    sorted.
+  int64_t equal_left = k - above, taken = 0;
+  for (int64_t t = 0; t < mn && taken < k; ++t) {
+    const uint32_t key = keys[near[t]];
+    if (key > thr) {
+      idx[taken++] = near[t];
+    } else if (key == thr && equal_left > 0) {
+      idx[taken++] = near[t];
+      --equal_left;
+    }
+  }
+}
+
 }  // namespace
 
-void topk_abs(const float* x, int64_t n, int64_t k, uint16_t* idx) {
-  FRUGAL_CHECK(n >= 1 && n <= kMaxChunk * kMaxChunk, "topk_abs: chunk length ", n, " not in [1, 4096]");
+void topk_abs(const float* x, int64_t n, int64_t k, uint16_t* idx) { topk_abs_tile(x, 1, n, n, k, idx); }
+
+void topk_abs_tile(const float* x, int64_t rows, int64_t w, int64_t stride, int64_t k, uint16_t* idx) {
+  const int64_t n = rows * w;
+  FRUGAL_CHECK(rows >= 1 && w >= 1 && n <= kMaxChunk * kMaxChunk && stride >= w, "topk_abs: tile ", rows, " x ", w,
+               " (row stride ", stride, ") not in [1, 4096] elements");
   FRUGAL_CHECK(k >= 1 && k <= n, "topk_abs: k = ", k, " not in [1, ", n, "]");
   if (k == n) {
     for (int64_t j = 0; j < n; ++j) idx[j] = static_cast<uint16_t>(j);
     return;
   }
-  // Threshold = the k-th largest key, found by a radix step: a histogram of the top 11 key bits
-  // (exponent + 3 mantissa bits) locates the bin holding it, and a selection among that bin's keys
-  // (typically ~100 of 4096) pins it down exactly. Then one pass in index order takes every key
-  // above it plus the first (k - #above) keys equal to it: walking in index order both breaks ties
-  // towards the lower index and leaves the output sorted.
-  constexpr int kShift = 20;  // 31-bit keys -> 2048 bins
-  uint32_t keys[kMaxChunk * kMaxChunk], cand[kMaxChunk * kMaxChunk], hist[1 << (31 - kShift)] = {};
-  uint32_t kmax = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    const uint32_t key = mag_key(x[j]);
-    keys[j] = key;
-    hist[key >> kShift] += 1;
-    kmax = std::max(kmax, key);
+  alignas(64) uint32_t keys[kMaxChunk * kMaxChunk];
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * stride;
+    uint32_t* kr = keys + r * w;
+#pragma omp simd
+    for (int64_t j = 0; j < w; ++j) kr[j] = mag_key(xr[j]);
   }
-  int64_t bin = kmax >> kShift, above = 0;  // keys in bins above `bin`
-  while (above + hist[bin] < k) above += hist[bin--];
-  int64_t m = 0;
-  for (int64_t j = 0; j < n; ++j)
-    if ((keys[j] >> kShift) == uint32_t(bin)) cand[m++] = keys[j];
-  const int64_t need = k - above;  // in [1, m]
-  std::nth_element(cand, cand + (need - 1), cand + m, std::greater<uint32_t>());
-  const uint32_t thr = cand[need - 1];
-  for (int64_t i = 0; i < m; ++i) above += cand[i] > thr;  // now: all keys > thr
-  int64_t equal_left = k - above, taken = 0;
-  for (int64_t j = 0; j < n && taken < k; ++j) {
-    const uint32_t key = keys[j];
-    if (key > thr) {
-      idx[taken++] = static_cast<uint16_t>(j);
-    } else if (key == thr && equal_left > 0) {
-      idx[taken++] = static_cast<uint16_t>(j);
-      --equal_left;
-    }
-  }
+  topk_keys(keys, n, k, idx);
 }
 
 void select_topk(const float* x, const ChunkLayout& layout, int64_t top_k, SparseTensor& out) {
