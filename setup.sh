@@ -10,7 +10,7 @@ packages=(
   openmpi-bin libopenmpi-dev
   libhdf5-dev hdf5-tools
   libopenblas-openmp-dev liblapack-dev
-  libtomlplusplus-dev librandom123-dev
+  libtomlplusplus-dev librandom123-dev libzstd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-venv python3-pip
 )

@@ -5,6 +5,8 @@
 #include <exception>
 #include <limits>
 
+#include <zstd.h>
+
 #include "compress/index_coding.hpp"
 
 namespace frugal::compress {
@@ -14,8 +16,8 @@ static_assert(std::endian::native == std::endian::little, "the wire format is li
 namespace {
 
 constexpr uint32_t kMagic = 0x43475246u;  // bytes "FRGC"
-constexpr uint16_t kVersion = 1;
-constexpr int64_t kMessageHeader = 12, kTensorHeader = 21, kQuantHeader = 20;
+constexpr uint16_t kVersion = 2;
+constexpr int64_t kMessageHeader = 12, kTensorHeader = 26, kQuantHeader = 20;
 constexpr uint8_t kFlagVector = 1, kFlagQuantized = 2;
 
 template <typename T>
@@ -48,10 +50,14 @@ struct Cursor {
   }
 };
 
+// Size of the plain value block: 2-bit codes, 4 per byte, or fp32 values.
 int64_t value_block_bytes(int64_t nnz, bool quantized) { return quantized ? (nnz + 3) / 4 : 4 * nnz; }
+constexpr int kZstdLevel = 1;  // the codes need the entropy stage, not match finding
 
-// One tensor's bytes (header, levels, index block, value block); *index_bytes gets the index block size.
-void encode_tensor(const SparseTensor& s, IndexCoding coding, std::vector<uint8_t>& out, int64_t* index_bytes) {
+// One tensor's bytes (header, levels, index block, value block); *index_bytes and *value_bytes get
+// the block sizes.
+void encode_tensor(const SparseTensor& s, IndexCoding coding, ValueCoding value_coding, std::vector<uint8_t>& out,
+                   int64_t* index_bytes, int64_t* value_bytes) {
   sparse_validate(s);
   const ChunkLayout& l = s.layout;
   FRUGAL_CHECK(l.rows <= std::numeric_limits<uint32_t>::max() && l.cols <= std::numeric_limits<uint32_t>::max(),
@@ -82,7 +88,27 @@ void encode_tensor(const SparseTensor& s, IndexCoding coding, std::vector<uint8_
   }
   *index_bytes = int64_t(index_block.size());
 
-  out.reserve(size_t(kTensorHeader + kQuantHeader) + index_block.size() + size_t(value_block_bytes(nnz, s.quantized)));
+  // Value block: the plain codes (or fp32 values), then zstd of the codes when asked or smaller.
+  std::vector<uint8_t> value_block(size_t(value_block_bytes(nnz, s.quantized)), 0);
+  if (s.quantized) {
+    for (int64_t i = 0; i < nnz; ++i) value_block[size_t(i / 4)] |= uint8_t(s.codes[i] << (2 * (i % 4)));
+  } else {
+    std::memcpy(value_block.data(), s.values.data(), value_block.size());
+  }
+  uint8_t vcoding = 0;
+  if (s.quantized && value_coding != ValueCoding::plain) {
+    std::vector<uint8_t> z(ZSTD_compressBound(value_block.size()));
+    const size_t zn = ZSTD_compress(z.data(), z.size(), value_block.data(), value_block.size(), kZstdLevel);
+    FRUGAL_CHECK(!ZSTD_isError(zn), "encode_message: zstd failed: ", ZSTD_getErrorName(zn));
+    if (value_coding == ValueCoding::zstd || zn < value_block.size()) {
+      z.resize(zn);
+      value_block.swap(z);
+      vcoding = 1;
+    }
+  }
+  *value_bytes = int64_t(value_block.size());
+
+  out.reserve(size_t(kTensorHeader + kQuantHeader) + index_block.size() + value_block.size());
   put<uint32_t>(out, uint32_t(l.rows));
   put<uint32_t>(out, uint32_t(l.cols));
   put<uint16_t>(out, uint16_t(l.c1));
@@ -92,20 +118,14 @@ void encode_tensor(const SparseTensor& s, IndexCoding coding, std::vector<uint8_
   put<uint8_t>(out, uint8_t(coding));
   put<uint8_t>(out, uint8_t(p));
   put<uint32_t>(out, uint32_t(index_block.size()));
+  put<uint8_t>(out, vcoding);
+  put<uint32_t>(out, uint32_t(value_block.size()));
   if (s.quantized) {
     put<float>(out, s.q.mu);
     for (float L : s.q.levels) put<float>(out, L);
   }
   out.insert(out.end(), index_block.begin(), index_block.end());
-  if (s.quantized) {
-    const size_t at = out.size();
-    out.resize(at + size_t(value_block_bytes(nnz, true)), 0);
-    for (int64_t i = 0; i < nnz; ++i) out[at + size_t(i / 4)] |= uint8_t(s.codes[i] << (2 * (i % 4)));
-  } else {
-    const size_t at = out.size();
-    out.resize(at + size_t(4 * nnz));
-    std::memcpy(out.data() + at, s.values.data(), size_t(4 * nnz));
-  }
+  out.insert(out.end(), value_block.begin(), value_block.end());
 }
 
 // A parsed tensor header and where its blocks lie.
@@ -114,6 +134,7 @@ struct TensorEntry {
   int64_t top_k = 0, nnz = 0;
   bool quantized = false;
   IndexCoding coding = IndexCoding::packed12;
+  bool values_zstd = false;
   int rice_p = 0;
   Quant2 q;
   std::span<const uint8_t> index_block, value_block;
@@ -126,6 +147,8 @@ TensorEntry parse_tensor(Cursor& cur, size_t t) {
   const uint8_t flags = cur.get<uint8_t>("flags"), coding = cur.get<uint8_t>("index coding"),
                 p = cur.get<uint8_t>("Rice parameter");
   const uint32_t index_bytes = cur.get<uint32_t>("index block size");
+  const uint8_t value_coding = cur.get<uint8_t>("value coding");
+  const uint32_t value_bytes = cur.get<uint32_t>("value block size");
   FRUGAL_CHECK((flags & ~(kFlagVector | kFlagQuantized)) == 0, "compressed message corrupt: tensor ", t,
                " has unknown flags ", int(flags));
   FRUGAL_CHECK(coding <= 1, "compressed message corrupt: tensor ", t, " has unknown index coding ", int(coding));
@@ -156,7 +179,17 @@ TensorEntry parse_tensor(Cursor& cur, size_t t) {
     for (float& L : e.q.levels) L = cur.get<float>("level");
   }
   e.index_block = cur.take(index_bytes, "index block");
-  e.value_block = cur.take(uint64_t(value_block_bytes(e.nnz, e.quantized)), "value block");
+  FRUGAL_CHECK(value_coding <= 1 && (value_coding == 0 || e.quantized), "compressed message corrupt: tensor ", t,
+               " has value coding ", int(value_coding), (e.quantized ? "" : " for fp32 values"));
+  e.values_zstd = value_coding == 1;
+  // Every index costs at least one bit in either coding: this bounds nnz (and what decoding
+  // allocates) by the message size even when the value block is compressed.
+  FRUGAL_CHECK(e.nnz <= 8 * int64_t(index_bytes), "compressed message corrupt: tensor ", t, " claims ", e.nnz,
+               " nonzeros in an index block of ", index_bytes, " bytes");
+  const int64_t plain = value_block_bytes(e.nnz, e.quantized);
+  FRUGAL_CHECK(e.values_zstd || int64_t(value_bytes) == plain, "compressed message corrupt: tensor ", t,
+               " has a value block of ", value_bytes, " bytes, expected ", plain);
+  e.value_block = cur.take(value_bytes, "value block");
   return e;
 }
 
@@ -168,8 +201,21 @@ void decode_tensor(const TensorEntry& e, SparseTensor& s) {
     s.quantized = true;
     s.q = e.q;
     s.codes.resize(size_t(e.nnz));
+    std::span<const uint8_t> packed = e.value_block;
+    std::vector<uint8_t> unpacked;
+    if (e.values_zstd) {
+      const size_t want = size_t(value_block_bytes(e.nnz, true));
+      const unsigned long long content = ZSTD_getFrameContentSize(packed.data(), packed.size());
+      FRUGAL_CHECK(content == want, "compressed message corrupt: a zstd value block of ", packed.size(),
+                   " bytes does not hold the ", want, " bytes of ", e.nnz, " codes");
+      unpacked.resize(want);
+      const size_t got = ZSTD_decompress(unpacked.data(), want, packed.data(), packed.size());
+      FRUGAL_CHECK(!ZSTD_isError(got) && got == want, "compressed message corrupt: zstd value block: ",
+                   ZSTD_isError(got) ? ZSTD_getErrorName(got) : "wrong size");
+      packed = unpacked;
+    }
     for (int64_t i = 0; i < e.nnz; ++i) {
-      const uint8_t code = (e.value_block[size_t(i / 4)] >> (2 * (i % 4))) & 3;
+      const uint8_t code = (packed[size_t(i / 4)] >> (2 * (i % 4))) & 3;
       s.codes[i] = code;
       s.values[i] = dequantize2(s.q, code);
     }
@@ -200,11 +246,12 @@ void parallel_for_rethrow(int64_t n, bool parallel, F&& f) {
 std::vector<uint8_t> encode_message(std::span<const SparseTensor> tensors, const EncodeOptions& opt, WireStats* stats) {
   const int64_t n = int64_t(tensors.size());
   std::vector<std::vector<uint8_t>> parts(static_cast<size_t>(n));
-  std::vector<int64_t> index_bytes(static_cast<size_t>(n));
+  std::vector<int64_t> index_bytes(static_cast<size_t>(n)), value_bytes(static_cast<size_t>(n));
   int64_t total_nnz = 0;
   for (const SparseTensor& s : tensors) total_nnz += int64_t(s.idx.size());
   parallel_for_rethrow(n, total_nnz >= kParallelMin / 8, [&](int64_t t) {
-    encode_tensor(tensors[size_t(t)], opt.index, parts[size_t(t)], &index_bytes[size_t(t)]);
+    encode_tensor(tensors[size_t(t)], opt.index, opt.values, parts[size_t(t)], &index_bytes[size_t(t)],
+                  &value_bytes[size_t(t)]);
   });
 
   std::vector<uint8_t> out;
@@ -223,7 +270,7 @@ std::vector<uint8_t> encode_message(std::span<const SparseTensor> tensors, const
     st.bytes = int64_t(out.size());
     for (int64_t t = 0; t < n; ++t) {
       const SparseTensor& s = tensors[size_t(t)];
-      const int64_t nnz = int64_t(s.idx.size()), vb = value_block_bytes(nnz, s.quantized);
+      const int64_t nnz = int64_t(s.idx.size()), vb = value_bytes[size_t(t)];
       st.dense_elements += s.layout.numel();
       st.nnz += nnz;
       st.index_bytes += index_bytes[size_t(t)];

@@ -3,16 +3,21 @@
 // which the method all-gathers (allgatherv) and every replica decodes and aggregates identically.
 //
 // Layout (little-endian, no alignment):
-//   message header (12 bytes): u32 magic "FRGC", u16 version (1), u16 reserved (0), u32 n_tensors
+//   message header (12 bytes): u32 magic "FRGC", u16 version (2), u16 reserved (0), u32 n_tensors
 //   per tensor:
-//     header (21 bytes): u32 rows, u32 cols, u16 c1, u16 c2, u16 top_k,
+//     header (26 bytes): u32 rows, u32 cols, u16 c1, u16 c2, u16 top_k,
 //                        u8 flags (bit 0: vector, bit 1: 2-bit quantised values),
 //                        u8 index coding (0: packed 12-bit, 1: Golomb-Rice gaps), u8 Rice parameter,
-//                        u32 index_bytes
+//                        u32 index_bytes, u8 value coding (0: plain, 1: zstd), u32 value_bytes
 //     quantised only (20 bytes): f32 mu, f32 levels[4]   (levels relative to mu)
 //     index block: index_bytes bytes (compress/index_coding.hpp)
-//     value block: quantised: ceil(nnz / 4) bytes, 2-bit codes, 4 per byte, first code in the low
-//                  bits; otherwise nnz fp32 values
+//     value block: value_bytes bytes. Plain: quantised, ceil(nnz / 4) bytes of 2-bit codes, 4 per
+//                  byte, first code in the low bits; otherwise nnz fp32 values. zstd (quantised
+//                  only): one zstd frame whose content is the plain code block.
+// Why zstd for the codes: the 2-bit codes of top-k-selected values are far from uniform (selection
+// by magnitude leaves mostly the two outer bins), so an entropy coder takes them to ~1 bit each;
+// zstd's Huffman stage does that at memory speed. The index gaps are near-geometric and already
+// near their entropy under Rice, so they are not recompressed.
 // nnz follows from (rows, cols, c1, c2, vector, top_k), so it is never sent. The decoder checks every
 // field and length before it reads or allocates, and rejects trailing bytes.
 //
@@ -32,8 +37,15 @@ enum class IndexCoding : uint8_t {
   best = 2,      // per tensor, whichever of the two is smaller (encoder option only)
 };
 
+enum class ValueCoding : uint8_t {
+  plain = 0,  // 2 bits per code (fp32 values are always plain)
+  zstd = 1,   // the code block as a zstd frame
+  best = 2,   // per tensor, zstd when it is smaller (encoder option only)
+};
+
 struct EncodeOptions {
   IndexCoding index = IndexCoding::best;
+  ValueCoding values = ValueCoding::best;
 };
 
 struct WireStats {
@@ -42,11 +54,13 @@ struct WireStats {
   int64_t nnz = 0;
   int64_t bytes = 0;               // the whole message
   int64_t index_bytes = 0;         // index blocks
-  int64_t value_bytes = 0;         // code / fp32 value blocks
+  int64_t value_bytes = 0;         // code (plain or zstd) / fp32 value blocks
   int64_t overhead_bytes = 0;      // headers, mu and levels
   double nominal_bits = 0;         // sum over tensors of nnz * (12 + 2) or nnz * (12 + 32)
 
   double bits_per_nnz() const { return nnz ? 8.0 * double(bytes) / double(nnz) : 0.0; }
+  double index_bits_per_nnz() const { return nnz ? 8.0 * double(index_bytes) / double(nnz) : 0.0; }
+  double value_bits_per_nnz() const { return nnz ? 8.0 * double(value_bytes) / double(nnz) : 0.0; }
   double nominal_bits_per_nnz() const { return nnz ? nominal_bits / double(nnz) : 0.0; }
   double ratio_vs_dense() const { return bytes ? 4.0 * double(dense_elements) / double(bytes) : 0.0; }
   double nominal_ratio_vs_dense() const { return nominal_bits > 0 ? 32.0 * double(dense_elements) / nominal_bits : 0.0; }

@@ -24,7 +24,7 @@ class Demo final : public LmMethod {
     opt_.decay = static_cast<float>(c.real("demo.decay"));
     opt_.top_k = c.integer("demo.top_k");
     weight_decay_ = static_cast<float>(c.real("optim.weight_decay"));
-    coding_ = index_coding_from(c.str("demo.index_coding"));
+    wire_.index = index_coding_from(c.str("demo.index_coding"));
     blocks_ = blocks_for(w_.model.layout);
     for (const auto& b : blocks_) plans_.push_back(make_dct_plan(b.layout));
     sent_.resize(blocks_.size());
@@ -39,7 +39,7 @@ class Demo final : public LmMethod {
     for (size_t b = 0; b < blocks_.size(); b++)
       demo_compress(delta_.data() + blocks_[b].offset, w_.model.grads.data() + blocks_[b].offset, blocks_[b].layout,
                     plans_[b], opt_, sent_[b]);
-    const WireStats stats = sparse_allgather_aggregate(ctx_.comm, sent_, blocks_, Aggregation::mean_all, coding_,
+    const WireStats stats = sparse_allgather_aggregate(ctx_.comm, sent_, blocks_, Aggregation::mean_all, wire_,
                                                        coeffs_.data(), workspace_, "demo.coeffs");
     for (size_t b = 0; b < blocks_.size(); b++)
       idct_tiles(coeffs_.data() + blocks_[b].offset, blocks_[b].layout, plans_[b], update_.data() + blocks_[b].offset);
@@ -70,7 +70,7 @@ class Demo final : public LmMethod {
   DecodeWorkspace workspace_;
   DemoOptions opt_;
   float weight_decay_ = 0;
-  IndexCoding coding_ = IndexCoding::best;
+  EncodeOptions wire_;  // fp32 coefficients: the value coding does not apply
 };
 
 void add_keys(Schema& s) {

@@ -14,12 +14,13 @@ namespace frugal {
 // blocks at their offsets) in rank order, so every rank computes bit-identical results.
 compress::WireStats sparse_allgather_aggregate(Communicator& comm, const std::vector<compress::SparseTensor>& mine,
                                                const std::vector<compress::CompressBlock>& blocks,
-                                               compress::Aggregation mode, compress::IndexCoding coding,
+                                               compress::Aggregation mode, const compress::EncodeOptions& wire,
                                                float* dense, compress::DecodeWorkspace& workspace, std::string_view tag);
 
 // Per-step trace columns of a sparse outer step (NaN on inner-only steps).
 std::vector<std::pair<std::string, double>> wire_metrics(const compress::WireStats* stats);
 
 compress::IndexCoding index_coding_from(const std::string& name);
+compress::ValueCoding value_coding_from(const std::string& name);
 
 }  // namespace frugal

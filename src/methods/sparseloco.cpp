@@ -28,7 +28,8 @@ class SparseLoCo final : public LmMethod {
     outer_lr_ = static_cast<float>(c.real("sparseloco.outer_lr"));
     opt_.top_k = c.integer("sparseloco.top_k");
     opt_.quantize = c.boolean("sparseloco.quantize");
-    coding_ = index_coding_from(c.str("sparseloco.index_coding"));
+    wire_.index = index_coding_from(c.str("sparseloco.index_coding"));
+    wire_.values = value_coding_from(c.str("sparseloco.value_coding"));
     mode_ = c.str("sparseloco.aggregation") == "mean_all" ? Aggregation::mean_all : Aggregation::mean_selected;
     blocks_ = blocks_for(w_.model.layout);
     sent_.resize(blocks_.size());
@@ -58,7 +59,7 @@ class SparseLoCo final : public LmMethod {
     for (size_t b = 0; b < blocks_.size(); b++)  // steps 3-7, per tensor (block)
       ef_compress(error_.data() + blocks_[b].offset, pseudo_grad_.data() + blocks_[b].offset, blocks_[b].layout, opt_, sent_[b]);
     const WireStats stats =
-        sparse_allgather_aggregate(ctx_.comm, sent_, blocks_, mode_, coding_, aggregate_.data(), workspace_, "sparseloco.outer");
+        sparse_allgather_aggregate(ctx_.comm, sent_, blocks_, mode_, wire_, aggregate_.data(), workspace_, "sparseloco.outer");
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) global_[i] -= outer_lr_ * aggregate_[i];  // plain SGD: EF is the momentum
     w_.model.params = global_;
@@ -70,7 +71,7 @@ class SparseLoCo final : public LmMethod {
   std::vector<SparseTensor> sent_;
   DecodeWorkspace workspace_;
   EfOptions opt_;
-  IndexCoding coding_ = IndexCoding::best;
+  EncodeOptions wire_;
   Aggregation mode_ = Aggregation::mean_selected;
   int64_t inner_steps_ = 15;
   float outer_lr_ = 1.0f;  // alpha: applied once, to the aggregate (methods.md section 7)
@@ -84,6 +85,8 @@ void add_keys(Schema& s) {
   s.add("sparseloco.quantize", true, "2-bit values (false: fp32 values, an ablation)");
   s.add("sparseloco.index_coding", std::string("best"), "in-chunk index code on the wire: packed12, rice (Golomb-Rice of sorted gaps), best (smaller per tensor)",
         {}, {}, {"packed12", "rice", "best"});
+  s.add("sparseloco.value_coding", std::string("best"), "2-bit codes on the wire: plain (2 bits each), zstd (entropy-coded), best (smaller per tensor)",
+        {}, {}, {"plain", "zstd", "best"});
   s.add("sparseloco.aggregation", std::string("mean_selected"), "mean over the replicas that selected a coordinate, or mean_all = (1/R) sum",
         {}, {}, {"mean_selected", "mean_all"});
 }

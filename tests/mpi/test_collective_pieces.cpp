@@ -32,7 +32,7 @@ TEST(SparseAllgather, AggregatesTheMeanOverTheRanksThatSentEachCoordinate) {
   std::vector<float> dense(40, -1.0f);
   DecodeWorkspace ws;
   const WireStats stats =
-      sparse_allgather_aggregate(world, mine, blocks, Aggregation::mean_selected, IndexCoding::packed12, dense.data(), ws, "t");
+      sparse_allgather_aggregate(world, mine, blocks, Aggregation::mean_selected, EncodeOptions{IndexCoding::packed12}, dense.data(), ws, "t");
 
   // By hand. Vector: coordinate j < 7 is sent by ranks r with r % 7 == j, value r + 1; 7 by all.
   for (int j = 0; j < 7; j++) {
@@ -58,7 +58,7 @@ TEST(SparseAllgather, AggregatesTheMeanOverTheRanksThatSentEachCoordinate) {
   }
   // mean_all divides by R instead: the vector's coordinate 0 is (1) / R from rank 0 alone.
   std::vector<float> dense_all(40);
-  sparse_allgather_aggregate(world, mine, blocks, Aggregation::mean_all, IndexCoding::packed12, dense_all.data(), ws, "t");
+  sparse_allgather_aggregate(world, mine, blocks, Aggregation::mean_all, EncodeOptions{IndexCoding::packed12}, dense_all.data(), ws, "t");
   double sum0 = 0;
   for (int r = 0; r < R; r += 7) sum0 += r + 1;
   EXPECT_FLOAT_EQ(dense_all[0], float(sum0 / R));

@@ -84,6 +84,7 @@ const std::vector<Live> kLive = {
     {"optim.weight_decay", "0.5", "ddp"},        {"diloco.outer_momentum", "0.5", "diloco"},
     {"demo.index_coding", "packed12", "demo"},   {"demo.decay", "0.5", "demo"},
     {"sparseloco.index_coding", "packed12", "sparseloco"}, {"sparseloco.ef_beta", "0.5", "sparseloco"},
+    {"sparseloco.value_coding", "plain", "sparseloco"},
     {"est.share_across_layers", "true", "est", {"--est.stage1_layers=1"}},  {"est.stage1_layers", "1", "est"},
     {"policy.hidden_layers", "1", "eggroll"},    {"policy.activation", "relu", "eggroll"},
     {"es.sigma", "0.05", "eggroll"},             {"es.lr", "0.1", "eggroll"},

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -211,21 +212,23 @@ TEST(Message, RoundTripAllCodings) {
 
 TEST(Message, ByteAccountingHandComputed) {
   // One 64-element vector at top_k 128 -> k = 2, quantised, 12-bit indices:
-  // 12 (message) + 21 (tensor) + 20 (mu, levels) + 3 (two 12-bit indices) + 1 (two 2-bit codes) = 57.
+  // 12 (message) + 26 (tensor) + 20 (mu, levels) + 3 (two 12-bit indices) + 1 (two 2-bit codes) = 62.
   SparseTensor s = make_sparse(vector_layout(64), 128, true, 5);
   WireStats st;
   const std::vector<uint8_t> msg = encode_message(std::span<const SparseTensor>(&s, 1), {.index = IndexCoding::packed12}, &st);
-  EXPECT_EQ(msg.size(), 57u);
+  EXPECT_EQ(msg.size(), 62u);  // best value coding: zstd's frame alone is larger than one byte
   EXPECT_EQ(st.index_bytes, 3);
   EXPECT_EQ(st.value_bytes, 1);
-  EXPECT_EQ(st.overhead_bytes, 53);
+  EXPECT_EQ(st.overhead_bytes, 58);
+  EXPECT_EQ(st.index_bits_per_nnz(), 12.0);
+  EXPECT_EQ(st.value_bits_per_nnz(), 4.0);  // two codes in one byte
   EXPECT_EQ(st.nominal_bits_per_nnz(), 14.0);
   EXPECT_DOUBLE_EQ(st.nominal_ratio_vs_dense(), 64.0 * 32.0 / 28.0);
-  EXPECT_DOUBLE_EQ(st.ratio_vs_dense(), 256.0 / 57.0);
+  EXPECT_DOUBLE_EQ(st.ratio_vs_dense(), 256.0 / 62.0);
   // fp32 values: nominal 12 + 32 bits
   SparseTensor f = make_sparse(vector_layout(64), 128, false, 5);
   encode_message(std::span<const SparseTensor>(&f, 1), {.index = IndexCoding::packed12}, &st);
-  EXPECT_EQ(st.bytes, 12 + 21 + 3 + 8);
+  EXPECT_EQ(st.bytes, 12 + 26 + 3 + 8);
   EXPECT_EQ(st.nominal_bits_per_nnz(), 44.0);
 }
 
@@ -239,6 +242,41 @@ TEST(Message, BestCodingPicksTheSmaller) {
   EXPECT_LT(best.bytes, p12.bytes);
   EXPECT_LT(best.bytes, rice.bytes);
   EXPECT_LE(best.index_bytes, std::min(p12.index_bytes, rice.index_bytes));
+}
+
+TEST(Message, ZstdHalvesTheCodesOfSelectedValues) {
+  // Top-k selection by magnitude empties the middle quantiser bins, so the 2-bit codes carry about
+  // one bit each; zstd's entropy stage gets within a small margin of that.
+  const std::vector<SparseTensor> ts = {make_sparse(matrix_layout(512, 512), 128, true, 11)};
+  int64_t count[4] = {};
+  for (uint8_t c : ts[0].codes) count[c] += 1;
+  double entropy = 0;
+  for (int64_t c : count)
+    if (c) entropy -= double(c) / double(ts[0].codes.size()) * std::log2(double(c) / double(ts[0].codes.size()));
+  EXPECT_LT(entropy, 1.2);
+  WireStats plain, zstd, best;
+  const std::vector<uint8_t> mp = encode_message(ts, {.values = ValueCoding::plain}, &plain);
+  const std::vector<uint8_t> mz = encode_message(ts, {.values = ValueCoding::zstd}, &zstd);
+  const std::vector<uint8_t> mb = encode_message(ts, {.values = ValueCoding::best}, &best);
+  EXPECT_EQ(plain.value_bits_per_nnz(), 2.0);  // nnz = 64 tiles x 128, a multiple of 4
+  EXPECT_LT(zstd.value_bits_per_nnz(), entropy + 0.1);
+  EXPECT_EQ(mb, mz);  // best = the smaller
+  EXPECT_EQ(plain.index_bytes, zstd.index_bytes);
+  EXPECT_EQ(plain.bytes - zstd.bytes, plain.value_bytes - zstd.value_bytes);
+  for (const auto* m : {&mp, &mz}) {
+    std::vector<SparseTensor> back;
+    decode_message(*m, back);
+    ASSERT_EQ(back.size(), 1u);
+    expect_same(ts[0], back[0]);
+  }
+  // fp32 values are never zstd-coded, and a message claiming so is rejected.
+  const SparseTensor f = make_sparse(matrix_layout(64, 64), 128, false, 12);
+  WireStats fs;
+  std::vector<uint8_t> mf = encode_message(std::span<const SparseTensor>(&f, 1), {.values = ValueCoding::zstd}, &fs);
+  EXPECT_EQ(fs.value_bytes, 4 * int64_t(f.values.size()));
+  std::vector<SparseTensor> out;
+  mf[12 + 21] = 1;  // the value coding byte
+  EXPECT_THROW(decode_message(mf, out), frugal::Error);
 }
 
 TEST(Message, EncoderRejectsInconsistentTensors) {
@@ -265,8 +303,10 @@ TEST(Message, EmptyMessage) {
 }
 
 TEST(Message, EveryTruncationIsRejected) {
-  for (IndexCoding coding : {IndexCoding::packed12, IndexCoding::rice}) {
-    const std::vector<uint8_t> msg = encode_message(small_message_tensors(), {.index = coding});
+  for (const EncodeOptions opt : {EncodeOptions{IndexCoding::packed12, ValueCoding::plain},
+                                  EncodeOptions{IndexCoding::rice, ValueCoding::plain},
+                                  EncodeOptions{IndexCoding::rice, ValueCoding::zstd}}) {
+    const std::vector<uint8_t> msg = encode_message(small_message_tensors(), opt);
     std::vector<SparseTensor> out;
     for (size_t n = 0; n < msg.size(); ++n)
       EXPECT_THROW(decode_message(std::span<const uint8_t>(msg.data(), n), out), frugal::Error) << n;
@@ -277,7 +317,8 @@ TEST(Message, EveryTruncationIsRejected) {
 }
 
 TEST(Message, CorruptHeadersAreRejected) {
-  const std::vector<uint8_t> msg = encode_message(small_message_tensors(), {.index = IndexCoding::packed12});
+  const std::vector<uint8_t> msg =
+      encode_message(small_message_tensors(), {.index = IndexCoding::packed12, .values = ValueCoding::plain});
   std::vector<SparseTensor> out;
   auto corrupt = [&](size_t at, uint8_t value) {
     std::vector<uint8_t> m = msg;
@@ -285,10 +326,11 @@ TEST(Message, CorruptHeadersAreRejected) {
     return m;
   };
   EXPECT_THROW(decode_message(corrupt(0, 'X'), out), frugal::Error);   // magic
-  EXPECT_THROW(decode_message(corrupt(4, 2), out), frugal::Error);     // version
+  EXPECT_THROW(decode_message(corrupt(4, 1), out), frugal::Error);     // version 1: before the value coding
   EXPECT_THROW(decode_message(corrupt(6, 1), out), frugal::Error);     // reserved
   EXPECT_THROW(decode_message(corrupt(8, 200), out), frugal::Error);   // tensor count
   // first tensor header starts at 12: rows(4) cols(4) c1(2) c2(2) top_k(2) flags coding p index_bytes(4)
+  // value_coding value_bytes(4)
   EXPECT_THROW(decode_message(corrupt(12, 65), out), frugal::Error);   // rows 65: c1 64 does not divide
   EXPECT_THROW(decode_message(corrupt(20, 0), out), frugal::Error);    // c1 = 0
   EXPECT_THROW(decode_message(corrupt(24, 0), out), frugal::Error);    // top_k low byte 128 -> 0
@@ -297,13 +339,16 @@ TEST(Message, CorruptHeadersAreRejected) {
   EXPECT_THROW(decode_message(corrupt(28, 12), out), frugal::Error);   // Rice parameter
   EXPECT_THROW(decode_message(corrupt(29, 0), out), frugal::Error);    // 12-bit block size
   EXPECT_THROW(decode_message(corrupt(26, 1), out), frugal::Error);    // becomes a vector: block sizes change
+  EXPECT_THROW(decode_message(corrupt(33, 2), out), frugal::Error);    // unknown value coding
+  EXPECT_THROW(decode_message(corrupt(33, 1), out), frugal::Error);    // "zstd", but the block is plain codes
+  EXPECT_THROW(decode_message(corrupt(34, 0), out), frugal::Error);    // plain value block size
   // An index past its chunk: the first 12-bit index of tensor 1 (64-element segments) -> 0xFFF.
   const int64_t nnz0 = sparse_nnz(matrix_layout(64, 128), 128);
-  const size_t tensor1_at = size_t(12 + 21 + 20 + packed12_bytes(nnz0) + (nnz0 + 3) / 4);
+  const size_t tensor1_at = size_t(12 + 26 + 20 + packed12_bytes(nnz0) + (nnz0 + 3) / 4);
   std::vector<uint8_t> m = msg;
   ASSERT_EQ(m[tensor1_at], 1);        // rows = 1: the vector of 100
   ASSERT_EQ(m[tensor1_at + 4], 100);  // cols
-  const size_t idx_at = tensor1_at + 21 + 20;
+  const size_t idx_at = tensor1_at + 26 + 20;
   m[idx_at] = 0xFF;
   m[idx_at + 1] |= 0x0F;
   EXPECT_THROW(decode_message(m, out), frugal::Error);
@@ -312,9 +357,11 @@ TEST(Message, CorruptHeadersAreRejected) {
 TEST(Message, RandomCorruptionNeverCrashes) {
   // Flip random bytes: the decoder must either succeed (a harmless flip, e.g. in a code or a level)
   // or throw frugal::Error - never read out of bounds (run under ASan to check the "never").
-  for (IndexCoding coding : {IndexCoding::packed12, IndexCoding::rice}) {
-    const std::vector<uint8_t> msg = encode_message(small_message_tensors(), {.index = coding});
-    frugal::Rng rng(5, frugal::Stream::method, uint32_t(coding));
+  for (const EncodeOptions opt : {EncodeOptions{IndexCoding::packed12, ValueCoding::plain},
+                                  EncodeOptions{IndexCoding::rice, ValueCoding::plain},
+                                  EncodeOptions{IndexCoding::rice, ValueCoding::zstd}}) {
+    const std::vector<uint8_t> msg = encode_message(small_message_tensors(), opt);
+    frugal::Rng rng(5, frugal::Stream::method, uint32_t(opt.index) + 2 * uint32_t(opt.values));
     std::vector<SparseTensor> out;
     int threw = 0;
     for (int trial = 0; trial < 2000; ++trial) {
