@@ -1,5 +1,6 @@
 #include "compress/index_coding.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -53,13 +54,24 @@ uint32_t BitReader::get_unary(uint32_t max_q) {
 int64_t packed12_bytes(int64_t n) { return (12 * n + 7) / 8; }
 
 void pack12(std::span<const uint16_t> idx, std::vector<uint8_t>& out) {
-  out.reserve(out.size() + size_t(packed12_bytes(int64_t(idx.size()))));
-  BitWriter w(out);
-  for (uint16_t i : idx) {
-    FRUGAL_CHECK(i < 4096, "pack12: index ", i, " does not fit in 12 bits");
-    w.put(i, 12);
+  // The LSB-first stream of 12-bit fields, two indices (24 bits) at a time: a | b << 12 as 3 bytes.
+  const size_t n = idx.size(), at = out.size();
+  out.resize(at + size_t(packed12_bytes(int64_t(n))));
+  uint8_t* o = out.data() + at;
+  uint16_t all = 0;
+  for (size_t t = 0; t < n; ++t) all |= idx[t];
+  FRUGAL_CHECK(all < 4096, "pack12: an index does not fit in 12 bits");
+  size_t t = 0;
+  for (; t + 2 <= n; t += 2, o += 3) {
+    const uint32_t a = idx[t], b = idx[t + 1];
+    o[0] = uint8_t(a);
+    o[1] = uint8_t((a >> 8) | (b << 4));
+    o[2] = uint8_t(b >> 4);
   }
-  w.flush();
+  if (t < n) {
+    o[0] = uint8_t(idx[t]);
+    o[1] = uint8_t(idx[t] >> 8);
+  }
 }
 
 void unpack12(std::span<const uint8_t> in, const ChunkLayout& layout, int64_t top_k, std::span<uint16_t> idx) {
@@ -132,13 +144,42 @@ int rice_best_param(std::span<const uint16_t> idx, const ChunkLayout& layout, in
 void rice_encode(std::span<const uint16_t> idx, const ChunkLayout& layout, int64_t top_k, int p,
                  std::vector<uint8_t>& out) {
   FRUGAL_CHECK(p >= 0 && p <= kMaxRiceParam, "rice_encode: parameter ", p, " not in [0, 11]");
-  BitWriter w(out);
+  // The same bit stream as BitWriter (LSB first), written 32 bits at a time: out is grown ahead
+  // (sized for ~p + 2 bits per index, then doubled when a code might not fit) and trimmed at the end.
+  size_t at = out.size();  // next byte to write
+  out.resize(at + idx.size() * size_t(p + 2) / 8 + 64);
+  uint64_t acc = 0;  // pending bits, lowest first
+  int n = 0;         // pending bit count, < 32 between puts
+  auto put = [&](uint64_t v, int bits) {  // bits <= 32
+    acc |= v << n;
+    n += bits;
+    if (n >= 32) {
+      const uint32_t word = uint32_t(acc);
+      std::memcpy(out.data() + at, &word, 4);
+      at += 4;
+      acc >>= 32;
+      n -= 32;
+    }
+  };
   const uint32_t mask = (uint32_t(1) << p) - 1;
   for_each_gap(idx, layout, top_k, [&](uint32_t g) {
-    w.put_unary(g >> p);
-    w.put(g & mask, p);
+    const uint32_t q = g >> p;
+    const size_t need = size_t(q + 1 + uint32_t(p)) / 8 + 16;
+    if (at + need > out.size()) out.resize(std::max(at + need, 2 * out.size()));
+    if (q + 1 + uint32_t(p) <= 32) {
+      put(((uint64_t(1) << q) - 1) | (uint64_t(g & mask) << (q + 1)), int(q) + 1 + p);
+    } else {
+      uint32_t left = q;
+      for (; left >= 31; left -= 31) put(0x7fffffffu, 31);
+      put((uint64_t(1) << left) - 1, int(left) + 1);
+      put(g & mask, p);
+    }
   });
-  w.flush();
+  for (; n > 0; n -= 8) {  // flush, padding the last byte with zero bits (room: the +16 above)
+    out[at++] = uint8_t(acc);
+    acc >>= 8;
+  }
+  out.resize(at);
 }
 
 void rice_decode(std::span<const uint8_t> in, const ChunkLayout& layout, int64_t top_k, int p, std::span<uint16_t> idx) {

@@ -11,6 +11,34 @@ namespace frugal::compress {
 namespace {
 constexpr int64_t kBlock = 4096;  // fixed summation blocks: thread-count independent results
 
+// Per-block sums of term(v[i]) over fixed blocks, each summed in index order (so the result is
+// the same for any thread count). A sum of doubles in a fixed order is a chain of dependent adds:
+// eight full blocks are summed side by side in one loop, so eight chains overlap their latency.
+template <typename Term>
+std::vector<double> block_sums(const float* v, int64_t n, Term term) {
+  const int64_t nb = (n + kBlock - 1) / kBlock, full = n / kBlock;
+  std::vector<double> part(static_cast<size_t>(nb));
+  constexpr int64_t kSide = 8;
+  const int64_t groups = (nb + kSide - 1) / kSide;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t gi = 0; gi < groups; ++gi) {
+    const int64_t b0 = gi * kSide;
+    if (b0 + kSide <= full) {
+      double s[kSide] = {};
+      for (int64_t i = 0; i < kBlock; ++i)
+        for (int64_t q = 0; q < kSide; ++q) s[q] += term(v[(b0 + q) * kBlock + i]);
+      for (int64_t q = 0; q < kSide; ++q) part[size_t(b0 + q)] = s[q];
+      continue;
+    }
+    for (int64_t b = b0; b < std::min(nb, b0 + kSide); ++b) {
+      double s = 0;
+      for (int64_t i = b * kBlock, e = std::min(n, i + kBlock); i < e; ++i) s += term(v[i]);
+      part[size_t(b)] = s;
+    }
+  }
+  return part;
+}
+
 // round(t) half to even, then clamp to [0, 3]; a NaN lands in bin 0 instead of being UB.
 inline uint8_t code_of(double t) {
   const double r = std::nearbyint(t);
@@ -23,47 +51,34 @@ Quant2 quantize2(const float* v, int64_t n, uint8_t* codes, float* deq) {
   if (n <= 0) return q;
   const int64_t nb = (n + kBlock - 1) / kBlock;
 
-  // mean
-  std::vector<double> part(nb);
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t b = 0; b < nb; ++b) {
-    double s = 0;
-    for (int64_t i = b * kBlock, e = std::min(n, i + kBlock); i < e; ++i) s += v[i];
-    part[b] = s;
-  }
+  // mean, then the std of c = v - mu (n - 1 divisor, as the reference): per-block sums in index order
+  const std::vector<double> part = block_sums(v, n, [](float x) { return double(x); });
   double sum = 0;
   for (int64_t b = 0; b < nb; ++b) sum += part[b];
   q.mu = static_cast<float>(sum / double(n));
   // Centre on the fp32 mean that is sent, so L[code] + mu reconstructs what was measured.
   const double mu = q.mu;
-
-  // std of c = v - mu (n - 1 divisor, as the reference)
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t b = 0; b < nb; ++b) {
-    double s = 0;
-    for (int64_t i = b * kBlock, e = std::min(n, i + kBlock); i < e; ++i) {
-      const double c = double(v[i]) - mu;
-      s += c * c;
-    }
-    part[b] = s;
-  }
+  const std::vector<double> sq = block_sums(v, n, [mu](float x) {
+    const double c = double(x) - mu;
+    return c * c;
+  });
   double ss = 0;
-  for (int64_t b = 0; b < nb; ++b) ss += part[b];
+  for (int64_t b = 0; b < nb; ++b) ss += sq[b];
   double scale = n > 1 ? 6.0 * std::sqrt(ss / double(n - 1)) / 4.0 : 0.0;
   if (!(scale > 0) || !std::isfinite(scale)) scale = 1.0;  // degenerate: all equal, n < 2, or inf/nan
   q.scale = static_cast<float>(scale);
 
-  // codes and per-bin sums of c
+  // codes (element-wise, vectorised), then per-bin sums of c in index order per block
   std::vector<double> bin_sum(nb * 4, 0.0);
   std::vector<int64_t> bin_cnt(nb * 4, 0);
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (int64_t b = 0; b < nb; ++b) {
-    for (int64_t i = b * kBlock, e = std::min(n, i + kBlock); i < e; ++i) {
-      const double c = double(v[i]) - mu;
-      const uint8_t code = code_of(c / scale + 2.0);
-      codes[i] = code;
-      bin_sum[b * 4 + code] += c;
-      bin_cnt[b * 4 + code] += 1;
+    const int64_t i0 = b * kBlock, e = std::min(n, i0 + kBlock);
+#pragma omp simd
+    for (int64_t i = i0; i < e; ++i) codes[i] = code_of((double(v[i]) - mu) / scale + 2.0);
+    for (int64_t i = i0; i < e; ++i) {
+      bin_sum[b * 4 + codes[i]] += double(v[i]) - mu;
+      bin_cnt[b * 4 + codes[i]] += 1;
     }
   }
   for (int k = 0; k < 4; ++k) {
