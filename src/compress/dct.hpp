@@ -24,16 +24,27 @@ namespace frugal::compress {
 std::vector<float> dct_matrix(int64_t n);
 
 // Bases for every tile shape of a layout: h x w tiles, plus the shorter last vector segment.
+// Besides the dense D, a basis holds the factors of the fast transform dct_tile uses (dct.cpp):
+// `levels` even/odd splits n -> n/2 -> ... -> n0 (while the size is even and > 8), each with a dense
+// DCT-IV of half the size, then a dense D of size n0. All in double, stored fp32, with the
+// normalisation folded in; rows are padded with zeros to a multiple of 16 floats, pad(m), so the
+// SIMD kernels may read and write whole vectors.
 struct DctBasis {
   int64_t n = 0;
   std::vector<float> d;   // [n * n] D
   std::vector<float> dt;  // [n * n] D^T
+  int64_t levels = 0;     // even/odd splits
+  int64_t n0 = 0;         // size left after them: n >> levels
+  std::vector<float> s4;  // level l: [m x pad(m)], m = n >> (l + 1), scaled DCT-IV, levels one after another
+  std::vector<float> base;    // [n0 x pad(n0)] scaled D of size n0
+  std::vector<float> base_t;  // [n0 x pad(n0)] its transpose
 };
 struct DctPlan {
   DctBasis rows;  // size c1
   DctBasis cols;  // size c2
   DctBasis tail;  // size of the last vector segment when it is shorter (n = 0 otherwise)
 };
+// Tile sides must be <= 64 (kMaxChunk), as matrix_layout and vector_layout make them by default.
 DctPlan make_dct_plan(const ChunkLayout& layout);
 // Throws frugal::Error unless plan fits layout (what make_dct_plan(layout) returns).
 void check_plan(const DctPlan& plan, const ChunkLayout& layout);

@@ -1,7 +1,9 @@
 // DCT-II on chunk tiles and the DeMo compression step.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -203,4 +205,135 @@ TEST(Demo, RejectsAPlanForAnotherLayout) {
   std::vector<float> x(101), y(101);
   EXPECT_THROW(dct_tiles(x.data(), vector_layout(101), make_dct_plan(vector_layout(100)), y.data()), frugal::Error);
   EXPECT_NO_THROW(dct_tiles(x.data(), vector_layout(101), make_dct_plan(vector_layout(101)), y.data()));
+}
+
+namespace {
+
+// Dense reference with the fp32 matrices of dct_matrix, accumulated in double:
+// y = Dh x Dw^T (inverse = false) or x = Dh^T y Dw (inverse = true), an h x w tile.
+std::vector<double> dense_tile(const std::vector<float>& x, int64_t h, int64_t w, bool inverse) {
+  const std::vector<float> dh = dct_matrix(h), dw = dct_matrix(w);
+  // D[a][b] for the forward product, D^T for the inverse
+  auto mh = [&](int64_t a, int64_t b) { return double(inverse ? dh[size_t(b * h + a)] : dh[size_t(a * h + b)]); };
+  auto mw = [&](int64_t a, int64_t b) { return double(inverse ? dw[size_t(b * w + a)] : dw[size_t(a * w + b)]); };
+  std::vector<double> t(size_t(h * w), 0.0), y(size_t(h * w), 0.0);  // t = x Mw^T
+  for (int64_t i = 0; i < h; ++i)
+    for (int64_t v = 0; v < w; ++v) {
+      double s = 0;
+      for (int64_t j = 0; j < w; ++j) s += double(x[size_t(i * w + j)]) * mw(v, j);
+      t[size_t(i * w + v)] = s;
+    }
+  for (int64_t u = 0; u < h; ++u)
+    for (int64_t v = 0; v < w; ++v) {
+      double s = 0;
+      for (int64_t i = 0; i < h; ++i) s += mh(u, i) * t[size_t(i * w + v)];
+      y[size_t(u * w + v)] = s;
+    }
+  return y;
+}
+
+// ||a - b|| / ||b||
+double rel_err(const std::vector<float>& a, const std::vector<double>& b) {
+  double d = 0, n = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    d += (a[i] - b[i]) * (a[i] - b[i]);
+    n += b[i] * b[i];
+  }
+  return std::sqrt(d / n);
+}
+
+}  // namespace
+
+TEST(Dct, FastTransformMatchesDenseProduct) {
+  // Every size 1..64 along each dimension (odd sizes use the dense base case, even ones split),
+  // the shapes DeMo sees (48 x 64 tiles, a 36-wide vector tail), forward and inverse.
+  std::vector<std::pair<int64_t, int64_t>> shapes = {{48, 64}, {64, 36}, {1, 36}, {1, 64}, {3, 64}, {1, 1}};
+  for (int64_t n = 1; n <= 64; ++n) {
+    shapes.push_back({n, 64});
+    shapes.push_back({64, n});
+    shapes.push_back({n, 37});
+  }
+  double worst_fwd = 0, worst_inv = 0;
+  for (auto [h, w] : shapes) {
+    const DctPlan plan = make_dct_plan(matrix_layout(h, w));
+    ASSERT_EQ(plan.rows.n, h);
+    ASSERT_EQ(plan.cols.n, w);
+    const std::vector<float> x = normals(size_t(h * w), uint32_t(1000 + h * 100 + w));
+    std::vector<float> y(x.size()), back(x.size());
+    dct_tile(x.data(), h, w, plan.rows, plan.cols, y.data());
+    const double ef = rel_err(y, dense_tile(x, h, w, false));
+    idct_tile(x.data(), h, w, plan.rows, plan.cols, back.data());
+    const double ei = rel_err(back, dense_tile(x, h, w, true));
+    EXPECT_LT(ef, 1e-6) << h << " x " << w;
+    EXPECT_LT(ei, 1e-6) << h << " x " << w;
+    worst_fwd = std::max(worst_fwd, ef);
+    worst_inv = std::max(worst_inv, ei);
+  }
+  std::printf("fast vs dense DCT, worst relative error: forward %.3g, inverse %.3g\n", worst_fwd, worst_inv);
+}
+
+TEST(Demo, MatchesDenseReference) {
+  // demo_compress against a plain dense implementation (dct_matrix products in double, top-k by
+  // |coefficient|, residual buf - Dh^T kept Dw): same kept indices, values and residual to fp32
+  // rounding. Random data: a near-tie that flips the k-th entry is allowed only within rounding.
+  const DemoOptions opt{.decay = 0.9f, .lr = 0.5f, .top_k = 32};
+  double worst_val = 0, worst_delta = 0;
+  int flips = 0;
+  for (const ChunkLayout& l : {matrix_layout(128, 192), matrix_layout(96, 100), matrix_layout(3, 768),
+                               vector_layout(100), matrix_layout(63, 45)}) {
+    const DctPlan plan = make_dct_plan(l);
+    std::vector<float> delta = normals(size_t(l.numel()), 30), g = normals(size_t(l.numel()), 31);
+    const std::vector<float> delta0 = delta;
+    SparseTensor s;
+    demo_compress(delta.data(), g.data(), l, plan, opt, s);
+    for (int64_t c = 0; c < l.n_chunks(); ++c) {
+      const int64_t h = l.c1, w = l.chunk_cols(c), len = l.chunk_len(c);
+      const int64_t k = chunk_k(len, opt.top_k), off = sparse_offset(l, opt.top_k, c);
+      std::vector<float> buf(static_cast<size_t>(len));
+      for (int64_t j = 0; j < len; ++j) {
+        const size_t at = size_t(l.element(c, j));
+        buf[size_t(j)] = opt.decay * delta0[at] + opt.lr * g[at];
+      }
+      const std::vector<double> coef = dense_tile(buf, h, w, false);
+      double norm = 0;
+      for (double v : coef) norm += v * v;
+      norm = std::sqrt(norm);
+      // reference top-k: larger |coef| first, lower index at ties
+      std::vector<int64_t> order(static_cast<size_t>(len));
+      for (int64_t j = 0; j < len; ++j) order[size_t(j)] = j;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int64_t a, int64_t b) { return std::fabs(coef[size_t(a)]) > std::fabs(coef[size_t(b)]); });
+      const double kth = std::fabs(coef[size_t(order[size_t(k - 1)])]);
+      std::vector<char> ref_kept(size_t(len), 0), got_kept(size_t(len), 0);
+      for (int64_t t = 0; t < k; ++t) ref_kept[size_t(order[size_t(t)])] = 1;
+      std::vector<float> kept(size_t(len), 0.0f);
+      for (int64_t t = 0; t < k; ++t) {
+        const int64_t j = s.idx[size_t(off + t)];
+        got_kept[size_t(j)] = 1;
+        kept[size_t(j)] = s.values[size_t(off + t)];
+        const double e = std::fabs(s.values[size_t(off + t)] - coef[size_t(j)]) / norm;
+        EXPECT_LT(e, 1e-6) << "chunk " << c << " coefficient " << j;
+        worst_val = std::max(worst_val, e);
+      }
+      for (int64_t j = 0; j < len; ++j)
+        if (got_kept[size_t(j)] != ref_kept[size_t(j)]) {  // only a near-tie with the k-th may differ
+          ++flips;
+          EXPECT_NEAR(std::fabs(coef[size_t(j)]), kth, 1e-6 * norm) << "chunk " << c << " index " << j;
+        }
+      // residual: buf - Dh^T kept Dw, with the kept values demo_compress sent
+      const std::vector<double> rec = dense_tile(kept, h, w, true);
+      double d = 0, nb = 0;
+      for (int64_t j = 0; j < len; ++j) {
+        const double want = double(buf[size_t(j)]) - rec[size_t(j)];
+        const double got = delta[size_t(l.element(c, j))];
+        d += (got - want) * (got - want);
+        nb += double(buf[size_t(j)]) * buf[size_t(j)];
+      }
+      const double e = std::sqrt(d / nb);
+      EXPECT_LT(e, 1e-6) << "chunk " << c;
+      worst_delta = std::max(worst_delta, e);
+    }
+  }
+  std::printf("demo_compress vs dense reference, worst relative error: values %.3g, residual %.3g; %d index flips\n",
+              worst_val, worst_delta, flips);
 }
