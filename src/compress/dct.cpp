@@ -409,7 +409,7 @@ void idct_tiles(const float* y, const ChunkLayout& layout, const DctPlan& plan, 
   }
 }
 
-void demo_compress(float* delta, const float* g, const ChunkLayout& layout, const DctPlan& plan,
+void demo_compress(float* delta_dct, const float* g, const ChunkLayout& layout, const DctPlan& plan,
                    const DemoOptions& opt, SparseTensor& out) {
   sparse_reset(out, layout, opt.top_k);
   check_plan(plan, layout);
@@ -417,51 +417,28 @@ void demo_compress(float* delta, const float* g, const ChunkLayout& layout, cons
   const float decay = opt.decay, lr = opt.lr;
 #pragma omp parallel for schedule(static) if (layout.numel() >= kParallelMin)
   for (int64_t c = 0; c < nc; ++c) {
-    // buf, coef, t: [h x ws] padded tiles
-    float buf[kTile], coef[kTile], t[kTile], scratch[kScratch];
+    float buf[kTile], coef[kTile], t[kTile], scratch[kScratch];  // [h x ws] padded tiles
     const int64_t w = layout.chunk_cols(c), ws = pad(w), len = layout.chunk_len(c);
-    const DctBasis& bw = cols_basis(plan, layout, c);
-    // buf <- decay delta + lr g (delta itself is rewritten below)
+    // G = DCT(g) of the tile
+    gather_padded(g, layout, c, buf);
+    fdct_padded(buf, h, ws, plan.rows, cols_basis(plan, layout, c), coef, t, scratch);
+    // delta_dct <- decay delta_dct + lr G, in place
+    float* tile = delta_dct + layout.row_start(c, 0);  // h rows of w, a tensor row apart
     for (int64_t r = 0; r < h; ++r) {
-      const int64_t base = layout.row_start(c, r);
-      float* br = buf + r * ws;
+      float* dr = tile + r * layout.cols;
+      const float* cr = coef + r * ws;
 #pragma omp simd
-      for (int64_t j = 0; j < w; ++j) br[j] = decay * delta[base + j] + lr * g[base + j];
-      std::fill(br + w, br + ws, 0.0f);
+      for (int64_t j = 0; j < w; ++j) dr[j] = decay * dr[j] + lr * cr[j];
     }
-    fdct_padded(buf, h, ws, plan.rows, bw, coef, t, scratch);
-    const float* dense = coef;  // [len] the coefficients, row-major h x w as topk and the wire index them
-    if (ws != w) {
-      for (int64_t r = 0; r < h; ++r) std::copy(coef + r * ws, coef + r * ws + w, t + r * w);
-      dense = t;
-    }
+    // keep the top-k; what is sent leaves the residual exactly
     const int64_t k = chunk_k(len, top_k), off = sparse_offset(layout, top_k, c);
     uint16_t* idx = out.idx.data() + off;
     float* val = out.values.data() + off;
-    topk_abs(dense, len, k, idx);
-    for (int64_t i = 0; i < k; ++i) val[i] = dense[idx[i]];
-    // rec = Dh^T (kept Dw): the kept tile has k of h w entries, so kept Dw is k row updates; then
-    // the fast inverse along dimension 0 (into coef); delta <- buf - rec.
-    std::fill(t, t + h * ws, 0.0f);
+    topk_abs_tile(tile, h, w, layout.cols, k, idx);
     for (int64_t i = 0; i < k; ++i) {
-      const int64_t u = idx[i] / w, v = idx[i] % w;
-      const float a = val[i];
-      const float* dv = bw.d.data() + v * w;
-      float* tu = t + u * ws;
-#pragma omp simd
-      for (int64_t j = 0; j < w; ++j) tu[j] += a * dv[j];
-    }
-    const float* rec = t;
-    if (h > 1) {
-      idct0(t, ws, ws, plan.rows, 0, plan.rows.s4.data(), coef, scratch);
-      rec = coef;
-    }
-    for (int64_t r = 0; r < h; ++r) {
-      const int64_t base = layout.row_start(c, r);
-      const float* br = buf + r * ws;
-      const float* rr = rec + r * ws;
-#pragma omp simd
-      for (int64_t j = 0; j < w; ++j) delta[base + j] = br[j] - rr[j];
+      float& x = tile[(idx[i] / w) * layout.cols + idx[i] % w];
+      val[i] = x;
+      x = 0.0f;
     }
   }
 }

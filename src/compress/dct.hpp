@@ -7,9 +7,14 @@
 // tensor has the same layout as the tensor itself and the sparse machinery (top-k per chunk, wire
 // format, aggregation) applies unchanged.
 //
-// DeMo per step, per tensor (demo_compress):
+// DeMo per step, per tensor (methods.md section 8):
 //   delta <- decay delta + lr g;  C = DCT(delta) per tile;  keep the top-k |C| per tile (fp32);
 //   delta <- delta - IDCT(kept).
+// demo_compress keeps the residual in the DCT domain instead, delta_dct = DCT(delta) per tile. The
+// tile DCT is linear and orthonormal, so the same step reads
+//   delta_dct <- decay delta_dct + lr DCT(g);  keep the top-k |delta_dct| per tile;  zero them,
+// the same selection and values up to fp32 rounding, for one forward transform per step instead
+// of a forward and an inverse (and the sent coefficients leave the residual exactly).
 // The caller all-gathers the kept coefficients, aggregates them (compress/sparse.hpp), applies
 // idct_tiles and then p <- p - lr * sign(.) (or whatever the method says).
 #include <cstdint>
@@ -64,8 +69,10 @@ struct DemoOptions {
   int64_t top_k = 32;    // per 4096 elements: 32 coefficients of a 64 x 64 tile (proportional otherwise)
 };
 
-// One DeMo compression step for one tensor; out gets the kept DCT coefficients (fp32, not quantised).
-void demo_compress(float* delta, const float* g, const ChunkLayout& layout, const DctPlan& plan,
+// One DeMo compression step for one tensor: delta_dct [numel] is the residual in the DCT domain
+// (coefficient (u, v) of a tile where element (u, v) sits; zero at the start), g [numel] the
+// gradient; out gets the kept DCT coefficients (fp32, not quantised).
+void demo_compress(float* delta_dct, const float* g, const ChunkLayout& layout, const DctPlan& plan,
                    const DemoOptions& opt, SparseTensor& out);
 
 }  // namespace frugal::compress

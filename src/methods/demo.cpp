@@ -4,6 +4,7 @@
 // transmitted component (methods.md section 8):
 //   delta <- decay delta + lr g;  C = DCT-II(delta) per 64x64 tile;  keep top-k |C| per tile;
 //   delta <- delta - IDCT(kept);  all-gather kept;  p <- p - lr (sign(IDCT(mean kept)) + wd p).
+// The residual is held as DCT(delta) (compress/dct.hpp: the same step, one transform instead of two).
 #include <cmath>
 
 #include "compress/dct.hpp"
@@ -18,8 +19,8 @@ using namespace compress;
 class Demo final : public LmMethod {
  public:
   explicit Demo(RunContext& ctx)
-      : LmMethod(ctx, "demo."), delta_(w_.model.params.size(), 0.0f), coeffs_(delta_.size()),
-        update_(delta_.size()) {
+      : LmMethod(ctx, "demo."), delta_dct_(w_.model.params.size(), 0.0f), coeffs_(delta_dct_.size()),
+        update_(delta_dct_.size()) {
     const Config& c = ctx.config;
     opt_.decay = static_cast<float>(c.real("demo.decay"));
     opt_.top_k = c.integer("demo.top_k");
@@ -37,7 +38,7 @@ class Demo final : public LmMethod {
     r.lr = schedule_lr(w_.schedule, step);
     opt_.lr = static_cast<float>(r.lr);
     for (size_t b = 0; b < blocks_.size(); b++)
-      demo_compress(delta_.data() + blocks_[b].offset, w_.model.grads.data() + blocks_[b].offset, blocks_[b].layout,
+      demo_compress(delta_dct_.data() + blocks_[b].offset, w_.model.grads.data() + blocks_[b].offset, blocks_[b].layout,
                     plans_[b], opt_, sent_[b]);
     const WireStats stats = sparse_allgather_aggregate(ctx_.comm, sent_, blocks_, Aggregation::mean_all, wire_,
                                                        coeffs_.data(), workspace_, "demo.coeffs");
@@ -59,11 +60,11 @@ class Demo final : public LmMethod {
   // No AdamW: the parameters and the local residual are the whole state.
   void state(StateFields& f) override {
     f.field("demo.params", w_.model.params);
-    f.field("demo.delta", delta_);
+    f.field("demo.delta_dct", delta_dct_);
   }
 
  private:
-  std::vector<float> delta_, coeffs_, update_;
+  std::vector<float> delta_dct_, coeffs_, update_;  // residual DCT(delta), aggregate, its inverse
   std::vector<CompressBlock> blocks_;
   std::vector<DctPlan> plans_;
   std::vector<SparseTensor> sent_;
