@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <bit>
 #include <functional>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace frugal::compress {
 
@@ -32,15 +35,38 @@ void topk_keys(const uint32_t* keys, int64_t n, int64_t k, uint16_t* idx) {
   }
   // 2. The indices of the keys >= t0 (on data like a normal sample, about a quarter of the chunk
   //    at k = n / 32), in index order: compares 16 at a time into a bit mask, set bits walked.
-  uint16_t near[kMaxChunk * kMaxChunk];
+  uint32_t near[kMaxChunk * kMaxChunk + 16];  // + 16: the vector path stores whole vectors
+  uint32_t nkey[kMaxChunk * kMaxChunk + 16];  // their keys, so later passes read them in order
   int64_t m = 0, i0 = 0;
+#if defined(__AVX512F__)
+  // The same, compressing the selected positions within a register (vpcompressd to memory is
+  // microcoded on some cores) and storing all 16 lanes; the next store overwrites the unused ones.
+  {
+    const __m512i vt0 = _mm512_set1_epi32(int(t0)), step = _mm512_set1_epi32(16);
+    __m512i pos = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (; i0 + 16 <= n; i0 += 16) {
+      const __m512i kv = _mm512_loadu_si512(keys + i0);
+      const __mmask16 mk = _mm512_cmpge_epu32_mask(kv, vt0);
+      _mm512_storeu_si512(near + m, _mm512_maskz_compress_epi32(mk, pos));
+      _mm512_storeu_si512(nkey + m, _mm512_maskz_compress_epi32(mk, kv));
+      m += std::popcount(uint32_t(mk));
+      pos = _mm512_add_epi32(pos, step);
+    }
+  }
+#endif
   for (; i0 + 16 <= n; i0 += 16) {
     uint32_t mask = 0;
     for (int q = 0; q < 16; ++q) mask |= uint32_t(keys[i0 + q] >= t0) << q;
-    for (; mask != 0; mask &= mask - 1) near[m++] = static_cast<uint16_t>(i0 + std::countr_zero(mask));
+    for (; mask != 0; mask &= mask - 1, ++m) {
+      near[m] = uint32_t(i0 + std::countr_zero(mask));
+      nkey[m] = keys[near[m]];
+    }
   }
   for (; i0 < n; ++i0)
-    if (keys[i0] >= t0) near[m++] = static_cast<uint16_t>(i0);
+    if (keys[i0] >= t0) {
+      near[m] = uint32_t(i0);
+      nkey[m++] = keys[i0];
+    }
   // 3. A radix step over those: a histogram of the keys' distance below the largest key in
   //    1/32-octave bins (exponent + 5 mantissa bits; 8 octaves or more below share the last bin)
   //    locates the bin holding the threshold; a selection among that bin's keys (typically a few
@@ -50,7 +76,7 @@ void topk_keys(const uint32_t* keys, int64_t n, int64_t k, uint16_t* idx) {
   const uint32_t top = kmax >> kShift;
   auto bin_of = [top](uint32_t key) { return std::min(top - (key >> kShift), kBins - 1); };
   uint32_t hist[kBins] = {};
-  for (int64_t t = 0; t < m; ++t) hist[bin_of(keys[near[t]])] += 1;
+  for (int64_t t = 0; t < m; ++t) hist[bin_of(nkey[t])] += 1;
   uint32_t bin = 0;
   int64_t above = 0;  // keys in bins nearer the top than `bin`
   for (;; ++bin) {
@@ -60,10 +86,11 @@ void topk_keys(const uint32_t* keys, int64_t n, int64_t k, uint16_t* idx) {
   uint32_t cand[kMaxChunk * kMaxChunk];  // the keys of the threshold's bin
   int64_t mc = 0, mn = 0;
   for (int64_t t = 0; t < m; ++t) {  // near keeps only the keys in that bin or nearer the top
-    const uint32_t key = keys[near[t]], b = bin_of(key);
+    const uint32_t key = nkey[t], b = bin_of(key);
     cand[mc] = key;
     mc += b == bin;
     near[mn] = near[t];
+    nkey[mn] = key;
     mn += b <= bin;
   }
   const int64_t need = k - above;  // in [1, mc]
@@ -75,11 +102,11 @@ void topk_keys(const uint32_t* keys, int64_t n, int64_t k, uint16_t* idx) {
   //    sorted.
   int64_t equal_left = k - above, taken = 0;
   for (int64_t t = 0; t < mn && taken < k; ++t) {
-    const uint32_t key = keys[near[t]];
+    const uint32_t key = nkey[t];
     if (key > thr) {
-      idx[taken++] = near[t];
+      idx[taken++] = static_cast<uint16_t>(near[t]);
     } else if (key == thr && equal_left > 0) {
-      idx[taken++] = near[t];
+      idx[taken++] = static_cast<uint16_t>(near[t]);
       --equal_left;
     }
   }
