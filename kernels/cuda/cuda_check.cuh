@@ -5,6 +5,8 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
+
 #include "core/error.hpp"
 
 namespace frugal::cuda::detail {
@@ -27,6 +29,11 @@ inline void check_cublas(cublasStatus_t status, const char* call, const char* fi
 // plain FP32 math (CUBLAS_DEFAULT_MATH: no TF32 down-conversion), so GEMMs match the CPU reference
 // to FP32 rounding. One rank drives one GPU, so one handle per thread is enough.
 cublasHandle_t cublas_handle();
+
+// At least `bytes` of device memory owned by the calling thread, reused across calls (grown on
+// demand, never shrunk). Valid until the next scratch() call on this thread: kernels use it within
+// one host call, and the legacy default stream orders those calls, so reuse is safe.
+void* scratch(size_t bytes);
 
 }  // namespace frugal::cuda::detail
 

@@ -1,4 +1,5 @@
-// Device discovery and the RAII device buffer declared in kernels.hpp.
+// Device discovery, the RAII device array declared in kernels.hpp and the per-thread scratch.
+#include <cstdint>
 #include <utility>
 
 #include "kernels/cuda/cuda_check.cuh"
@@ -19,24 +20,29 @@ bool device_available() noexcept {
 
 void synchronize() { FRUGAL_CUDA_CHECK(cudaDeviceSynchronize()); }
 
-DeviceBuffer::DeviceBuffer(size_t n) : n_(n) {
+template <typename T>
+DeviceArray<T>::DeviceArray(size_t n) : n_(n) {
   if (n == 0) return;  // cudaMalloc(0) is legal but pointless; keep null for empty buffers
-  FRUGAL_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&ptr_), n * sizeof(float)));
+  FRUGAL_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&ptr_), n * sizeof(T)));
 }
 
-DeviceBuffer::DeviceBuffer(const std::vector<float>& host) : DeviceBuffer(host.size()) {
+template <typename T>
+DeviceArray<T>::DeviceArray(const std::vector<T>& host) : DeviceArray(host.size()) {
   upload(host.data(), host.size());
 }
 
-DeviceBuffer::~DeviceBuffer() {
+template <typename T>
+DeviceArray<T>::~DeviceArray() {
   // Destructors must not throw; a failing cudaFree here means the context is already gone.
   if (ptr_) cudaFree(ptr_);
 }
 
-DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept
+template <typename T>
+DeviceArray<T>::DeviceArray(DeviceArray&& other) noexcept
     : ptr_(std::exchange(other.ptr_, nullptr)), n_(std::exchange(other.n_, 0)) {}
 
-DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
+template <typename T>
+DeviceArray<T>& DeviceArray<T>::operator=(DeviceArray&& other) noexcept {
   if (this != &other) {
     if (ptr_) cudaFree(ptr_);
     ptr_ = std::exchange(other.ptr_, nullptr);
@@ -45,28 +51,64 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
   return *this;
 }
 
-void DeviceBuffer::upload(const float* host, size_t n) {
-  FRUGAL_CHECK(n <= n_, "DeviceBuffer::upload: ", n, " floats into a buffer of ", n_);
+template <typename T>
+void DeviceArray<T>::upload(const T* host, size_t n) {
+  FRUGAL_CHECK(n <= n_, "DeviceBuffer::upload: ", n, " elements into a buffer of ", n_);
   if (n == 0) return;
-  FRUGAL_CUDA_CHECK(cudaMemcpy(ptr_, host, n * sizeof(float), cudaMemcpyHostToDevice));
+  FRUGAL_CUDA_CHECK(cudaMemcpy(ptr_, host, n * sizeof(T), cudaMemcpyHostToDevice));
 }
 
-void DeviceBuffer::download(float* host, size_t n) const {
-  FRUGAL_CHECK(n <= n_, "DeviceBuffer::download: ", n, " floats from a buffer of ", n_);
+template <typename T>
+void DeviceArray<T>::download(T* host, size_t n) const {
+  FRUGAL_CHECK(n <= n_, "DeviceBuffer::download: ", n, " elements from a buffer of ", n_);
   if (n == 0) return;
   // cudaMemcpy on the legacy default stream waits for the kernels queued before it.
-  FRUGAL_CUDA_CHECK(cudaMemcpy(host, ptr_, n * sizeof(float), cudaMemcpyDeviceToHost));
+  FRUGAL_CUDA_CHECK(cudaMemcpy(host, ptr_, n * sizeof(T), cudaMemcpyDeviceToHost));
 }
 
-std::vector<float> DeviceBuffer::to_host() const {
-  std::vector<float> host(n_);
+template <typename T>
+std::vector<T> DeviceArray<T>::to_host() const {
+  std::vector<T> host(n_);
   download(host.data(), n_);
   return host;
 }
 
-void DeviceBuffer::zero() {
+template <typename T>
+void DeviceArray<T>::zero() {
   if (n_ == 0) return;
-  FRUGAL_CUDA_CHECK(cudaMemset(ptr_, 0, n_ * sizeof(float)));  // all-zero bits == 0.0f
+  FRUGAL_CUDA_CHECK(cudaMemset(ptr_, 0, n_ * sizeof(T)));  // all-zero bits == 0.0f == 0
 }
+
+template class DeviceArray<float>;
+template class DeviceArray<int>;
+template class DeviceArray<uint8_t>;
+
+namespace detail {
+
+namespace {
+// Grow-only device scratch, one per thread like the cuBLAS handle. Freed at thread exit.
+struct ScratchHolder {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  ~ScratchHolder() {
+    if (ptr) cudaFree(ptr);  // status ignored: nothing to do about it at exit
+  }
+};
+}  // namespace
+
+void* scratch(size_t bytes) {
+  thread_local ScratchHolder holder;
+  if (bytes > holder.bytes) {
+    // cudaFree waits for the device, so kernels still reading the old block finish first.
+    if (holder.ptr) FRUGAL_CUDA_CHECK(cudaFree(holder.ptr));
+    holder.ptr = nullptr;
+    holder.bytes = 0;
+    FRUGAL_CUDA_CHECK(cudaMalloc(&holder.ptr, bytes));
+    holder.bytes = bytes;
+  }
+  return holder.ptr;
+}
+
+}  // namespace detail
 
 }  // namespace frugal::cuda

@@ -1,6 +1,7 @@
 // Linear layer and sgemm through cuBLAS. cuBLAS is column-major; a row-major (R,S) matrix is the
 // same memory as a column-major (S,R) one, i.e. its transpose. So the row-major product
 // C = A B^T becomes, in cuBLAS' eyes, C^T = B A^T: swap the operands and transpose B.
+// The backward's dbias is a column sum: a fixed-order block reduction, not atomics (deterministic).
 #include <algorithm>
 #include <cstddef>
 
@@ -51,6 +52,27 @@ __global__ void broadcast_rows_kernel(float* out, const float* bias, size_t N, s
   }
 }
 
+
+// dbias (OC) += column sums of dout (N,OC). Block (32, kRowLanes): x picks the column (coalesced row
+// reads), y strides the rows; the y == 0 threads add the kRowLanes partials in y order.
+constexpr int kWarp = 32;
+constexpr int kRowLanes = 32;
+__global__ void column_sum_add_kernel(float* dbias, const float* dout, int N, int OC) {
+  __shared__ float part[kRowLanes][kWarp + 1];  // +1: no bank conflicts on the column read below
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int o = blockIdx.x * kWarp + tx;
+  float s = 0.0f;
+  if (o < OC)
+    for (int i = ty; i < N; i += kRowLanes) s += dout[static_cast<size_t>(i) * OC + o];
+  part[ty][tx] = s;
+  __syncthreads();
+  if (ty == 0 && o < OC) {
+    float total = 0.0f;
+    for (int y = 0; y < kRowLanes; y++) total += part[y][tx];
+    dbias[o] += total;
+  }
+}
+
 }  // namespace
 
 void sgemm_nt(int M, int N, int K, float alpha, const float* A, const float* B, float beta, float* C) {
@@ -81,6 +103,28 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
   }
   // out (N,OC) = inp (N,C) . weight (OC,C)^T + beta out
   sgemm_nt(N, OC, C, 1.0f, inp, weight, beta, out);
+}
+
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int N, int C, int OC) {
+  FRUGAL_CHECK(N >= 0 && C >= 0 && OC >= 0, "cuda::matmul_backward: negative shape N=", N, " C=", C, " OC=", OC);
+  const float one = 1.0f;
+  // The handle is fetched per GEMM, not up front, so empty shapes never touch the device.
+  // Row-major X (R,S) is column-major X^T (S,R), so each row-major product is issued transposed.
+  // dinp (N,C) += dout (N,OC) . W (OC,C)  <=>  dinp^T (C,N) += W^T (C,OC) . dout^T (OC,N); W's memory is
+  // column-major (C,OC) and dout's (OC,N): both used as they lie (op N). K = OC == 0 leaves dinp as is.
+  if (dinp && N > 0 && C > 0 && OC > 0)
+    FRUGAL_CUBLAS_CHECK(cublasSgemm(detail::cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout,
+                                    OC, &one, dinp, C));
+  // dW (OC,C) += dout^T (OC,N) . inp (N,C)  <=>  dW^T (C,OC) += inp^T (C,N) . dout (N,OC); inp's memory is
+  // column-major (C,N), used as is; dout's is column-major (OC,N), transposed to (N,OC).
+  if (dweight && N > 0 && C > 0 && OC > 0)
+    FRUGAL_CUBLAS_CHECK(cublasSgemm(detail::cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout,
+                                    OC, &one, dweight, C));
+  if (dbias && N > 0 && OC > 0) {
+    column_sum_add_kernel<<<(OC + kWarp - 1) / kWarp, dim3(kWarp, kRowLanes)>>>(dbias, dout, N, OC);
+    FRUGAL_CUDA_CHECK_LAUNCH("column_sum_add_kernel");
+  }
 }
 
 }  // namespace frugal::cuda

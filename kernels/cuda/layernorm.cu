@@ -1,5 +1,7 @@
-// LayerNorm forward, one warp per row (GPT-2 rows are C = 768..1600 wide: 24..50 floats a lane,
-// enough work per warp, and warp shuffles need no shared memory or __syncthreads).
+// LayerNorm forward and backward, one warp per row (GPT-2 rows are C = 768..1600 wide: 24..50 floats
+// a lane, enough work per warp, and warp shuffles need no shared memory or __syncthreads). The
+// backward's dweight/dbias are column sums over the N rows: a fixed-order block reduction per 32
+// columns instead of atomics, so results are deterministic.
 #include <cstddef>
 
 #include "kernels/cuda/cuda_check.cuh"
@@ -50,6 +52,69 @@ __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, c
   }
 }
 
+
+// dinp (N,C) += per-row gradient; one warp per row. With norm = (x - mean) rstd and dnorm = w dout:
+// dx = (dnorm - mean(dnorm) - norm mean(dnorm norm)) rstd, as the CPU kernel.
+__global__ void layernorm_backward_dinp_kernel(float* dinp, const float* dout, const float* inp, const float* weight,
+                                               const float* mean, const float* rstd, int N, int C) {
+  const int lane = threadIdx.x % kWarp;
+  const int row = blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  if (row >= N) return;  // warp-uniform
+  const size_t off = static_cast<size_t>(row) * C;
+  const float* x = inp + off;
+  const float* d = dout + off;
+  float* dx = dinp + off;
+  const float m = mean[row], s = rstd[row];
+
+  float sum_dnorm = 0.0f, sum_dnorm_norm = 0.0f;
+  for (int c = lane; c < C; c += kWarp) {
+    const float norm = (x[c] - m) * s;
+    const float dnorm = weight[c] * d[c];
+    sum_dnorm += dnorm;
+    sum_dnorm_norm += dnorm * norm;
+  }
+  const float dnorm_mean = warp_sum(sum_dnorm) / C;
+  const float dnorm_norm_mean = warp_sum(sum_dnorm_norm) / C;
+  for (int c = lane; c < C; c += kWarp) {
+    const float norm = (x[c] - m) * s;
+    const float dnorm = weight[c] * d[c];
+    dx[c] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
+  }
+}
+
+// dweight (C) += sum_i norm[i,c] dout[i,c], dbias (C) += sum_i dout[i,c]. Block (32, kRowLanes): x
+// picks the column (a warp reads 32 consecutive floats of a row: coalesced), y strides the rows; the
+// kRowLanes partial sums are then added in y order by the y == 0 threads. Fixed order: deterministic.
+constexpr int kRowLanes = 32;
+__global__ void layernorm_backward_params_kernel(float* dweight, float* dbias, const float* dout, const float* inp,
+                                                 const float* mean, const float* rstd, int N, int C) {
+  __shared__ float part_w[kRowLanes][kWarp + 1];  // +1: no bank conflicts on the column read below
+  __shared__ float part_b[kRowLanes][kWarp + 1];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int c = blockIdx.x * kWarp + tx;
+  float dw = 0.0f, db = 0.0f;
+  if (c < C) {
+    for (int i = ty; i < N; i += kRowLanes) {
+      const size_t k = static_cast<size_t>(i) * C + c;
+      const float d = dout[k];
+      db += d;
+      dw += (inp[k] - mean[i]) * rstd[i] * d;
+    }
+  }
+  part_w[ty][tx] = dw;
+  part_b[ty][tx] = db;
+  __syncthreads();
+  if (ty == 0 && c < C) {
+    float sw = 0.0f, sb = 0.0f;
+    for (int y = 0; y < kRowLanes; y++) {
+      sw += part_w[y][tx];
+      sb += part_b[y][tx];
+    }
+    dweight[c] += sw;
+    dbias[c] += sb;
+  }
+}
+
 }  // namespace
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
@@ -60,6 +125,19 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
   const int grid = (N + rows_per_block - 1) / rows_per_block;
   layernorm_forward_kernel<<<grid, kBlock>>>(out, mean, rstd, inp, weight, bias, N, C);
   FRUGAL_CUDA_CHECK_LAUNCH("layernorm_forward_kernel");
+}
+
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int N, int C) {
+  FRUGAL_CHECK(N >= 0 && C > 0, "cuda::layernorm_backward: bad shape N=", N, " C=", C);
+  if (N == 0) return;
+  const int rows_per_block = kBlock / kWarp;
+  layernorm_backward_dinp_kernel<<<(N + rows_per_block - 1) / rows_per_block, kBlock>>>(dinp, dout, inp, weight,
+                                                                                         mean, rstd, N, C);
+  FRUGAL_CUDA_CHECK_LAUNCH("layernorm_backward_dinp_kernel");
+  layernorm_backward_params_kernel<<<(C + kWarp - 1) / kWarp, dim3(kWarp, kRowLanes)>>>(dweight, dbias, dout, inp,
+                                                                                         mean, rstd, N, C);
+  FRUGAL_CUDA_CHECK_LAUNCH("layernorm_backward_params_kernel");
 }
 
 }  // namespace frugal::cuda

@@ -1,0 +1,106 @@
+// Softmax + cross-entropy over the first V of Vp (padded) logits, fused: one block per row (GPT-2's
+// V = 50257 is ~200 elements per thread of a 256-thread block). Like the CPU kernel the exp sum is
+// accumulated in double and the loss taken in log-sum-exp form, so it stays exact even when the
+// target's probability underflows. Fixed reduction trees: deterministic.
+#include <algorithm>
+#include <cstddef>
+
+#include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/kernels.hpp"
+
+namespace frugal::cuda {
+
+namespace {
+
+constexpr int kWarp = 32;
+constexpr int kBlock = 256;  // a multiple of 32, at most 32 warps (block_reduce's shared array)
+
+struct MaxOp {
+  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+struct SumOp {
+  __device__ double operator()(double a, double b) const { return a + b; }
+};
+
+// Reduces v over the block; every thread gets the result. shared holds one slot per warp.
+template <typename T, typename Op>
+__device__ T block_reduce(T v, Op op, T* shared) {
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = blockDim.x / kWarp;
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) v = op(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  T r = shared[0];
+  for (int w = 1; w < warps; w++) r = op(r, shared[w]);  // same order in every thread
+  __syncthreads();  // shared may be reused by the next reduction
+  return r;
+}
+
+// probs (N,Vp), losses (N) <- logits (N,Vp), targets (N). Block i handles row i.
+__global__ void softmax_crossentropy_forward_kernel(float* probs, float* losses, const float* logits,
+                                                    const int* targets, int V, int Vp) {
+  __shared__ float shared_max[kWarp];
+  __shared__ double shared_sum[kWarp];
+  const size_t row = blockIdx.x;
+  const float* l = logits + row * Vp;
+  float* p = probs + row * Vp;
+
+  float m = -1e30f;  // the CPU's start value (it matters only for V == 0)
+  for (int v = threadIdx.x; v < V; v += blockDim.x) m = fmaxf(m, l[v]);
+  const float maxval = block_reduce(m, MaxOp{}, shared_max);
+
+  double s = 0.0;
+  for (int v = threadIdx.x; v < V; v += blockDim.x) {
+    const float e = expf(l[v] - maxval);
+    p[v] = e;
+    s += e;
+  }
+  const double sum = block_reduce(s, SumOp{}, shared_sum);
+
+  // Each thread rescales the entries it wrote itself: no barrier needed between the two loops.
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int v = threadIdx.x; v < V; v += blockDim.x) p[v] *= inv;
+  for (int v = V + threadIdx.x; v < Vp; v += blockDim.x) p[v] = 0.0f;
+  if (threadIdx.x == 0)
+    losses[row] = static_cast<float>(log(sum) + static_cast<double>(maxval) - static_cast<double>(l[targets[row]]));
+}
+
+// dlogits (N,Vp) = (probs - onehot) dloss over [0, V), 0 in the padding; one thread per element.
+// __fmul_rn/__fsub_rn: no FMA fusion, so p dloss - dloss rounds like the CPU's two steps.
+__global__ void softmax_crossentropy_backward_kernel(float* dlogits, const float* probs, const int* targets,
+                                                     float dloss, int V, int Vp, size_t total) {
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
+  for (size_t k = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < total; k += stride) {
+    const size_t row = k / Vp;
+    const int v = static_cast<int>(k % Vp);
+    float d = 0.0f;
+    if (v < V) {
+      d = __fmul_rn(probs[k], dloss);
+      if (v == targets[row]) d = __fsub_rn(d, dloss);
+    }
+    dlogits[k] = d;
+  }
+}
+
+}  // namespace
+
+void softmax_crossentropy_forward(float* probs, float* losses, const float* logits, const int* targets, int N,
+                                  int V, int Vp) {
+  FRUGAL_CHECK(N >= 0 && V > 0 && Vp >= V, "cuda::softmax_crossentropy_forward: bad shape N=", N, " V=", V,
+               " Vp=", Vp);
+  if (N == 0) return;
+  softmax_crossentropy_forward_kernel<<<N, kBlock>>>(probs, losses, logits, targets, V, Vp);
+  FRUGAL_CUDA_CHECK_LAUNCH("softmax_crossentropy_forward_kernel");
+}
+
+void softmax_crossentropy_backward(float* dlogits, const float* probs, const int* targets, float dloss, int N,
+                                   int V, int Vp) {
+  FRUGAL_CHECK(N >= 0 && V > 0 && Vp >= V, "cuda::softmax_crossentropy_backward: bad shape N=", N, " V=", V,
+               " Vp=", Vp);
+  const size_t total = static_cast<size_t>(N) * Vp;
+  if (total == 0) return;
+  const int grid = static_cast<int>(std::min<size_t>((total + kBlock - 1) / kBlock, 65536));
+  softmax_crossentropy_backward_kernel<<<grid, kBlock>>>(dlogits, probs, targets, dloss, V, Vp, total);
+  FRUGAL_CUDA_CHECK_LAUNCH("softmax_crossentropy_backward_kernel");
+}
+
+}  // namespace frugal::cuda
