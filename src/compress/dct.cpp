@@ -425,6 +425,16 @@ void demo_compress(float* delta_dct, const float* g, const ChunkLayout& layout, 
   for (int64_t c = 0; c < nc; ++c) {
     float buf[kTile], coef[kTile], t[kTile], scratch[kScratch];  // [h x ws] padded tiles
     const int64_t w = layout.chunk_cols(c), ws = pad(w), len = layout.chunk_len(c);
+    // The next tile's rows lie a tensor row apart, a pattern no hardware prefetcher follows: ask
+    // for them now, so they arrive while this tile's transform runs.
+    if (c + 1 < nc)
+      for (int64_t r = 0; r < h; ++r) {
+        const int64_t at = layout.row_start(c + 1, r);
+        for (int64_t j = 0; j < layout.chunk_cols(c + 1); j += 16) {
+          __builtin_prefetch(g + at + j, 0);
+          __builtin_prefetch(delta_dct + at + j, 1);
+        }
+      }
     // G = DCT(g) of the tile
     gather_padded(g, layout, c, buf);
     fdct_padded(buf, h, ws, plan.rows, cols_basis(plan, layout, c), coef, t, scratch);
