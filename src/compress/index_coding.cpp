@@ -144,42 +144,19 @@ int rice_best_param(std::span<const uint16_t> idx, const ChunkLayout& layout, in
 void rice_encode(std::span<const uint16_t> idx, const ChunkLayout& layout, int64_t top_k, int p,
                  std::vector<uint8_t>& out) {
   FRUGAL_CHECK(p >= 0 && p <= kMaxRiceParam, "rice_encode: parameter ", p, " not in [0, 11]");
-  // The same bit stream as BitWriter (LSB first), written 32 bits at a time: out is grown ahead
-  // (sized for ~p + 2 bits per index, then doubled when a code might not fit) and trimmed at the end.
-  size_t at = out.size();  // next byte to write
-  out.resize(at + idx.size() * size_t(p + 2) / 8 + 64);
-  uint64_t acc = 0;  // pending bits, lowest first
-  int n = 0;         // pending bit count, < 32 between puts
-  auto put = [&](uint64_t v, int bits) {  // bits <= 32
-    acc |= v << n;
-    n += bits;
-    if (n >= 32) {
-      const uint32_t word = uint32_t(acc);
-      std::memcpy(out.data() + at, &word, 4);
-      at += 4;
-      acc >>= 32;
-      n -= 32;
-    }
-  };
+  out.reserve(out.size() + idx.size() * size_t(p + 2) / 8 + 64);  // ~p + 2 bits per index
+  BitWriter w(out);
   const uint32_t mask = (uint32_t(1) << p) - 1;
   for_each_gap(idx, layout, top_k, [&](uint32_t g) {
     const uint32_t q = g >> p;
-    const size_t need = size_t(q + 1 + uint32_t(p)) / 8 + 16;
-    if (at + need > out.size()) out.resize(std::max(at + need, 2 * out.size()));
-    if (q + 1 + uint32_t(p) <= 32) {
-      put(((uint64_t(1) << q) - 1) | (uint64_t(g & mask) << (q + 1)), int(q) + 1 + p);
+    if (q + 1 + uint32_t(p) <= 32) {  // the whole code in one put: q ones, a zero, p low bits
+      w.put(((uint64_t(1) << q) - 1) | (uint64_t(g & mask) << (q + 1)), int(q) + 1 + p);
     } else {
-      uint32_t left = q;
-      for (; left >= 31; left -= 31) put(0x7fffffffu, 31);
-      put((uint64_t(1) << left) - 1, int(left) + 1);
-      put(g & mask, p);
+      w.put_unary(q);
+      w.put(g & mask, p);
     }
   });
-  for (; n > 0; n -= 8) {  // flush, padding the last byte with zero bits (room: the +16 above)
-    out[at++] = uint8_t(acc);
-    acc >>= 8;
-  }
-  out.resize(at);
+  w.flush();
 }
 
 void rice_decode(std::span<const uint8_t> in, const ChunkLayout& layout, int64_t top_k, int p, std::span<uint16_t> idx) {
