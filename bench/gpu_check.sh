@@ -4,11 +4,13 @@
 # Everything it prints also lands in $OUT (default ./gpu_check_out): env.txt, build.log, tests.log,
 # bench.log, run.log. Budget: under 10 minutes on a 16-core H200 machine (the build is most of it).
 #
-#   bash bench/gpu_check.sh            # from the repository root
+#   bash bench/gpu_check.sh                                   # from the repository root
+#   GPU_CHECK_BUNDLE=gpu_bundle.tgz bash bench/gpu_check.sh   # programs prebuilt by gpu_bundle.sh
 #
-# It needs what setup.sh installs (MPI, HDF5, OpenBLAS, toml++, Random123, GoogleTest, Benchmark,
-# zstd) plus the CUDA toolkit; a missing one is named before anything is built. Exit status: 0 when
-# every step passed, 1 when a test failed, 2 when the machine cannot build frugal.
+# Building needs what setup.sh installs (MPI, HDF5, OpenBLAS, toml++, Random123, GoogleTest,
+# Benchmark, zstd) plus the CUDA toolkit; a missing one is named before anything is built. A node
+# without them runs a bundle instead (bench/gpu_bundle.sh; no build, no MPI run). Exit status: 0
+# when every step passed, 1 when a test failed, 2 when the machine cannot build or run frugal.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu_check_out}
@@ -30,7 +32,24 @@ status=0
 cat "$OUT/env.txt"
 command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 || log "no GPU visible (nvidia-smi -L failed): the GPU tests will skip"
 
+# ---- a prebuilt bundle: unpack, find CUDA's libraries on this node, skip the build ---------------
+if [ -n "${GPU_CHECK_BUNDLE:-}" ]; then
+  BUILD=$(mktemp -d)
+  tar xzf "$GPU_CHECK_BUNDLE" -C "$BUILD" || { log "cannot unpack $GPU_CHECK_BUNDLE"; exit 2; }
+  export LD_LIBRARY_PATH="$BUILD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  probe=$(ls "$BUILD"/tests/test_cuda_* | head -1)
+  if ldd "$probe" | grep -q "not found"; then  # cuBLAS/cudart outside the loader's path: look for them
+    for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib $(find / -xdev -name 'libcublas.so.1*' \
+             -not -path '*/proc/*' 2>/dev/null | xargs -r -n1 dirname | sort -u); do
+      [ -d "$d" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
+    done
+  fi
+  if ldd "$probe" | grep "not found"; then log "bundle programs cannot load these libraries here"; exit 2; fi
+  log "running the prebuilt bundle $GPU_CHECK_BUNDLE (no build)"
+fi
+
 missing=()
+[ -n "${GPU_CHECK_BUNDLE:-}" ] && missing=(skip)
 command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || missing+=("nvcc (CUDA toolkit)")
 command -v cmake >/dev/null || missing+=(cmake)
 command -v mpicxx >/dev/null || missing+=("MPI (mpicxx)")
@@ -39,12 +58,13 @@ for h in hdf5.h toml++/toml.h Random123/philox.h gtest/gtest.h benchmark/benchma
   for d in /usr/include /usr/local/include /usr/include/hdf5/serial; do [ -e "$d/$h" ] && found=1; done
   [ $found = 1 ] || missing+=("$h")
 done
-if ((${#missing[@]})); then
+if ((${#missing[@]})) && [ "${missing[0]}" != skip ]; then
   log "cannot build frugal here, missing: ${missing[*]} (setup.sh installs them on Debian 12)"
   exit 2
 fi
 
 # ---- build ----------------------------------------------------------------------------------------
+if [ -z "${GPU_CHECK_BUNDLE:-}" ]; then
 log "building into $BUILD (CUDA, sm_90)"
 if ! { cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DFRUGAL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 &&
        cmake --build "$BUILD" -j "$(nproc)"; } >"$OUT/build.log" 2>&1; then
@@ -53,6 +73,7 @@ if ! { cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DFRUGAL_CUDA=ON -DCMAK
   exit 2
 fi
 grep -q "frugal: CUDA" "$OUT/build.log" && grep "frugal: CUDA" "$OUT/build.log" | tee -a "$OUT/summary.txt"
+fi
 
 # ---- every GPU test (tests/cuda): each kernel against its CPU twin --------------------------------
 : >"$OUT/tests.log"
@@ -87,6 +108,11 @@ done
 # ---- one short run ----------------------------------------------------------------------------------
 # DDP on the tiny model, 2 ranks; with run.device = cuda once the device path lands (a config that
 # asks for it before then fails by name, never silently on the CPU).
+if [ -n "${GPU_CHECK_BUNDLE:-}" ] || ! command -v mpirun >/dev/null; then
+  log "no short DDP run: no frugal build or no mpirun here"
+  log "done, exit $status"
+  exit $status
+fi
 device=cpu
 "$BUILD"/frugal --help 2>&1 | grep -q "run.device" && device=cuda
 if mpirun --allow-run-as-root --oversubscribe -np 2 "$BUILD"/frugal run configs/quickstart/tiny.toml \
