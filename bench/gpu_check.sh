@@ -101,7 +101,7 @@ rm -f "$OUT/one.log"
 for b in "$BUILD"/bench/bench_*gpu*; do
   [ -x "$b" ] || continue
   echo "== $b" | tee -a "$OUT/bench.log"
-  timeout 180 "$b" 2>&1 | tee -a "$OUT/bench.log" || { log "$(basename "$b") failed"; status=1; }
+  timeout 300 "$b" 2>&1 | tee -a "$OUT/bench.log" || { log "$(basename "$b") failed"; status=1; }
 done
 [ -s "$OUT/bench.log" ] || log "no GPU benchmark built yet (bench/*gpu*)"
 

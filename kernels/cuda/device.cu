@@ -1,4 +1,7 @@
 // Device discovery, the RAII device array declared in kernels.hpp and the per-thread scratch.
+#include <cuda_bf16.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 
@@ -79,9 +82,25 @@ void DeviceArray<T>::zero() {
   FRUGAL_CUDA_CHECK(cudaMemset(ptr_, 0, n_ * sizeof(T)));  // all-zero bits == 0.0f == 0
 }
 
+namespace {
+__global__ void float_to_bf16_kernel(__nv_bfloat16* out, const float* in, size_t n) {
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x)
+    out[i] = __float2bfloat16_rn(in[i]);
+}
+}  // namespace
+
+void convert(bf16* out, const float* in, size_t n) {
+  if (n == 0) return;
+  const int grid = static_cast<int>(std::min<size_t>((n + 255) / 256, 65536));
+  float_to_bf16_kernel<<<grid, 256>>>(reinterpret_cast<__nv_bfloat16*>(out), in, n);
+  FRUGAL_CUDA_CHECK_LAUNCH("float_to_bf16_kernel");
+}
+
 template class DeviceArray<float>;
 template class DeviceArray<int>;
 template class DeviceArray<uint8_t>;
+template class DeviceArray<bf16>;
 
 namespace detail {
 

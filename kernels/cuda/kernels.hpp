@@ -9,9 +9,31 @@
 // Every failing CUDA/cuBLAS call throws frugal::Error naming the call and the CUDA error string.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
+#include "model/perturb.hpp"  // NoiseKey: the ES kernels regenerate the CPU's keyed noise
+
 namespace frugal::cuda {
+
+// bfloat16 storage (the bits of __nv_bfloat16) so that g++-compiled code can hold and convert it.
+struct bf16 {
+  uint16_t bits;
+};
+// Round to nearest even, as __float2bfloat16_rn does (NaN stays NaN).
+inline bf16 to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return bf16{static_cast<uint16_t>((u >> 16) | 0x40u)};
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return bf16{static_cast<uint16_t>(u >> 16)};
+}
+inline float from_bf16(bf16 h) {
+  const uint32_t u = static_cast<uint32_t>(h.bits) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
 
 // True iff the CUDA runtime reports at least one usable device. Never throws: a missing driver or
 // CUDA_VISIBLE_DEVICES="" just means false (tests use it to GTEST_SKIP).
@@ -52,6 +74,10 @@ class DeviceArray {
 extern template class DeviceArray<float>;
 extern template class DeviceArray<int>;
 extern template class DeviceArray<uint8_t>;
+extern template class DeviceArray<bf16>;
+
+// out[i] = in[i] rounded to nearest-even bf16, n device elements.
+void convert(bf16* out, const float* in, size_t n);
 
 using DeviceBuffer = DeviceArray<float>;
 using IntDeviceBuffer = DeviceArray<int>;
@@ -60,6 +86,8 @@ using ByteDeviceBuffer = DeviceArray<uint8_t>;
 // out (N,OC) = inp (N,C) . weight (OC,C)^T + bias (OC); bias may be null. cuBLAS, plain FP32 math
 // (no TF32), so results agree with the CPU kernel to FP32 rounding.
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC);
+// The same in bf16 (cuBLAS tensor cores, fp32 accumulation, output rounded to bf16 once).
+void matmul_forward(bf16* out, const bf16* inp, const bf16* weight, const bf16* bias, int N, int C, int OC);
 
 // C (M,N) = alpha A (M,K) . B (N,K)^T + beta C, all row-major (mirrors frugal::cpu::sgemm_nt).
 void sgemm_nt(int M, int N, int K, float alpha, const float* A, const float* B, float beta, float* C);
@@ -130,5 +158,72 @@ double global_norm(const float* grads, size_t n);
 // Mirrors frugal::clip_grad_norm: scales grads by max_norm / (norm + 1e-6) when norm > max_norm > 0.
 // Returns the norm before scaling.
 double clip_grad_norm(float* grads, size_t n, double max_norm);
+
+// tanh in place over n elements (the ES policies' activation), float and bf16.
+void tanh_forward(float* x, size_t n);
+void tanh_forward(bf16* x, size_t n);
+
+// ---- Evolution strategies (model/perturb.hpp's CPU functions, same layouts and semantics) ------
+// Noise: bit-identical to the CPU's (both call frugal::noise_block).
+void keyed_normals(float* out, const NoiseKey& key, uint32_t pair, int64_t n);
+// Bt [pairs][rank][cols], At [pairs][rank][rows], unscaled, as frugal::lowrank_generate.
+void lowrank_generate(float* Bt, float* At, const NoiseKey& key, int first_pair, int pairs, int rows, int cols,
+                      int rank);
+// eps [pairs][len], as frugal::vector_noise_generate.
+void vector_noise_generate(float* eps, const NoiseKey& key, int first_pair, int pairs, int len);
+
+// A weight's low-rank factors on the device (layout of frugal::LowRankFactors), fp32 or bf16.
+template <typename T>
+struct LowRankView {
+  const T* Bt = nullptr;  // [pairs][rank][cols]
+  const T* At = nullptr;  // [pairs][rank][rows]
+  int first_pair = 0, pairs = 0, rank = 0, rows = 0, cols = 0;
+};
+
+// EGGROLL's perturbed linear layer over a population (frugal::lowrank_linear_forward): row b of
+// x (batch x cols) belongs to member[b] (device ints),
+//   y_b = x_b W^T + bias + s (sigma / sqrt r) A_p (B_p^T x_b) + s sigma eps_p
+// One kernel writes each row's correction (r dot products, r axpys, bias and its noise) into y, then
+// ONE shared GEMM accumulates x W^T onto it (beta = 1): the perturbation costs a pass over x and the
+// factors, and the GEMM's epilogue reads y for free. bias and bias_noise ([pairs][rows]) may be null.
+void lowrank_linear_forward(float* y, const float* x, int batch, const float* w, const float* bias,
+                            const int32_t* member, const LowRankView<float>& f, const float* bias_noise, float sigma);
+void lowrank_linear_forward(bf16* y, const bf16* x, int batch, const bf16* w, const bf16* bias,
+                            const int32_t* member, const LowRankView<bf16>& f, const bf16* bias_noise, float sigma);
+
+// Pass 1 alone: y_b = bias + s (sigma / sqrt r) A_p (B_p^T x_b) + s sigma eps_p (no GEMM), for
+// callers that fuse the GEMM themselves and for timing the pass on its own.
+void lowrank_linear_correction(float* y, const float* x, int batch, const float* bias, const int32_t* member,
+                               const LowRankView<float>& f, const float* bias_noise, float sigma);
+void lowrank_linear_correction(bf16* y, const bf16* x, int batch, const bf16* bias, const int32_t* member,
+                               const LowRankView<bf16>& f, const bf16* bias_noise, float sigma);
+
+// The same with the noise regenerated inside the kernel from its keys (nothing stored): factors of
+// (key, pair member/2) and, when bias_key is non-null, the bias noise of (*bias_key, pair). Equal to
+// the stored-factor version on factors from lowrank_generate. Ranks 1, 2, 4 and 8, with
+// cols * rank a multiple of 4 (the factors' Philox blocks then align with B and A).
+void lowrank_linear_forward_keyed(float* y, const float* x, int batch, const float* w, const float* bias,
+                                  const int32_t* member, const NoiseKey& key, int rank, int rows, int cols,
+                                  const NoiseKey* bias_key, float sigma);
+void lowrank_linear_forward_keyed(bf16* y, const bf16* x, int batch, const bf16* w, const bf16* bias,
+                                  const int32_t* member, const NoiseKey& key, int rank, int rows, int cols,
+                                  const NoiseKey* bias_key, float sigma);
+
+// OpenAI-ES's naive forward (frugal::fullrank_linear_forward): per member, a matrix-vector product
+// with W + s sigma E_p, E [pairs][rows][cols] from first_pair; the perturbed matrix is formed on the
+// fly, never stored. bias and bias_noise may be null.
+void fullrank_linear_forward(float* y, const float* x, int batch, const float* w, const float* bias,
+                             const int32_t* member, const float* E, int first_pair, int rows, int cols,
+                             const float* bias_noise, float sigma);
+void fullrank_linear_forward(bf16* y, const bf16* x, int batch, const bf16* w, const bf16* bias,
+                             const int32_t* member, const bf16* E, int first_pair, int rows, int cols,
+                             const bf16* bias_noise, float sigma);
+
+// ES update directions (frugal::lowrank_update, vector_noise_update), fitness on the host (members
+// values, members = 2 pairs, every pair's noise present): g (rows x cols) = (1/N) sum_p (f_2p - f_2p+1)
+// (sigma / sqrt r) A_p B_p^T as ONE GEMM over the stacked factors; g (len) likewise for a vector.
+void lowrank_update(float* g, const LowRankView<float>& f, const float* fitness, int members, float sigma);
+void vector_noise_update(float* g, const float* eps, int pairs, int len, const float* fitness, int members,
+                         float sigma);
 
 }  // namespace frugal::cuda

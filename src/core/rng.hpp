@@ -8,6 +8,13 @@
 #include <cmath>
 #include <cstdint>
 
+// Marks the functions that CUDA kernels call too (the same source, so the same bits on both).
+#if defined(__CUDACC__)
+#define FRUGAL_HOST_DEVICE __host__ __device__
+#else
+#define FRUGAL_HOST_DEVICE
+#endif
+
 namespace frugal {
 
 // Well-known stream ids: each consumer of randomness gets its own, so adding one never shifts another.
@@ -28,7 +35,7 @@ enum class Stream : uint32_t {
 };
 
 // Four 32-bit words for block `block` of stream (seed, stream, sub).
-inline r123::Philox4x32::ctr_type philox_block(uint64_t seed, uint32_t stream, uint32_t sub,
+FRUGAL_HOST_DEVICE inline r123::Philox4x32::ctr_type philox_block(uint64_t seed, uint32_t stream, uint32_t sub,
                                                uint64_t block) {
   r123::Philox4x32 gen;
   r123::Philox4x32::key_type key = {{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)}};
@@ -38,8 +45,8 @@ inline r123::Philox4x32::ctr_type philox_block(uint64_t seed, uint32_t stream, u
 }
 
 // uniform in (0, 1]: never 0, so log() is safe.
-inline float u32_to_unit(uint32_t x) { return (static_cast<float>(x >> 8) + 1.0f) * (1.0f / 16777216.0f); }
-inline double u32_to_unit_double(uint32_t x) { return (static_cast<double>(x) + 1.0) / 4294967296.0; }
+FRUGAL_HOST_DEVICE inline float u32_to_unit(uint32_t x) { return (static_cast<float>(x >> 8) + 1.0f) * (1.0f / 16777216.0f); }
+FRUGAL_HOST_DEVICE inline double u32_to_unit_double(uint32_t x) { return (static_cast<double>(x) + 1.0) / 4294967296.0; }
 
 // A sequential reader over one stream. Checkpoint it by saving `counter`.
 struct Rng {

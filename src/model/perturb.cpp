@@ -17,24 +17,19 @@ namespace {
 constexpr uint32_t es_noise_stream = static_cast<uint32_t>(Stream::es_noise);
 }  // namespace
 
-void keyed_normals(const NoiseKey& key, uint32_t pair, float* out, int64_t n) {
-  const auto k = philox_block(key.seed, es_noise_stream, 0, 0);
-  const r123::Philox4x32::key_type pk = {{k.v[0], k.v[1]}};
-  const uint32_t tensor_layer = (key.tensor << 24) ^ key.layer;
+NoiseCounter noise_counter(const NoiseKey& key) {
   FRUGAL_CHECK(key.layer < (1u << 24) && key.tensor < 256, "noise key out of range");
+  const auto k = philox_block(key.seed, es_noise_stream, 0, 0);
+  return NoiseCounter{k.v[0], k.v[1], key.epoch, (key.tensor << 24) ^ key.layer};
+}
+
+void keyed_normals(const NoiseKey& key, uint32_t pair, float* out, int64_t n) {
+  const NoiseCounter c = noise_counter(key);
   const int64_t blocks = (n + 3) / 4;
 #pragma omp parallel for schedule(static) if (n > (1 << 16))
   for (int64_t j = 0; j < blocks; j++) {
-    r123::Philox4x32 gen;
-    const r123::Philox4x32::ctr_type ctr = {{static_cast<uint32_t>(j), pair, key.epoch, tensor_layer}};
-    const auto r = gen(ctr, pk);
     float z[4];
-    for (int h = 0; h < 2; h++) {  // Box-Muller on words (0,1) and (2,3): two normals each
-      const double rad = std::sqrt(-2.0 * std::log(u32_to_unit_double(r.v[2 * h])));
-      const double ang = 6.283185307179586 * u32_to_unit_double(r.v[2 * h + 1]);
-      z[2 * h] = static_cast<float>(rad * std::cos(ang));
-      z[2 * h + 1] = static_cast<float>(rad * std::sin(ang));
-    }
+    noise_block(c, pair, static_cast<uint32_t>(j), z);
     const int64_t base = 4 * j;
     for (int t = 0; t < 4 && base + t < n; t++) out[base + t] = z[t];
   }

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/rng.hpp"
+
 namespace frugal {
 
 // Names one noise stream: everything but the pair and the element index.
@@ -23,9 +25,37 @@ struct NoiseKey {
   uint32_t epoch = 0;   // epoch' = epoch / noise_reuse
 };
 
-// Normals q = 0 .. n-1 of (key, pair) into out. Normals 2j and 2j+1 are the Box-Muller pair of
-// Philox block j, so any prefix is reproducible on its own.
+// Normals q = 0 .. n-1 of (key, pair) into out. Normals 4j .. 4j+3 come from Philox block j (two
+// Box-Muller pairs), so any prefix is reproducible on its own.
 void keyed_normals(const NoiseKey& key, uint32_t pair, float* out, int64_t n);
+
+// One noise stream's Philox key and counter words, derived once from a NoiseKey.
+struct NoiseCounter {
+  uint32_t k0 = 0, k1 = 0, epoch = 0, tensor_layer = 0;
+};
+NoiseCounter noise_counter(const NoiseKey& key);  // checks the key's ranges
+
+// Normals 4j .. 4j+3 of (stream, pair). The one definition of ES noise: keyed_normals and the CUDA
+// kernels (kernels/cuda/perturb.cu) both call it, so the device regenerates the CPU's numbers bit
+// for bit (Box-Muller in double, rounded once to float).
+FRUGAL_HOST_DEVICE inline void noise_block(const NoiseCounter& c, uint32_t pair, uint32_t j, float z[4]) {
+  r123::Philox4x32 gen;
+  const r123::Philox4x32::ctr_type ctr = {{j, pair, c.epoch, c.tensor_layer}};
+  const r123::Philox4x32::key_type key = {{c.k0, c.k1}};
+  const auto r = gen(ctr, key);
+  for (int h = 0; h < 2; h++) {  // Box-Muller on words (0,1) and (2,3): two normals each
+    const double rad = sqrt(-2.0 * log(u32_to_unit_double(r.v[2 * h])));
+    const double ang = 6.283185307179586 * u32_to_unit_double(r.v[2 * h + 1]);
+#if defined(__CUDA_ARCH__)
+    double sn, cs;
+    sincos(ang, &sn, &cs);  // one argument reduction for both, the same values as sin() and cos()
+#else
+    const double sn = sin(ang), cs = cos(ang);
+#endif
+    z[2 * h] = static_cast<float>(rad * cs);
+    z[2 * h + 1] = static_cast<float>(rad * sn);
+  }
+}
 
 inline int member_sign(int member) { return member % 2 == 0 ? 1 : -1; }
 
