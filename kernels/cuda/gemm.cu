@@ -41,6 +41,11 @@ cublasHandle_t cublas_handle() {
 
 }  // namespace detail
 
+void set_tf32(bool on) {
+  FRUGAL_CUBLAS_CHECK(
+      cublasSetMathMode(detail::cublas_handle(), on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+}
+
 namespace {
 
 // out (N,OC) row-major: every row = bias (OC). Grid-stride so any N*OC fits a bounded grid.

@@ -89,6 +89,11 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 // The same in bf16 (cuBLAS tensor cores, fp32 accumulation, output rounded to bf16 once).
 void matmul_forward(bf16* out, const bf16* inp, const bf16* weight, const bf16* bias, int N, int C, int OC);
 
+// FP32 GEMMs of the calling thread (sgemm_nt, matmul_forward/backward) in TF32 on the tensor cores
+// (inputs rounded to 10-bit mantissas, fp32 accumulation: ~1e-3 relative) when on, plain FP32
+// (the default) when off.
+void set_tf32(bool on);
+
 // C (M,N) = alpha A (M,K) . B (N,K)^T + beta C, all row-major (mirrors frugal::cpu::sgemm_nt).
 void sgemm_nt(int M, int N, int K, float alpha, const float* A, const float* B, float beta, float* C);
 

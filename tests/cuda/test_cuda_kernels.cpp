@@ -116,6 +116,35 @@ TEST_F(CudaKernels, MatmulForwardMatchesCpu) {
   }
 }
 
+// TF32: inputs rounded to 10 mantissa bits (2^-11 relative each), fp32 accumulation: per term about
+// 1e-3 of its size at worst. Plain FP32 returns afterwards (and is re-checked to have returned).
+TEST_F(CudaKernels, MatmulForwardTf32WithinItsRounding) {
+  std::mt19937 rng(43);
+  fc::set_tf32(true);
+  double worst = 0.0;
+  for (const auto& s : kShapes) {
+    const int N = s.M, OC = s.N, C = s.K;
+    const auto inp = random_vec(size_t(N) * C, rng), weight = random_vec(size_t(OC) * C, rng);
+    const auto bias = random_vec(size_t(OC), rng);
+    std::vector<float> want(size_t(N) * OC);
+    frugal::cpu::matmul_forward(want.data(), inp.data(), weight.data(), bias.data(), N, C, OC);
+    fc::DeviceBuffer d_inp(inp), d_weight(weight), d_bias(bias), d_out(std::vector<float>(size_t(N) * OC, 1e30f));
+    fc::matmul_forward(d_out.data(), d_inp.data(), d_weight.data(), d_bias.data(), N, C, OC);
+    const double err = gemm_rel_error(d_out.to_host(), want, inp, weight, bias.data(), N, OC, C);
+    EXPECT_LE(err, 2e-3) << "N=" << N << " C=" << C << " OC=" << OC;
+    worst = std::max(worst, err);
+  }
+  EXPECT_GT(worst, 1e-6) << "TF32 asked for, but every product came out at FP32 accuracy";
+  fc::set_tf32(false);
+  const auto& s = kShapes.back();
+  const auto A = random_vec(size_t(s.M) * s.K, rng), B = random_vec(size_t(s.N) * s.K, rng);
+  std::vector<float> want(size_t(s.M) * s.N);
+  frugal::cpu::matmul_forward(want.data(), A.data(), B.data(), nullptr, s.M, s.K, s.N);
+  fc::DeviceBuffer dA(A), dB(B), dC(want.size());
+  fc::matmul_forward(dC.data(), dA.data(), dB.data(), nullptr, s.M, s.K, s.N);
+  EXPECT_LE(gemm_rel_error(dC.to_host(), want, A, B, nullptr, s.M, s.N, s.K), 1e-5) << "FP32 after set_tf32(false)";
+}
+
 TEST_F(CudaKernels, SgemmNtAlphaBetaMatchesCpu) {
   std::mt19937 rng(7);
   const float alpha = 0.75f, beta = -1.5f;
