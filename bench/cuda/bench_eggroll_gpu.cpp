@@ -29,43 +29,17 @@
 #include <string>
 #include <vector>
 
+#include "bench/cuda/gpu_timing.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/kernels.hpp"
 
 using namespace frugal;
+using frugal::bench::time_call;
 namespace fc = frugal::cuda;
 
 namespace {
 
 constexpr int kSets = 4;  // rotating operand sets
-
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) fail(what, ": ", cudaGetErrorString(e));
-}
-
-// Median seconds per call of fn (fn(i) runs call i, rotating its operands by i).
-double time_call(const std::function<void(int)>& fn) {
-  cudaEvent_t start, stop;
-  check(cudaEventCreate(&start), "cudaEventCreate");
-  check(cudaEventCreate(&stop), "cudaEventCreate");
-  auto run = [&](int iters) {
-    check(cudaEventRecord(start), "cudaEventRecord");
-    for (int i = 0; i < iters; i++) fn(i);
-    check(cudaEventRecord(stop), "cudaEventRecord");
-    check(cudaEventSynchronize(stop), "cudaEventSynchronize");
-    float ms = 0.0f;
-    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
-    return 1e-3 * ms / iters;
-  };
-  run(3);  // warm-up: module load, cuBLAS heuristics, clocks
-  const int iters = std::clamp(static_cast<int>(5e-3 / std::max(run(3), 1e-7)), 4, 10000);
-  std::vector<double> reps;
-  for (int r = 0; r < 7; r++) reps.push_back(run(iters));
-  std::sort(reps.begin(), reps.end());
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return reps[reps.size() / 2];
-}
 
 // Random normal device data of the bench's element type (generated on the device: fast at any size).
 template <typename T>
@@ -212,7 +186,7 @@ int main(int argc, char** argv) {
   }
   try {
     cudaDeviceProp prop{};
-    check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+    bench::cuda_ok(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
     int driver = 0, runtime = 0;
     cudaDriverGetVersion(&driver);
     cudaRuntimeGetVersion(&runtime);
@@ -225,7 +199,7 @@ int main(int argc, char** argv) {
       fc::DeviceBuffer a(n), b(n);
       fc::keyed_normals(a.data(), NoiseKey{1, 3, 0, 0}, 0, static_cast<int64_t>(n));
       const double t = time_call([&](int) {
-        check(cudaMemcpy(b.data(), a.data(), n * sizeof(float), cudaMemcpyDeviceToDevice), "cudaMemcpy");
+        bench::cuda_ok(cudaMemcpy(b.data(), a.data(), n * sizeof(float), cudaMemcpyDeviceToDevice), "cudaMemcpy");
       });
       std::printf("copy ceiling: %.0f GB/s (1 GiB device-to-device, read + write)\n", 2.0 * n * sizeof(float) / t * 1e-9);
     }
