@@ -3,11 +3,13 @@
 // updates. model/perturb.hpp is the CPU reference and holds the semantics; this file only says how.
 //
 // The perturbed layer is a correction kernel followed by the shared GEMM with beta = 1:
-//   pass 1 (one block per row b):  y_b = bias + s c A_p (B_p^T x_b) + s sigma eps_p   (c = sigma/sqrt r)
-//   pass 2 (cuBLAS):               y  += x W^T
-// Pass 1 reads x and the factors once and writes y once; the GEMM is compute-bound and reads y in its
-// epilogue at no visible cost, so EGGROLL's price over inference is pass 1 alone: for d = 8192,
-// N = 1024, r = 1 in bf16 that is ~64 MB of traffic (~15 us) against a 137 GFLOP GEMM (~200 us).
+//   pass 1 (one block per antithetic pair of rows):  y_b = bias + s c A_p (B_p^T x_b) + s sigma eps_p
+//                                                    (c = sigma / sqrt r)
+//   pass 2 (cuBLAS):                                 y  += x W^T
+// Pass 1 reads x and each pair's factors once and writes y once; the GEMM is compute-bound and reads y
+// in its epilogue at no measurable cost, so EGGROLL's price over inference is pass 1 alone. For
+// d = 8192, N = 1024, r = 1 in bf16 that is 50 MB (16.6 us measured on an H200, 3.0 TB/s) against a
+// 137 GFLOP GEMM (~175 us): 92% of inference (bench/cuda/NOTES.md).
 #include <cuda_bf16.h>
 
 #include <algorithm>
