@@ -32,7 +32,7 @@ status=0
 cat "$OUT/env.txt"
 command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 || log "no GPU visible (nvidia-smi -L failed): the GPU tests will skip"
 
-# ---- a prebuilt bundle: unpack, find CUDA's libraries on this node, skip the build ---------------
+# ---- a prebuilt bundle: unpack it and find CUDA's libraries on this node --------------------------
 if [ -n "${GPU_CHECK_BUNDLE:-}" ]; then
   BUILD=$(mktemp -d)
   tar xzf "$GPU_CHECK_BUNDLE" -C "$BUILD" || { log "cannot unpack $GPU_CHECK_BUNDLE"; exit 2; }
@@ -46,33 +46,29 @@ if [ -n "${GPU_CHECK_BUNDLE:-}" ]; then
   fi
   if ldd "$probe" | grep "not found"; then log "bundle programs cannot load these libraries here"; exit 2; fi
   log "running the prebuilt bundle $GPU_CHECK_BUNDLE (no build)"
-fi
-
-missing=()
-[ -n "${GPU_CHECK_BUNDLE:-}" ] && missing=(skip)
-command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || missing+=("nvcc (CUDA toolkit)")
-command -v cmake >/dev/null || missing+=(cmake)
-command -v mpicxx >/dev/null || missing+=("MPI (mpicxx)")
-for h in hdf5.h toml++/toml.h Random123/philox.h gtest/gtest.h benchmark/benchmark.h zstd.h; do
-  found=0
-  for d in /usr/include /usr/local/include /usr/include/hdf5/serial; do [ -e "$d/$h" ] && found=1; done
-  [ $found = 1 ] || missing+=("$h")
-done
-if ((${#missing[@]})) && [ "${missing[0]}" != skip ]; then
-  log "cannot build frugal here, missing: ${missing[*]} (setup.sh installs them on Debian 12)"
-  exit 2
-fi
-
-# ---- build ----------------------------------------------------------------------------------------
-if [ -z "${GPU_CHECK_BUNDLE:-}" ]; then
-log "building into $BUILD (CUDA, sm_90)"
-if ! { cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DFRUGAL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 &&
-       cmake --build "$BUILD" -j "$(nproc)"; } >"$OUT/build.log" 2>&1; then
-  tail -40 "$OUT/build.log"
-  log "build failed (build.log)"
-  exit 2
-fi
-grep -q "frugal: CUDA" "$OUT/build.log" && grep "frugal: CUDA" "$OUT/build.log" | tee -a "$OUT/summary.txt"
+else
+  # ---- otherwise: what the build needs, then the build ---------------------------------------------
+  missing=()
+  command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || missing+=("nvcc (CUDA toolkit)")
+  command -v cmake >/dev/null || missing+=(cmake)
+  command -v mpicxx >/dev/null || missing+=("MPI (mpicxx)")
+  for h in hdf5.h toml++/toml.h Random123/philox.h gtest/gtest.h benchmark/benchmark.h zstd.h; do
+    found=0
+    for d in /usr/include /usr/local/include /usr/include/hdf5/serial; do [ -e "$d/$h" ] && found=1; done
+    [ $found = 1 ] || missing+=("$h")
+  done
+  if ((${#missing[@]})); then
+    log "cannot build frugal here, missing: ${missing[*]} (setup.sh installs them on Debian 12; or run a bundle)"
+    exit 2
+  fi
+  log "building into $BUILD (CUDA, sm_90)"
+  if ! { cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DFRUGAL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 &&
+         cmake --build "$BUILD" -j "$(nproc)"; } >"$OUT/build.log" 2>&1; then
+    tail -40 "$OUT/build.log"
+    log "build failed (build.log)"
+    exit 2
+  fi
+  grep "frugal: CUDA" "$OUT/build.log" | tee -a "$OUT/summary.txt"
 fi
 
 # ---- every GPU test (tests/cuda): each kernel against its CPU twin --------------------------------

@@ -5,6 +5,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 
 #include "core/error.hpp"
@@ -23,6 +24,12 @@ inline void check_cublas(cublasStatus_t status, const char* call, const char* fi
   if (status == CUBLAS_STATUS_SUCCESS) return;
   ::frugal::fail(call, " failed: ", cublasGetStatusName(status), " (", cublasGetStatusString(status), ") at ",
                  file, ":", line);
+}
+
+// Blocks for a grid-stride loop over n elements with `block` threads each: one element per thread,
+// capped at 65536 blocks (the loop covers the rest).
+inline int grid_for(size_t n, int block) {
+  return static_cast<int>(std::min<size_t>((n + block - 1) / block, 65536));
 }
 
 // The cuBLAS handle for the calling thread, created on first use on the then-current device with

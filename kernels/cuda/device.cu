@@ -1,7 +1,6 @@
 // Device discovery, the RAII device array declared in kernels.hpp and the per-thread scratch.
 #include <cuda_bf16.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <utility>
 
@@ -92,8 +91,7 @@ __global__ void float_to_bf16_kernel(__nv_bfloat16* out, const float* in, size_t
 
 void convert(bf16* out, const float* in, size_t n) {
   if (n == 0) return;
-  const int grid = static_cast<int>(std::min<size_t>((n + 255) / 256, 65536));
-  float_to_bf16_kernel<<<grid, 256>>>(reinterpret_cast<__nv_bfloat16*>(out), in, n);
+  float_to_bf16_kernel<<<detail::grid_for(n, 256), 256>>>(reinterpret_cast<__nv_bfloat16*>(out), in, n);
   FRUGAL_CUDA_CHECK_LAUNCH("float_to_bf16_kernel");
 }
 

@@ -19,7 +19,7 @@ constexpr int kBlock = 256;
 // C = 768 channels still give 768 * 32 threads; each thread skips the positions of other classes.
 constexpr int kBuckets = 32;
 
-int grid_for(size_t total) { return static_cast<int>(std::min<size_t>((total + kBlock - 1) / kBlock, 65536)); }
+int grid_for(size_t n) { return detail::grid_for(n, kBlock); }
 
 // out (B,T,C) = wte[inp] + wpe[t]; one thread per output element (grid-stride).
 __global__ void encoder_forward_kernel(float* out, const int* inp, const float* wte, const float* wpe, int T,

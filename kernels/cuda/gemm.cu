@@ -2,7 +2,8 @@
 // same memory as a column-major (S,R) one, i.e. its transpose. So the row-major product
 // C = A B^T becomes, in cuBLAS' eyes, C^T = B A^T: swap the operands and transpose B.
 // The backward's dbias is a column sum: a fixed-order block reduction, not atomics (deterministic).
-#include <algorithm>
+#include <cuda_bf16.h>
+
 #include <cstddef>
 
 #include "kernels/cuda/cuda_check.cuh"
@@ -49,7 +50,8 @@ void set_tf32(bool on) {
 namespace {
 
 // out (N,OC) row-major: every row = bias (OC). Grid-stride so any N*OC fits a bounded grid.
-__global__ void broadcast_rows_kernel(float* out, const float* bias, size_t N, size_t OC) {
+template <typename T>
+__global__ void broadcast_rows_kernel(T* out, const T* bias, size_t N, size_t OC) {
   const size_t total = N * OC;
   const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
@@ -78,6 +80,21 @@ __global__ void column_sum_add_kernel(float* dbias, const float* dout, int N, in
   }
 }
 
+// Seeds out (N,OC) with the bias rows, so that the GEMM can accumulate onto them (beta = 1): one
+// write pass instead of a read-modify-write pass after the GEMM.
+void broadcast_rows(float* out, const float* bias, int N, int OC) {
+  const size_t total = static_cast<size_t>(N) * OC;
+  broadcast_rows_kernel<<<detail::grid_for(total, 256), 256>>>(out, bias, static_cast<size_t>(N), static_cast<size_t>(OC));
+  FRUGAL_CUDA_CHECK_LAUNCH("broadcast_rows_kernel");
+}
+void broadcast_rows(bf16* out, const bf16* bias, int N, int OC) {
+  const size_t total = static_cast<size_t>(N) * OC;
+  auto* o = reinterpret_cast<__nv_bfloat16*>(out);
+  const auto* b = reinterpret_cast<const __nv_bfloat16*>(bias);
+  broadcast_rows_kernel<<<detail::grid_for(total, 256), 256>>>(o, b, static_cast<size_t>(N), static_cast<size_t>(OC));
+  FRUGAL_CUDA_CHECK_LAUNCH("broadcast_rows_kernel (bf16)");
+}
+
 }  // namespace
 
 void sgemm_nt(int M, int N, int K, float alpha, const float* A, const float* B, float beta, float* C) {
@@ -99,15 +116,27 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
   if (bias) {
     // Seed out with the bias and let the GEMM accumulate onto it (beta = 1), as the CPU kernel does:
     // one cheap write pass instead of a read-modify-write pass after the GEMM.
-    const int block = 256;
-    const size_t total = static_cast<size_t>(N) * OC;
-    const int grid = static_cast<int>(std::min<size_t>((total + block - 1) / block, 65536));
-    broadcast_rows_kernel<<<grid, block>>>(out, bias, static_cast<size_t>(N), static_cast<size_t>(OC));
-    FRUGAL_CUDA_CHECK_LAUNCH("broadcast_rows_kernel");
+    broadcast_rows(out, bias, N, OC);
     beta = 1.0f;
   }
   // out (N,OC) = inp (N,C) . weight (OC,C)^T + beta out
   sgemm_nt(N, OC, C, 1.0f, inp, weight, beta, out);
+}
+
+void gemm_nt(int M, int N, int K, float alpha, const bf16* A, const bf16* B, float beta, bf16* C) {
+  FRUGAL_CHECK(M >= 0 && N >= 0 && K > 0, "cuda::gemm_nt (bf16): bad shape M=", M, " N=", N, " K=", K);
+  if (M == 0 || N == 0) return;
+  // The same operand swap as sgemm_nt, through cublasGemmEx: bf16 in and out, fp32 accumulation.
+  FRUGAL_CUBLAS_CHECK(cublasGemmEx(detail::cublas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, B, CUDA_R_16BF,
+                                   K, A, CUDA_R_16BF, K, &beta, C, CUDA_R_16BF, N, CUBLAS_COMPUTE_32F,
+                                   CUBLAS_GEMM_DEFAULT));
+}
+
+void matmul_forward(bf16* out, const bf16* inp, const bf16* weight, const bf16* bias, int N, int C, int OC) {
+  FRUGAL_CHECK(N >= 0 && C > 0 && OC >= 0, "cuda::matmul_forward (bf16): bad shape N=", N, " C=", C, " OC=", OC);
+  if (N == 0 || OC == 0) return;
+  if (bias) broadcast_rows(out, bias, N, OC);
+  gemm_nt(N, OC, C, 1.0f, inp, weight, bias ? 1.0f : 0.0f, out);
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,

@@ -96,6 +96,8 @@ void set_tf32(bool on);
 
 // C (M,N) = alpha A (M,K) . B (N,K)^T + beta C, all row-major (mirrors frugal::cpu::sgemm_nt).
 void sgemm_nt(int M, int N, int K, float alpha, const float* A, const float* B, float beta, float* C);
+// The same in bf16: bf16 operands and C, fp32 accumulation (tensor cores), C rounded once. K > 0.
+void gemm_nt(int M, int N, int K, float alpha, const bf16* A, const bf16* B, float beta, bf16* C);
 
 // LayerNorm over the last dimension, eps = 1e-5: out (N,C), mean (N), rstd (N) from inp (N,C),
 // weight (C), bias (C). One warp per row.

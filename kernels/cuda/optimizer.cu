@@ -21,7 +21,7 @@ constexpr int kWarp = 32;
 constexpr int kBlock = 256;
 constexpr int kNormBlocks = 1024;  // partial sums of the norm's first pass (fixed: deterministic)
 
-int grid_for(size_t n) { return static_cast<int>(std::min<size_t>((n + kBlock - 1) / kBlock, 65536)); }
+int grid_for(size_t n) { return detail::grid_for(n, kBlock); }
 
 __global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, size_t n, float lr,
                              float beta1, float beta2, float eps, float wd, float bc1, float bc2,

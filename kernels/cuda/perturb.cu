@@ -434,16 +434,8 @@ void lowrank_correction(T* y, const T* x, int batch, const T* bias, const int32_
 void gemm_accumulate(float* y, const float* x, const float* w, int batch, int cols, int rows) {
   sgemm_nt(batch, rows, cols, 1.0f, x, w, 1.0f, y);
 }
-void gemm_bf16(bf16* y, const bf16* x, const bf16* w, int batch, int cols, int rows, float beta) {
-  const float one = 1.0f;
-  // Row-major y = x W^T is column-major y^T = W x^T (see gemm.cu): W's memory is column-major
-  // (cols, rows), transposed; x's is column-major (cols, batch), as is.
-  FRUGAL_CUBLAS_CHECK(cublasGemmEx(detail::cublas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, rows, batch, cols, &one, w,
-                                   CUDA_R_16BF, cols, x, CUDA_R_16BF, cols, &beta, y, CUDA_R_16BF, rows,
-                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-}
 void gemm_accumulate(bf16* y, const bf16* x, const bf16* w, int batch, int cols, int rows) {
-  gemm_bf16(y, x, w, batch, cols, rows, 1.0f);
+  gemm_nt(batch, rows, cols, 1.0f, x, w, 1.0f, y);
 }
 
 template <typename T>
@@ -494,13 +486,7 @@ __global__ void tanh_kernel(T* x, size_t n) {
     x[i] = from_f<T>(tanhf(to_f(x[i])));
 }
 
-int grid_for(int64_t n) { return static_cast<int>(std::min<int64_t>((n + kBlock - 1) / kBlock, 65536)); }
-
-__global__ void broadcast_rows_kernel(__nv_bfloat16* out, const __nv_bfloat16* row, int64_t total, int len) {
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = row[i % len];
-}
+int grid_for(size_t n) { return detail::grid_for(n, kBlock); }
 
 }  // namespace
 
@@ -612,27 +598,14 @@ void vector_noise_update(float* g, const float* eps, int pairs, int len, const f
       cublasSgemv(detail::cublas_handle(), CUBLAS_OP_N, len, pairs, &scale, eps, len, dcoef, 1, &zero, g, 1));
 }
 
-void matmul_forward(bf16* out, const bf16* inp, const bf16* weight, const bf16* bias, int N, int C, int OC) {
-  FRUGAL_CHECK(N >= 0 && C > 0 && OC >= 0, "cuda::matmul_forward (bf16): bad shape N=", N, " C=", C, " OC=", OC);
-  if (N == 0 || OC == 0) return;
-  float beta = 0.0f;
-  if (bias) {  // seed out with the bias rows and accumulate the GEMM onto them, as the fp32 version
-    const int64_t total = int64_t(N) * OC;
-    broadcast_rows_kernel<<<grid_for(total), kBlock>>>(dev(out), dev(bias), total, OC);
-    FRUGAL_CUDA_CHECK_LAUNCH("broadcast_rows_kernel (bf16)");
-    beta = 1.0f;
-  }
-  gemm_bf16(out, inp, weight, N, C, OC, beta);
-}
-
 void tanh_forward(float* x, size_t n) {
   if (n == 0) return;
-  tanh_kernel<float><<<grid_for(int64_t(n)), kBlock>>>(x, n);
+  tanh_kernel<float><<<grid_for(n), kBlock>>>(x, n);
   FRUGAL_CUDA_CHECK_LAUNCH("tanh_kernel");
 }
 void tanh_forward(bf16* x, size_t n) {
   if (n == 0) return;
-  tanh_kernel<__nv_bfloat16><<<grid_for(int64_t(n)), kBlock>>>(dev(x), n);
+  tanh_kernel<__nv_bfloat16><<<grid_for(n), kBlock>>>(dev(x), n);
   FRUGAL_CUDA_CHECK_LAUNCH("tanh_kernel");
 }
 

@@ -17,7 +17,7 @@ namespace {
 constexpr int kBlock = 256;
 constexpr float kGeluScale = 0.7978845608028654f;  // sqrt(2 / pi)
 
-int grid_for(size_t n) { return static_cast<int>(std::min<size_t>((n + kBlock - 1) / kBlock, 65536)); }
+int grid_for(size_t n) { return detail::grid_for(n, kBlock); }
 
 __device__ inline size_t first_index() { return static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
 __device__ inline size_t grid_stride() { return static_cast<size_t>(gridDim.x) * blockDim.x; }
