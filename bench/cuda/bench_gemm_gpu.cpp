@@ -64,7 +64,11 @@ double time_gemm(const Shape& s) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1) {
+    std::fprintf(stderr, "usage: %s   (takes no arguments; got '%s')\n", "bench_gemm_gpu", argv[1]);
+    return 2;
+  }
   if (!fc::device_available()) {
     std::printf("bench_gemm_gpu: no CUDA device visible, nothing to measure\n");
     return 0;

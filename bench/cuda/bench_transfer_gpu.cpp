@@ -16,7 +16,11 @@
 using namespace frugal;
 namespace fc = frugal::cuda;
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1) {
+    std::fprintf(stderr, "usage: %s   (takes no arguments; got '%s')\n", "bench_transfer_gpu", argv[1]);
+    return 2;
+  }
   if (!fc::device_available()) {
     std::printf("bench_transfer_gpu: no CUDA device visible, nothing to measure\n");
     return 0;
