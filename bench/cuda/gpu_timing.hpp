@@ -1,6 +1,6 @@
 #pragma once
 // What the GPU benchmarks share: timing with CUDA events (warm-up, then the median of 7 repetitions
-// of a loop of >= 5 ms) and the datasheet peaks that MFU is measured against, written once.
+// of a loop of >= 5 ms, or of single calls for long ones) and the datasheet peaks that MFU is measured against, written once.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -39,6 +39,29 @@ inline double time_call(const std::function<void(int)>& fn) {
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   return reps[reps.size() / 2];
+}
+
+// Median seconds of `reps` single calls of fn after one warm-up call: for calls long enough
+// (>= ~10 ms, e.g. a whole training step) that one CUDA-event pair times each precisely.
+inline double time_long_call(const std::function<void()>& fn, int reps = 5) {
+  cudaEvent_t start, stop;
+  cuda_ok(cudaEventCreate(&start), "cudaEventCreate");
+  cuda_ok(cudaEventCreate(&stop), "cudaEventCreate");
+  fn();
+  std::vector<double> times;
+  for (int r = 0; r < reps; r++) {
+    cuda_ok(cudaEventRecord(start), "cudaEventRecord");
+    fn();
+    cuda_ok(cudaEventRecord(stop), "cudaEventRecord");
+    cuda_ok(cudaEventSynchronize(stop), "cudaEventSynchronize");
+    float ms = 0.0f;
+    cuda_ok(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+    times.push_back(1e-3 * ms);
+  }
+  std::sort(times.begin(), times.end());
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return times[times.size() / 2];
 }
 
 // Dense peak rates (TFLOP/s) of the GPUs the suite targets, from NVIDIA's datasheets (SXM parts,

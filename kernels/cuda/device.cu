@@ -22,6 +22,11 @@ bool device_available() noexcept {
 
 void synchronize() { FRUGAL_CUDA_CHECK(cudaDeviceSynchronize()); }
 
+void copy(float* dst, const float* src, size_t n) {
+  if (n == 0) return;
+  FRUGAL_CUDA_CHECK(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice));
+}
+
 template <typename T>
 DeviceArray<T>::DeviceArray(size_t n) : n_(n) {
   if (n == 0) return;  // cudaMalloc(0) is legal but pointless; keep null for empty buffers

@@ -127,6 +127,10 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n);
 void residual_forward(float* out, const float* a, const float* b, size_t n);
 // da += dout; db += dout (bit-identical to CPU)
 void residual_backward(float* da, float* db, const float* dout, size_t n);
+// dst += src, n elements (bit-identical to CPU)
+void accumulate(float* dst, const float* src, size_t n);
+// dst = src, n device floats (a device-to-device copy)
+void copy(float* dst, const float* src, size_t n);
 
 // dinp (N,C) += dout . W;  dweight (OC,C) += dout^T . inp;  dbias (OC) += colsum(dout). Any of the
 // three may be null (skipped). cuBLAS with plain FP32 math; dbias by a fixed-order column reduction.

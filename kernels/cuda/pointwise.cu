@@ -1,4 +1,4 @@
-// Element-wise ops: GELU (tanh approximation, as GPT-2) and the residual add. Grid-stride loops over
+// Element-wise ops: GELU (tanh approximation, as GPT-2), the residual add and dst += src. Grid-stride loops over
 // n elements, one thread per element per pass.
 //
 // nvcc fuses a * b + c into an FMA by default, the CPU build does not (-ffp-contract=off); the __f*_rn
@@ -60,6 +60,10 @@ __global__ void residual_backward_kernel(float* da, float* db, const float* dout
   }
 }
 
+__global__ void accumulate_kernel(float* dst, const float* src, size_t n) {
+  for (size_t i = first_index(); i < n; i += grid_stride()) dst[i] += src[i];
+}
+
 }  // namespace
 
 void gelu_forward(float* out, const float* inp, size_t n) {
@@ -84,6 +88,12 @@ void residual_backward(float* da, float* db, const float* dout, size_t n) {
   if (n == 0) return;
   residual_backward_kernel<<<grid_for(n), kBlock>>>(da, db, dout, n);
   FRUGAL_CUDA_CHECK_LAUNCH("residual_backward_kernel");
+}
+
+void accumulate(float* dst, const float* src, size_t n) {
+  if (n == 0) return;
+  accumulate_kernel<<<grid_for(n), kBlock>>>(dst, src, n);
+  FRUGAL_CUDA_CHECK_LAUNCH("accumulate_kernel");
 }
 
 }  // namespace frugal::cuda

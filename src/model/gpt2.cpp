@@ -14,6 +14,7 @@
 #include "kernels/cpu/matmul.hpp"
 #include "kernels/cpu/pointwise.hpp"
 #include "kernels/cpu/profile.hpp"
+#include "model/gpt2_pass.hpp"
 
 namespace frugal {
 
@@ -85,57 +86,51 @@ void gpt2_init_weights(GPT2& model, uint64_t seed, float std) {
 
 namespace {
 
-void size_activations(GPT2Activations& a, const GPT2Config& c, int B, int T) {
-  if (a.B == B && a.T == T) return;
-  const size_t L = c.num_layers, C = c.channels, NH = c.num_heads, Vp = c.padded_vocab_size, BT = size_t(B) * T;
-  a.B = B;
-  a.T = T;
-  a.encoded.assign(BT * C, 0);
-  a.ln1.assign(L * BT * C, 0);
-  a.ln1_mean.assign(L * BT, 0);
-  a.ln1_rstd.assign(L * BT, 0);
-  a.qkv.assign(L * BT * 3 * C, 0);
-  a.atty.assign(L * BT * C, 0);
-  a.att.assign(L * B * NH * T * T, 0);
-  a.attproj.assign(L * BT * C, 0);
-  a.residual2.assign(L * BT * C, 0);
-  a.ln2.assign(L * BT * C, 0);
-  a.ln2_mean.assign(L * BT, 0);
-  a.ln2_rstd.assign(L * BT, 0);
-  a.fch.assign(L * BT * 4 * C, 0);
-  a.fch_gelu.assign(L * BT * 4 * C, 0);
-  a.fcproj.assign(L * BT * C, 0);
-  a.residual3.assign(L * BT * C, 0);
-  a.lnf.assign(BT * C, 0);
-  a.lnf_mean.assign(BT, 0);
-  a.lnf_rstd.assign(BT, 0);
-  a.logits.assign(BT * Vp, 0);
-  a.probs.assign(BT * Vp, 0);
-  a.losses.assign(BT, 0);
-}
+// The CPU kernel set of the shared passes (model/gpt2_pass.hpp).
+struct CpuKernels {
+  static constexpr auto encoder_forward = [](auto... a) { cpu::encoder_forward(a...); };
+  static constexpr auto encoder_backward = [](auto... a) { cpu::encoder_backward(a...); };
+  static constexpr auto layernorm_forward = [](auto... a) { cpu::layernorm_forward(a...); };
+  static constexpr auto layernorm_backward = [](auto... a) { cpu::layernorm_backward(a...); };
+  static constexpr auto attention_forward = [](auto... a) { cpu::attention_forward(a...); };
+  static constexpr auto attention_backward = [](auto... a) { cpu::attention_backward(a...); };
+  static constexpr auto gelu_forward = [](auto... a) { cpu::gelu_forward(a...); };
+  static constexpr auto gelu_backward = [](auto... a) { cpu::gelu_backward(a...); };
+  static constexpr auto residual_forward = [](auto... a) { cpu::residual_forward(a...); };
+  static constexpr auto matmul_forward = [](auto... a) { cpu::matmul_forward(a...); };
+  static constexpr auto matmul_backward = [](auto... a) { cpu::matmul_backward(a...); };
+  static constexpr auto block_linear_forward = [](auto... a) { frugal::block_linear_forward(a...); };
+  static constexpr auto block_linear_backward = [](auto... a) { frugal::block_linear_backward(a...); };
+  static constexpr auto softmax_crossentropy_forward = [](auto... a) { cpu::softmax_crossentropy_forward(a...); };
+  static constexpr auto softmax_crossentropy_backward = [](auto... a) { cpu::softmax_crossentropy_backward(a...); };
 
-void zero(std::vector<float>& v) {
-  const KernelTimer timer(Kernel::zero);
-  float* p = v.data();
+  static void resize(std::vector<float>& v, size_t n) { v.assign(n, 0.0f); }
+  static void zero(std::vector<float>& v) {
+    const KernelTimer timer(Kernel::zero);
+    float* p = v.data();
 #pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < v.size(); i++) p[i] = 0.0f;
-}
+    for (size_t i = 0; i < v.size(); i++) p[i] = 0.0f;
+  }
+  static void copy(float* dst, const float* src, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) dst[i] = src[i];
+  }
+  static void accumulate(float* dst, const float* src, size_t n) {
+    const KernelTimer timer(Kernel::residual);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+  }
+  static void set_tokens(std::vector<int>& tokens, const int* host, int n) { tokens.assign(host, host + n); }
+  static float mean_loss(const std::vector<float>& losses, int n) {
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += losses[i];
+    return static_cast<float>(sum / n);
+  }
+};
 
 }  // namespace
 
-GPT2BlockWeights gpt2_block_weights(GPT2& model, int l) {
-  const GPT2Config& c = model.config;
-  const size_t C = c.channels, lC = size_t(l) * C;
-  const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
-  const GPT2Tensors d = gpt2_views(model.layout, model.grads.data());
-  GPT2BlockWeights w;
-  w.qkvw = p.qkvw + lC * 3 * C, w.qkvb = p.qkvb + lC * 3, w.attprojw = p.attprojw + lC * C;
-  w.fcw = p.fcw + lC * 4 * C, w.fcb = p.fcb + lC * 4, w.fcprojw = p.fcprojw + lC * 4 * C;
-  w.dqkvw = d.qkvw + lC * 3 * C, w.dqkvb = d.qkvb + lC * 3, w.dattprojw = d.attprojw + lC * C;
-  w.dfcw = d.fcw + lC * 4 * C, w.dfcb = d.fcb + lC * 4, w.dfcprojw = d.fcprojw + lC * 4 * C;
-  w.heads = c.num_heads, w.CH = c.channels, w.M = 4 * c.channels;
-  return w;
-}
+GPT2BlockWeights gpt2_block_weights(GPT2& model, int l) { return gpt2_pass::block_weights(model, l); }
 
 const char* block_matrix_name(int slot) {
   static const char* const names[4] = {"qkv", "attproj", "fc", "fcproj"};
@@ -189,147 +184,17 @@ void block_linear_backward(float* dinp, float* dw, float* db, const float* dout,
 }
 
 float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, int T, GPT2BlockHook* blocks) {
-  const GPT2Config& c = model.config;
-  FRUGAL_CHECK(T <= c.max_seq_len, "sequence length ", T, " exceeds model.block_size ", c.max_seq_len);
-  const int L = c.num_layers, C = c.channels, NH = c.num_heads, V = c.vocab_size, Vp = c.padded_vocab_size;
-  const int BT = B * T;
-  for (int i = 0; i < BT; i++) {
-    FRUGAL_CHECK(inputs[i] >= 0 && inputs[i] < V, "token id ", inputs[i], " is outside the vocabulary [0, ", V, ")");
-    FRUGAL_CHECK(!targets || (targets[i] >= 0 && targets[i] < V), "target id ", targets ? targets[i] : 0,
-                 " is outside the vocabulary [0, ", V, ")");
-  }
-  size_activations(model.acts, c, B, T);
-  model.inputs.assign(inputs, inputs + BT);
-  if (targets) model.targets.assign(targets, targets + BT);
-  GPT2Activations& a = model.acts;
-  const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
-  model.forward_hook = blocks;
-
-  encoder_forward(a.encoded.data(), inputs, p.wte, p.wpe, B, T, C);
-  for (int l = 0; l < L; l++) {
-    const size_t lC = size_t(l) * C, lBTC = size_t(l) * BT * C, lBT = size_t(l) * BT;
-    const float* residual = l == 0 ? a.encoded.data() : a.residual3.data() + (lBTC - size_t(BT) * C);
-    float* ln1 = a.ln1.data() + lBTC;
-    float* qkv = a.qkv.data() + lBTC * 3;
-    float* atty = a.atty.data() + lBTC;
-    float* attproj = a.attproj.data() + lBTC;
-    float* residual2 = a.residual2.data() + lBTC;
-    float* ln2 = a.ln2.data() + lBTC;
-    float* fch = a.fch.data() + lBTC * 4;
-    float* fch_gelu = a.fch_gelu.data() + lBTC * 4;
-    float* fcproj = a.fcproj.data() + lBTC;
-    float* residual3 = a.residual3.data() + lBTC;
-    if (blocks && !blocks->runs(l)) {  // skipped block: identity
-#pragma omp parallel for schedule(static)
-      for (size_t i = 0; i < size_t(BT) * C; i++) residual3[i] = residual[i];
-      continue;
-    }
-    // Narrower weights (a hook's) use the leading part of each activation slot: qkv (BT, 3CH),
-    // att (B, heads, T, T), fch (BT, M).
-    const GPT2BlockWeights w = blocks ? blocks->forward_weights(model, l) : gpt2_block_weights(model, l);
-
-    layernorm_forward(ln1, a.ln1_mean.data() + lBT, a.ln1_rstd.data() + lBT, residual, p.ln1w + lC, p.ln1b + lC, BT, C);
-    block_linear_forward(qkv, ln1, w.qkvw, w.qkvb, w.lora[lora_qkv], BT, C, 3 * w.CH);
-    attention_forward(atty, a.att.data() + size_t(l) * B * NH * T * T, qkv, B, T, w.CH, w.heads);
-    block_linear_forward(attproj, atty, w.attprojw, p.attprojb + lC, w.lora[lora_attproj], BT, w.CH, C);
-    residual_forward(residual2, residual, attproj, size_t(BT) * C);
-    layernorm_forward(ln2, a.ln2_mean.data() + lBT, a.ln2_rstd.data() + lBT, residual2, p.ln2w + lC, p.ln2b + lC, BT, C);
-    block_linear_forward(fch, ln2, w.fcw, w.fcb, w.lora[lora_fc], BT, C, w.M);
-    gelu_forward(fch_gelu, fch, size_t(BT) * w.M);
-    block_linear_forward(fcproj, fch_gelu, w.fcprojw, p.fcprojb + lC, w.lora[lora_fcproj], BT, w.M, C);
-    residual_forward(residual3, residual2, fcproj, size_t(BT) * C);
-  }
-  const float* last = a.residual3.data() + size_t(L - 1) * BT * C;
-  layernorm_forward(a.lnf.data(), a.lnf_mean.data(), a.lnf_rstd.data(), last, p.lnfw, p.lnfb, BT, C);
-  matmul_forward(a.logits.data(), a.lnf.data(), p.wte, nullptr, BT, C, Vp);  // tied head
-  if (!targets) return 0.0f;
-  softmax_crossentropy_forward(a.probs.data(), a.losses.data(), a.logits.data(), targets, BT, V, Vp);
-  double sum = 0.0;
-  for (int i = 0; i < BT; i++) sum += a.losses[i];
-  return static_cast<float>(sum / BT);
+  return gpt2_pass::forward<CpuKernels>(model, inputs, targets, B, T, blocks);
 }
 
-void gpt2_zero_grad(GPT2& model) { zero(model.grads); }
+void gpt2_zero_grad(GPT2& model) { CpuKernels::zero(model.grads); }
 
-void gpt2_backward(GPT2& model, GPT2BlockHook* blocks) {
-  const int BT = model.acts.B * model.acts.T;
-  FRUGAL_CHECK(BT > 0 && model.targets.size() == size_t(BT), "gpt2_backward needs a forward with targets first");
-  const GPT2Config& c = model.config;
-  softmax_crossentropy_backward(gpt2_dlogits(model), model.acts.probs.data(), model.targets.data(), 1.0f / BT, BT,
-                                c.vocab_size, c.padded_vocab_size);
-  gpt2_backward_from_dlogits(model, blocks);
-}
+void gpt2_backward(GPT2& model, GPT2BlockHook* blocks) { gpt2_pass::backward<CpuKernels>(model, blocks); }
 
-float* gpt2_dlogits(GPT2& model) {
-  size_activations(model.grad_acts, model.config, model.acts.B, model.acts.T);
-  return model.grad_acts.logits.data();
-}
+float* gpt2_dlogits(GPT2& model) { return gpt2_pass::dlogits<CpuKernels>(model); }
 
 void gpt2_backward_from_dlogits(GPT2& model, GPT2BlockHook* blocks) {
-  const GPT2Config& c = model.config;
-  GPT2Activations& a = model.acts;
-  const int B = a.B, T = a.T, BT = B * T;
-  FRUGAL_CHECK(BT > 0 && model.inputs.size() == size_t(BT), "gpt2_backward needs a forward first");
-  FRUGAL_CHECK(blocks == model.forward_hook, "internal: gpt2_backward must get the block hook its forward had");
-  const int L = c.num_layers, C = c.channels, NH = c.num_heads, Vp = c.padded_vocab_size;
-  const bool frozen = blocks && blocks->base_frozen();
-  GPT2Activations& g = model.grad_acts;
-  FRUGAL_CHECK(g.B == B && g.T == T, "internal: fill gpt2_dlogits before gpt2_backward_from_dlogits");
-  // Only the buffers that backward accumulates into (+=) need zeroing; the rest are overwritten.
-  zero(g.encoded), zero(g.ln1), zero(g.qkv), zero(g.atty), zero(g.residual2), zero(g.ln2), zero(g.fch);
-  zero(g.fch_gelu), zero(g.residual3), zero(g.lnf);
-  const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
-  const GPT2Tensors d = gpt2_views(model.layout, model.grads.data());
-
-  matmul_backward(g.lnf.data(), frozen ? nullptr : d.wte, nullptr, g.logits.data(), a.lnf.data(), p.wte, BT, C, Vp);
-  float* dlast = g.residual3.data() + size_t(L - 1) * BT * C;
-  const float* last = a.residual3.data() + size_t(L - 1) * BT * C;
-  layernorm_backward(dlast, d.lnfw, d.lnfb, g.lnf.data(), last, p.lnfw, a.lnf_mean.data(), a.lnf_rstd.data(), BT, C);
-
-  for (int l = L - 1; l >= 0; l--) {
-    const size_t lC = size_t(l) * C, lBTC = size_t(l) * BT * C, lBT = size_t(l) * BT;
-    const float* residual = l == 0 ? a.encoded.data() : a.residual3.data() + (lBTC - size_t(BT) * C);
-    float* dresidual = l == 0 ? g.encoded.data() : g.residual3.data() + (lBTC - size_t(BT) * C);
-    float* dresidual3 = g.residual3.data() + lBTC;
-    float* dresidual2 = g.residual2.data() + lBTC;
-    if (blocks && !blocks->runs(l)) {  // identity block: the gradient passes through
-#pragma omp parallel for schedule(static)
-      for (size_t i = 0; i < size_t(BT) * C; i++) dresidual[i] += dresidual3[i];
-      continue;
-    }
-    const GPT2BlockWeights w = blocks ? blocks->backward_weights(model, l) : gpt2_block_weights(model, l);
-    // residual3 = residual2 + fcproj: dfcproj = dresidual3 (used in place), dresidual2 += dresidual3
-    const float* dfcproj = dresidual3;
-    {
-      const KernelTimer timer(Kernel::residual);
-#pragma omp parallel for schedule(static)
-      for (size_t i = 0; i < size_t(BT) * C; i++) dresidual2[i] += dresidual3[i];
-    }
-    block_linear_backward(g.fch_gelu.data() + lBTC * 4, w.dfcprojw, d.fcprojb + lC, dfcproj, a.fch_gelu.data() + lBTC * 4,
-                          w.fcprojw, w.lora[lora_fcproj], BT, w.M, C);
-    gelu_backward(g.fch.data() + lBTC * 4, a.fch.data() + lBTC * 4, g.fch_gelu.data() + lBTC * 4, size_t(BT) * w.M);
-    block_linear_backward(g.ln2.data() + lBTC, w.dfcw, w.dfcb, g.fch.data() + lBTC * 4, a.ln2.data() + lBTC, w.fcw,
-                          w.lora[lora_fc], BT, C, w.M);
-    layernorm_backward(dresidual2, d.ln2w + lC, d.ln2b + lC, g.ln2.data() + lBTC, a.residual2.data() + lBTC,
-                       p.ln2w + lC, a.ln2_mean.data() + lBT, a.ln2_rstd.data() + lBT, BT, C);
-    // residual2 = residual + attproj
-    const float* dattproj = dresidual2;
-    {
-      const KernelTimer timer(Kernel::residual);
-#pragma omp parallel for schedule(static)
-      for (size_t i = 0; i < size_t(BT) * C; i++) dresidual[i] += dresidual2[i];
-    }
-    block_linear_backward(g.atty.data() + lBTC, w.dattprojw, d.attprojb + lC, dattproj, a.atty.data() + lBTC,
-                          w.attprojw, w.lora[lora_attproj], BT, w.CH, C);
-    attention_backward(g.qkv.data() + lBTC * 3, g.atty.data() + lBTC, a.qkv.data() + lBTC * 3,
-                       a.att.data() + size_t(l) * B * NH * T * T, B, T, w.CH, w.heads);
-    block_linear_backward(g.ln1.data() + lBTC, w.dqkvw, w.dqkvb, g.qkv.data() + lBTC * 3, a.ln1.data() + lBTC, w.qkvw,
-                          w.lora[lora_qkv], BT, C, 3 * w.CH);
-    layernorm_backward(dresidual, d.ln1w + lC, d.ln1b + lC, g.ln1.data() + lBTC, residual, p.ln1w + lC,
-                       a.ln1_mean.data() + lBT, a.ln1_rstd.data() + lBT, BT, C);
-    if (blocks) blocks->backward_done(model, l);
-  }
-  if (!frozen) encoder_backward(d.wte, d.wpe, g.encoded.data(), model.inputs.data(), B, T, C);
+  gpt2_pass::backward_from_dlogits<CpuKernels>(model, blocks);
 }
 
 double gpt2_head_flops(const GPT2Config& c, int B, int T) {

@@ -48,32 +48,36 @@ struct GPT2Tensors {
 ParamLayout gpt2_layout(const GPT2Config& c);
 GPT2Tensors gpt2_views(const ParamLayout& layout, float* base);
 
-// Activations of one forward pass for a (B, T) batch, kept for the backward.
-struct GPT2Activations {
+// Activations of one forward pass for a (B, T) batch, kept for the backward. Buf is the storage:
+// std::vector<float> on the CPU, a device array on the GPU (device/gpt2_device.hpp); the passes
+// only ever call .data() on it.
+template <class Buf>
+struct GPT2ActivationsOf {
   int B = 0, T = 0;
-  std::vector<float> encoded;    // (B,T,C)
-  std::vector<float> ln1;        // (L,B,T,C)
-  std::vector<float> ln1_mean;   // (L,B,T)
-  std::vector<float> ln1_rstd;   // (L,B,T)
-  std::vector<float> qkv;        // (L,B,T,3C)
-  std::vector<float> atty;       // (L,B,T,C)
-  std::vector<float> att;        // (L,B,NH,T,T)
-  std::vector<float> attproj;    // (L,B,T,C)
-  std::vector<float> residual2;  // (L,B,T,C)
-  std::vector<float> ln2;        // (L,B,T,C)
-  std::vector<float> ln2_mean;   // (L,B,T)
-  std::vector<float> ln2_rstd;   // (L,B,T)
-  std::vector<float> fch;        // (L,B,T,4C)
-  std::vector<float> fch_gelu;   // (L,B,T,4C)
-  std::vector<float> fcproj;     // (L,B,T,C)
-  std::vector<float> residual3;  // (L,B,T,C)
-  std::vector<float> lnf;        // (B,T,C)
-  std::vector<float> lnf_mean;   // (B,T)
-  std::vector<float> lnf_rstd;   // (B,T)
-  std::vector<float> logits;     // (B,T,Vp)
-  std::vector<float> probs;      // (B,T,Vp)
-  std::vector<float> losses;     // (B,T)
+  Buf encoded;    // (B,T,C)
+  Buf ln1;        // (L,B,T,C)
+  Buf ln1_mean;   // (L,B,T)
+  Buf ln1_rstd;   // (L,B,T)
+  Buf qkv;        // (L,B,T,3C)
+  Buf atty;       // (L,B,T,C)
+  Buf att;        // (L,B,NH,T,T)
+  Buf attproj;    // (L,B,T,C)
+  Buf residual2;  // (L,B,T,C)
+  Buf ln2;        // (L,B,T,C)
+  Buf ln2_mean;   // (L,B,T)
+  Buf ln2_rstd;   // (L,B,T)
+  Buf fch;        // (L,B,T,4C)
+  Buf fch_gelu;   // (L,B,T,4C)
+  Buf fcproj;     // (L,B,T,C)
+  Buf residual3;  // (L,B,T,C)
+  Buf lnf;        // (B,T,C)
+  Buf lnf_mean;   // (B,T)
+  Buf lnf_rstd;   // (B,T)
+  Buf logits;     // (B,T,Vp)
+  Buf probs;      // (B,T,Vp)
+  Buf losses;     // (B,T)
 };
+using GPT2Activations = GPT2ActivationsOf<std::vector<float>>;
 
 // A low-rank adapter on one linear layer y = x W^T + b (W: out x in): the layer computes
 // y = x W^T + b + scale (x A^T) B^T, never forming W + scale B A (model/lora.hpp).
@@ -121,18 +125,21 @@ GPT2BlockWeights gpt2_block_weights(GPT2& model, int l);
 // The narrow hook through which a forward/backward pair runs on part of the model: which blocks
 // run (a skipped block is the identity), and which weights each running block uses. The forward
 // asks for forward_weights, the backward for backward_weights and, once the block's gradients are
-// computed, calls backward_done. The same hook object must be passed to both passes.
-class GPT2BlockHook {
+// computed, calls backward_done. The same hook object must be passed to both passes. Model is the
+// model the passes run on (GPT2 here, GPT2Device on a GPU): the weights it hands out live there.
+template <class Model>
+class BlockHook {
  public:
-  virtual ~GPT2BlockHook() = default;
+  virtual ~BlockHook() = default;
   virtual bool runs(int l) const = 0;
-  virtual GPT2BlockWeights forward_weights(GPT2& model, int l) = 0;
-  virtual GPT2BlockWeights backward_weights(GPT2& model, int l) = 0;
-  virtual void backward_done(GPT2& model, int l) = 0;
+  virtual GPT2BlockWeights forward_weights(Model& model, int l) = 0;
+  virtual GPT2BlockWeights backward_weights(Model& model, int l) = 0;
+  virtual void backward_done(Model& model, int l) = 0;
   // True when only the hook's own parameters train (LoRA): the backward then skips the gradients
   // of the embeddings and the tied head's weight (block weights are frozen through null dW).
   virtual bool base_frozen() const { return false; }
 };
+using GPT2BlockHook = BlockHook<GPT2>;
 
 struct GPT2 {
   GPT2Config config;

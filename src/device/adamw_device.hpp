@@ -1,0 +1,21 @@
+#pragma once
+// AdamW with its moments in device memory: optim/adamw.hpp's update (same per-tensor weight decay,
+// same bias correction) through cuda::adamw_update, which is bit-identical to the CPU loop.
+#include <span>
+
+#include "kernels/cuda/kernels.hpp"
+#include "optim/adamw.hpp"
+
+namespace frugal {
+
+struct AdamWDevice {
+  AdamW host;  // config, per-tensor spans and decay flags, step count; its m and v stay empty
+  cuda::DeviceBuffer m, v;
+};
+
+// The host optimiser's state (moments and step count) on the device.
+AdamWDevice adamw_to_device(const AdamW& host);
+// One update of the device buffers params and grads (layout.total floats each), learning rate lr.
+void adamw_step(AdamWDevice& opt, float* params, const float* grads, float lr);
+
+}  // namespace frugal
