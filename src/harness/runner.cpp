@@ -17,6 +17,7 @@
 
 #include "comm/communicator.hpp"
 #include "comm/network_model.hpp"
+#include "core/blas.hpp"
 #include "core/error.hpp"
 #include "core/timer.hpp"
 #include "harness/checkpointer.hpp"
@@ -182,6 +183,7 @@ class Run {
     id.world_size = comm_.size();
     id.seed = cfg_.integer("run.seed");
     id.threads_per_rank = threads_;
+    id.blas_core = blas_core();
     id.n_params = method_->num_params();
     record_.begin(id, progress_.step, set_.total_steps, resumed_, progress_.wall, progress_.samples,
                   comm_.run_totals().wire_bytes);
