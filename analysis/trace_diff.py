@@ -28,7 +28,7 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 # Measured, not computed: they differ between two runs of the same config on the same machine.
-MEASURED_ATTRS = {"start_time", "git_commit", "hosts", "threads_per_rank", "blas_core", "wall_time_s", "comm_time_s",
+MEASURED_ATTRS = {"start_time", "git_commit", "hosts", "threads_per_rank", "blas_core", "devices", "wall_time_s", "comm_time_s",
                   "version", "tokens_per_s", "env_steps_per_s", "generated_tokens_per_s"}
 MEASURED_COLUMNS = {"wall_time", "step_time", "comm_time", "compute_time", "time_s", "algbw_GBps", "busbw_GBps",
                     # RL on a language model: the time split of a step and the sampling rate

@@ -22,6 +22,31 @@ bool device_available() noexcept {
 
 void synchronize() { FRUGAL_CUDA_CHECK(cudaDeviceSynchronize()); }
 
+int device_count() noexcept {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // no driver / no device: not an error of the next call
+    return 0;
+  }
+  return count;
+}
+
+DeviceProperties use_device(int index) {
+  FRUGAL_CUDA_CHECK(cudaSetDevice(index));
+  cudaDeviceProp prop{};
+  FRUGAL_CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
+  DeviceProperties p;
+  p.index = index;
+  p.name = prop.name;
+  char bus[32] = {};
+  FRUGAL_CUDA_CHECK(cudaDeviceGetPCIBusId(bus, sizeof bus, index));
+  p.pci_bus_id = bus;
+  FRUGAL_CUDA_CHECK(cudaDriverGetVersion(&p.driver_version));
+  FRUGAL_CUDA_CHECK(cudaRuntimeGetVersion(&p.runtime_version));
+  p.memory_bytes = prop.totalGlobalMem;
+  return p;
+}
+
 void copy(float* dst, const float* src, size_t n) {
   if (n == 0) return;
   FRUGAL_CUDA_CHECK(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice));

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "model/perturb.hpp"  // NoiseKey: the ES kernels regenerate the CPU's keyed noise
@@ -41,6 +42,19 @@ bool device_available() noexcept;
 
 // Waits for all work queued on the current device (cudaDeviceSynchronize).
 void synchronize();
+
+// The devices this process sees (CUDA_VISIBLE_DEVICES applied): 0 when none or no driver; never throws.
+int device_count() noexcept;
+// What the trace records of the device a rank computes on.
+struct DeviceProperties {
+  int index = -1;                         // in this process's numbering (after CUDA_VISIBLE_DEVICES)
+  std::string name;                       // e.g. "NVIDIA H200"
+  std::string pci_bus_id;                 // e.g. "0000:19:00.0": which physical GPU, whatever the numbering
+  int driver_version = 0, runtime_version = 0;  // CUDA versions as 1000 major + 10 minor (13000 = 13.0)
+  size_t memory_bytes = 0;
+};
+// Makes device `index` current for the calling thread (cudaSetDevice) and returns its properties.
+DeviceProperties use_device(int index);
 
 // Owns n elements of T in device memory (cudaMalloc); move-only. Contents start uninitialised.
 // Defined in device.cu and instantiated there for float, int (token ids, targets) and uint8_t

@@ -47,6 +47,7 @@ void RunRecord::begin(const RunIdentity& id, int64_t first_step, int64_t total_s
   t.set_attr("hosts", id.hosts);
   t.set_attr("backend", id.backend);
   t.set_attr("device", id.device);
+  t.set_attr("devices", id.devices);  // every rank's placement, rank order (harness/placement.hpp)
   t.set_attr("blas_core", id.blas_core);  // OpenBLAS kernels of rank 0 (core/blas.hpp)
   t.set_attr("n_params", id.n_params);
   t.set_attr("networks", nets);

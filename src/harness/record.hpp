@@ -17,7 +17,7 @@ namespace frugal {
 
 // Who ran what, where: the header attributes.
 struct RunIdentity {
-  std::string method, run_name, label, config_toml, hosts, backend, device = "cpu", blas_core;
+  std::string method, run_name, label, config_toml, hosts, backend, device = "cpu", devices, blas_core;
   int64_t world_size = 1, seed = 0, threads_per_rank = 1, n_params = 0;
 };
 

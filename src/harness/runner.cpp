@@ -23,6 +23,7 @@
 #include "harness/checkpointer.hpp"
 #include "harness/fault_injection.hpp"
 #include "harness/method.hpp"
+#include "harness/placement.hpp"
 #include "harness/record.hpp"
 #include "harness/run_folder.hpp"
 #include "trace/trace.hpp"
@@ -41,6 +42,9 @@ void add_run_keys(Schema& s, const std::vector<std::string>& methods) {
   s.add("run.max_samples", int64_t{0},
         "stop after the step at which the run has processed this many tokens / environment steps (0 = no limit)", 0, 9.0e18);
   s.add("run.overwrite", false, "replace an existing run folder's trace and checkpoints");
+  s.add("run.device", std::string("cpu"),
+        "where each rank computes: cpu, or cuda (one GPU per rank by its rank on the node; harness/placement.hpp)", {}, {},
+        {"cpu", "cuda"});
   s.add("run.threads", int64_t{0}, "OpenMP/BLAS threads per rank (0 = OMP_NUM_THREADS, else cores / ranks on the node)", 0, 4096);
   s.add("run.log_every", int64_t{10}, "rank 0 prints a progress line every this many steps (0 = never)", 0, 1e12);
   s.add("eval.every", int64_t{50}, "evaluate every this many steps (0 = only at the end)", 0, 1e12);
@@ -78,17 +82,23 @@ int choose_threads(const Config& cfg) {
   return std::max(1, cores / local);
 }
 
-std::string gather_hosts(Communicator& comm) {
-  char mine[64] = {};
-  gethostname(mine, sizeof mine - 1);
-  std::vector<uint8_t> all(64 * static_cast<size_t>(comm.size()));
-  comm.control_allgather(std::span<const uint8_t>(reinterpret_cast<uint8_t*>(mine), 64), std::span<uint8_t>(all), "runner.hosts");
-  std::string hosts;
+// Every rank's string (at most width - 1 bytes of it), comma-separated in rank order.
+std::string gather_strings(Communicator& comm, const std::string& mine, size_t width, const char* tag) {
+  std::vector<uint8_t> own(width, 0), all(width * static_cast<size_t>(comm.size()));
+  std::copy_n(mine.begin(), std::min(mine.size(), width - 1), own.begin());
+  comm.control_allgather(std::span<const uint8_t>(own), std::span<uint8_t>(all), tag);
+  std::string joined;
   for (int r = 0; r < comm.size(); r++) {
-    if (r) hosts.push_back(',');
-    hosts.append(reinterpret_cast<const char*>(&all[64 * size_t(r)]));
+    if (r) joined.push_back(',');
+    joined.append(reinterpret_cast<const char*>(&all[width * size_t(r)]));
   }
-  return hosts;
+  return joined;
+}
+
+std::string host_name() {
+  char name[64] = {};
+  gethostname(name, sizeof name - 1);
+  return name;
 }
 
 // The settings the loop reads, once.
@@ -110,8 +120,9 @@ struct Progress {
 
 class Run {
  public:
-  Run(const Config& cfg, Communicator& comm, const RunPaths& paths, int threads)
-      : cfg_(cfg), comm_(comm), paths_(paths), threads_(threads), set_(LoopSettings::from(cfg)),
+  Run(const Config& cfg, Communicator& comm, const RunPaths& paths, int threads, Placement placement)
+      : cfg_(cfg), comm_(comm), paths_(paths), threads_(threads), placement_(std::move(placement)),
+        set_(LoopSettings::from(cfg)),
         info_(find_method(cfg.str("run.method"))), vocab_(vocabulary(info_.domain)),
         record_(vocab_, comm.networks(), comm.rank(), comm.size(), set_.log_every),
         checkpoints_(paths.checkpoints, cfg.integer("checkpoint.keep"), comm),
@@ -178,7 +189,9 @@ class Run {
     id.run_name = cfg_.str("run.name");
     id.label = label.empty() ? id.run_name : label;
     id.config_toml = cfg_.to_toml();
-    id.hosts = gather_hosts(comm_);
+    id.hosts = gather_strings(comm_, host_name(), 64, "runner.hosts");
+    id.device = placement_.device;
+    id.devices = gather_strings(comm_, placement_.where, 160, "runner.devices");
     id.backend = comm_.backend_name();
     id.world_size = comm_.size();
     id.seed = cfg_.integer("run.seed");
@@ -265,6 +278,7 @@ class Run {
   Communicator& comm_;
   RunPaths paths_;
   int threads_;
+  Placement placement_;
   LoopSettings set_;
   const MethodInfo& info_;
   const Vocabulary& vocab_;
@@ -341,8 +355,13 @@ int run_experiment(const std::string& config_path, const std::vector<std::string
   }
   // Phase 1b: the method (with its data), resume state, trace file.
   try {
+    Placement placement = place_rank(cfg.str("run.device"), MPI_COMM_WORLD);
+    // The GPU model and optimiser exist (src/device), the methods do not run on them yet: say so
+    // rather than train on the CPU while the trace says cuda.
+    FRUGAL_CHECK(placement.device == "cpu", "run.device = \"cuda\" placed this rank on ", placement.where,
+                 ", but method '", cfg.str("run.method"), "' runs on the CPU only so far (run.device = \"cpu\")");
     comm = std::make_unique<Communicator>(make_mpi_backend(), networks_from(cfg));
-    run = std::make_unique<Run>(cfg, *comm, paths, threads);
+    run = std::make_unique<Run>(cfg, *comm, paths, threads, std::move(placement));
     run->setup();
   } catch (const std::exception& e) {
     error = e.what();

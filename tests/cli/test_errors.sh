@@ -34,6 +34,19 @@ expect_error "misspelt key gets a suggestion" "did you mean 'model.n_layer'" run
 expect_error "wrong type" "expects type integer" run --model.n_layer=two
 expect_error "impossible value" "must be divisible by model.n_head" run --model.n_embd=30 --model.n_head=4
 expect_error "out of range" "below its minimum" run --data.batch_size=0
+expect_error "unknown device" "run.device" run --run.device=tpu
+# run.device = cuda is an error on every machine today, each with its own reason: no GPU visible
+# (this CI), a build without CUDA, or - with a GPU - the method still on the CPU. Never a CPU run.
+out=$(run --run.name=cuda-asked --run.device=cuda 2>&1)
+rc=$?
+if [ $rc -eq 0 ]; then
+  echo "FAIL: run.device = cuda: exit 0 (a CPU run under a cuda label)"; failures=$((failures + 1))
+elif grep -qE 'no CUDA device is visible on|built without CUDA|runs on the CPU only so far' <<<"$out"; then
+  echo "ok:   run.device = cuda (exit $rc): $(grep -E 'run.device' <<<"$out" | head -1)"
+else
+  echo "FAIL: run.device = cuda: unexpected message:"; echo "$out" | tail -5; failures=$((failures + 1))
+fi
+[ ! -e "$scratch/runs/cuda-asked/trace.h5" ] || { echo "FAIL: run.device = cuda left a trace"; failures=$((failures + 1)); }
 expect_error "missing config file" "could not be opened" "$bin" run "$scratch/absent.toml"
 expect_error "missing text file" "cannot open text file '$scratch/absent.txt'" run --data.source=text --data.path="$scratch/absent.txt"
 expect_error "missing llm.c checkpoint" "cannot open llm.c checkpoint" run --model.init_from="$scratch/absent.bin"

@@ -2,7 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
+#include "core/blas.hpp"
 #include "core/rng.hpp"
 #include "kernels/cpu/attention.hpp"
 #include "kernels/cpu/layernorm.hpp"
@@ -124,4 +127,27 @@ TEST(Kernels, GeluForwardAndBackwardMatchTheFormulaInDouble) {
   cpu::gelu_forward(&out, &nan, 1);
   cpu::gelu_backward(&d, &nan, &dout[0], 1);
   EXPECT_TRUE(std::isnan(out) && std::isnan(d)) << "NaN in, NaN out: a diverged run must not look finite";
+}
+
+// Every frugal program runs OpenBLAS kernels that fit the CPU (core/blas.hpp): on a CPU with
+// AVX-512 an AVX-512 core, with AVX2 + FMA at least an AVX2 one - whatever OpenBLAS's own CPU
+// table said. Only a user's explicit OPENBLAS_CORETYPE (or FRUGAL_BLAS_CORE=keep) may differ.
+TEST(Kernels, BlasKernelsFitTheCpu) {
+  const char* frugal_choice = std::getenv("FRUGAL_BLAS_CORE");
+  if (frugal_choice && std::string(frugal_choice) == "keep") GTEST_SKIP() << "FRUGAL_BLAS_CORE=keep";
+  if (std::getenv("OPENBLAS_CORETYPE") && !frugal_choice) GTEST_SKIP() << "OPENBLAS_CORETYPE set by the user";
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512cd");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const std::string core = blas_core();
+  const bool core_avx512 = core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
+  if (avx512) {
+    EXPECT_TRUE(core_avx512) << "CPU has AVX-512, OpenBLAS runs " << core;
+  } else if (avx2) {
+    EXPECT_TRUE(core_avx512 || core == "Haswell" || core == "Zen") << "CPU has AVX2, OpenBLAS runs " << core;
+  } else {
+    GTEST_SKIP() << "CPU below AVX2: OpenBLAS's own choice (" << core << ") stands";
+  }
 }

@@ -1,0 +1,31 @@
+#pragma once
+// Where each rank computes: run.device = "cpu" (the default) or "cuda". On cuda every rank takes
+// one GPU of its node by its local rank (the ranks sharing a node, MPI_Comm_split_type shared):
+//   visible GPUs >= ranks on the node   rank i takes GPU i   (mpirun -np 4 on a 4-GPU node)
+//   exactly one visible GPU             rank takes GPU 0     (Slurm --gpus-per-task=1, or
+//                                                              CUDA_VISIBLE_DEVICES set per rank)
+//   anything else                       an error naming the node, its ranks and GPUs
+// "Visible" is after CUDA_VISIBLE_DEVICES, which Slurm sets per task with --gpus-per-task. Asking for
+// cuda where no GPU is usable (none visible, no driver, a build without CUDA) is a clear error,
+// never a quiet CPU run. The trace records every rank's placement (attribute `devices`).
+#include <mpi.h>
+
+#include <string>
+
+namespace frugal {
+
+struct Placement {
+  std::string device = "cpu";  // run.device
+  int local_rank = 0, local_ranks = 1;
+  int gpu = -1;                // index among the visible GPUs; -1 on the CPU
+  std::string where;           // "host: cpu" or "host: cuda:0 NVIDIA H200 (bus 0000:19:00.0, driver 13.0, runtime 13.0)"
+};
+
+// The pure rule above: which visible GPU local rank `local_rank` of `local_ranks` takes out of
+// `visible` (throws the placement error otherwise). `host` names the node in messages.
+int gpu_for_local_rank(int local_rank, int local_ranks, int visible, const std::string& host);
+
+// Places this rank (collective over comm: every rank calls it) and makes its GPU current.
+Placement place_rank(const std::string& device, MPI_Comm comm);
+
+}  // namespace frugal
