@@ -62,6 +62,7 @@ struct MethodInfo {
   // A section named by several methods is added to the suite's schema once.
   std::vector<void (*)(Schema&)> sections;
   std::function<std::unique_ptr<Method>(RunContext&)> make;
+  bool cuda = false;  // runs with run.device = "cuda" (the others refuse it by name)
 };
 
 bool register_method(MethodInfo info);

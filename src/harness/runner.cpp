@@ -356,10 +356,11 @@ int run_experiment(const std::string& config_path, const std::vector<std::string
   // Phase 1b: the method (with its data), resume state, trace file.
   try {
     Placement placement = place_rank(cfg.str("run.device"), MPI_COMM_WORLD);
-    // The GPU model and optimiser exist (src/device), the methods do not run on them yet: say so
-    // rather than train on the CPU while the trace says cuda.
-    FRUGAL_CHECK(placement.device == "cpu", "run.device = \"cuda\" placed this rank on ", placement.where,
-                 ", but method '", cfg.str("run.method"), "' runs on the CPU only so far (run.device = \"cpu\")");
+    // Methods run on the GPU one by one as they are ported: the others say so rather than train on
+    // the CPU while the trace says cuda.
+    FRUGAL_CHECK(placement.device == "cpu" || find_method(cfg.str("run.method")).cuda,
+                 "run.device = \"cuda\" placed this rank on ", placement.where, ", but method '", cfg.str("run.method"),
+                 "' runs on the CPU only so far (run.device = \"cpu\"; on the GPU: ddp)");
     comm = std::make_unique<Communicator>(make_mpi_backend(), networks_from(cfg));
     run = std::make_unique<Run>(cfg, *comm, paths, threads, std::move(placement));
     run->setup();

@@ -1,6 +1,7 @@
 // DDP - the dense baseline: every step, every rank computes gradients on its slice of the global
 // batch, the gradients are averaged with one all-reduce, and every rank applies the same AdamW
-// update. With one rank this is plain single-process AdamW.
+// update. With one rank this is plain single-process AdamW. With run.device = "cuda" the model and
+// AdamW run on each rank's GPU and the gradients cross ranks through the host (methods/lm_device.hpp).
 #include "methods/lm.hpp"
 
 namespace frugal {
@@ -23,6 +24,6 @@ class Ddp final : public LmMethod {
 
 FRUGAL_REGISTER_METHOD(ddp, MethodInfo{"ddp", "data-parallel AdamW, gradients all-reduced every step (1 rank = plain AdamW)",
                                        Domain::language, {add_model_keys, add_data_keys, add_optim_keys},
-                                       [](RunContext& ctx) { return std::make_unique<Ddp>(ctx); }});
+                                       [](RunContext& ctx) { return std::make_unique<Ddp>(ctx); }, /*cuda=*/true});
 
 }  // namespace frugal

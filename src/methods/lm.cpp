@@ -53,12 +53,17 @@ LmWorker make_lm_worker(RunContext& ctx, const Dataset& data) {
   w.grad_clip = cfg.real("optim.grad_clip");
   w.inputs.resize(size_t(w.local_batch) * w.seq_len);
   w.targets.resize(w.inputs.size());
+  if (cfg.str("run.device") == "cuda") w.device = lm_device_create(w.model, w.opt);
   return w;
 }
 
 float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank, SubnetSlices* subnet) {
   const uint64_t first = static_cast<uint64_t>(step) * w.global_batch + static_cast<uint64_t>(rank) * w.local_batch;
   load_batch(train, first, w.local_batch, w.seq_len, w.inputs.data(), w.targets.data());
+  if (w.device) {
+    FRUGAL_CHECK(!subnet, "internal: subnetworks (EST) run on the CPU only");
+    return lm_device_forward_backward(*w.device, w.model, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len);
+  }
   gpt2_zero_grad(w.model);
   const float loss = gpt2_forward(w.model, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len, subnet);
   gpt2_backward(w.model, subnet);
@@ -67,9 +72,14 @@ float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, i
 
 void lm_adamw_update(LmWorker& w, int64_t step, StepResult& r, const GPT2Subnet* subnet,
                      std::span<const uint8_t> update_mask) {
-  r.grad_norm = clip_grad_norm(w.model.grads, w.grad_clip);
   r.lr = schedule_lr(w.schedule, step);
-  adamw_step(w.opt, w.model.params, w.model.grads, static_cast<float>(r.lr), update_mask);
+  if (w.device) {
+    FRUGAL_CHECK(!subnet && update_mask.empty(), "internal: masked updates (EST) run on the CPU only");
+    r.grad_norm = lm_device_update(*w.device, w.model, w.grad_clip, static_cast<float>(r.lr));
+  } else {
+    r.grad_norm = clip_grad_norm(w.model.grads, w.grad_clip);
+    adamw_step(w.opt, w.model.params, w.model.grads, static_cast<float>(r.lr), update_mask);
+  }
   r.samples = int64_t(w.local_batch) * w.seq_len;
   r.flops = lm_step_flops(w, subnet);
 }
@@ -83,6 +93,7 @@ StepResult lm_local_adamw_step(LmWorker& w, const TokenStream& train, int64_t st
 
 double lm_evaluate_params(LmWorker& w, std::vector<float>& params, const TokenStream& val, int64_t batches,
                           int64_t batch_size, Communicator& comm) {
+  FRUGAL_CHECK(!w.device, "internal: evaluating host parameters of a GPU worker");
   std::swap(w.model.params, params);
   const double loss = lm_evaluate(w, val, batches, batch_size, comm);
   std::swap(w.model.params, params);
@@ -101,7 +112,8 @@ double lm_evaluate(LmWorker& w, const TokenStream& val, int64_t batches, int64_t
   double sums[2] = {0.0, 0.0};  // loss sum, batches
   for (int64_t i = comm.rank(); i < batches; i += comm.size()) {
     load_batch(val, static_cast<uint64_t>(i) * B, B, T, in.data(), tg.data());
-    sums[0] += gpt2_forward(w.model, in.data(), tg.data(), B, T);
+    sums[0] += w.device ? lm_device_loss(*w.device, in.data(), tg.data(), B, T)
+                        : gpt2_forward(w.model, in.data(), tg.data(), B, T);
     sums[1] += 1;
   }
   comm.control_allreduce(std::span<double>(sums, 2), ReduceOp::sum, "eval.loss");
@@ -109,8 +121,10 @@ double lm_evaluate(LmWorker& w, const TokenStream& val, int64_t batches, int64_t
 }
 
 void lm_state(StateFields& f, LmWorker& w, const std::string& prefix) {
+  if (w.device && !f.loading()) lm_device_to_host(*w.device, w.model, w.opt);
   f.field(prefix + "params", w.model.params);
   adamw_state(f, w.opt, prefix);
+  if (w.device && f.loading()) lm_device_from_host(*w.device, w.model, w.opt);
 }
 
 LmMethod::LmMethod(RunContext& ctx, std::string state_prefix, std::string global_name)

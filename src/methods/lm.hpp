@@ -8,6 +8,7 @@
 
 #include "data/tokens.hpp"
 #include "harness/method.hpp"
+#include "methods/lm_device.hpp"
 #include "model/gpt2.hpp"
 #include "model/subnet.hpp"
 #include "optim/adamw.hpp"
@@ -21,6 +22,10 @@ struct LmWorker {
   double grad_clip = 0;
   int global_batch = 0, local_batch = 0, seq_len = 0;
   std::vector<int> inputs, targets;  // local_batch * seq_len
+  // run.device = "cuda": the parameters and optimiser state live on the rank's GPU, which runs the
+  // forward, backward, clip and AdamW; model.grads carries the gradients through the host for the
+  // all-reduce, and model.params / opt are brought up to date for checkpoints (lm_state).
+  LmDevicePtr device;
 };
 
 // Every language-model method reads the sections [model] (add_model_keys), [data] (add_data_keys)

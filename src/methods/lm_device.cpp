@@ -1,0 +1,77 @@
+#include "methods/lm_device.hpp"
+
+#include "core/error.hpp"
+#ifdef FRUGAL_HAVE_CUDA
+#include "device/adamw_device.hpp"
+#include "device/gpt2_device.hpp"
+#include "kernels/cuda/kernels.hpp"
+#endif
+
+namespace frugal {
+
+#ifdef FRUGAL_HAVE_CUDA
+
+struct LmDevice {
+  GPT2Device model;
+  AdamWDevice opt;
+};
+
+void LmDeviceDeleter::operator()(LmDevice* d) const { delete d; }
+
+LmDevicePtr lm_device_create(const GPT2& model, const AdamW& opt) {
+  return LmDevicePtr(new LmDevice{gpt2_to_device(model), adamw_to_device(opt)});
+}
+
+float lm_device_forward_backward(LmDevice& d, GPT2& host, const int* inputs, const int* targets, int B, int T) {
+  gpt2_zero_grad(d.model);
+  const float loss = gpt2_forward(d.model, inputs, targets, B, T);
+  gpt2_backward(d.model);
+  d.model.grads.download(host.grads.data(), host.grads.size());
+  return loss;
+}
+
+float lm_device_loss(LmDevice& d, const int* inputs, const int* targets, int B, int T) {
+  return gpt2_forward(d.model, inputs, targets, B, T);
+}
+
+double lm_device_update(LmDevice& d, const GPT2& host, double max_norm, float lr) {
+  d.model.grads.upload(host.grads.data(), host.grads.size());
+  const double norm = cuda::clip_grad_norm(d.model.grads.data(), d.model.grads.size(), max_norm);
+  adamw_step(d.opt, d.model.params.data(), d.model.grads.data(), lr);
+  return norm;
+}
+
+void lm_device_to_host(const LmDevice& d, GPT2& host, AdamW& opt) {
+  d.model.params.download(host.params.data(), host.params.size());
+  d.opt.m.download(opt.m.data(), opt.m.size());
+  d.opt.v.download(opt.v.data(), opt.v.size());
+  opt.t = d.opt.host.t;
+}
+
+void lm_device_from_host(LmDevice& d, const GPT2& host, const AdamW& opt) {
+  d.model.params.upload(host.params.data(), host.params.size());
+  d.opt.m.upload(opt.m.data(), opt.m.size());
+  d.opt.v.upload(opt.v.data(), opt.v.size());
+  d.opt.host.t = opt.t;
+}
+
+#else  // a build without CUDA: placement refuses run.device = "cuda" first; these say it again
+
+namespace {
+[[noreturn]] void no_cuda() {
+  fail("run.device = \"cuda\": this frugal was built without CUDA (no nvcc when it was configured)");
+}
+}  // namespace
+
+struct LmDevice {};
+void LmDeviceDeleter::operator()(LmDevice* d) const { delete d; }
+LmDevicePtr lm_device_create(const GPT2&, const AdamW&) { no_cuda(); }
+float lm_device_forward_backward(LmDevice&, GPT2&, const int*, const int*, int, int) { no_cuda(); }
+float lm_device_loss(LmDevice&, const int*, const int*, int, int) { no_cuda(); }
+double lm_device_update(LmDevice&, const GPT2&, double, float) { no_cuda(); }
+void lm_device_to_host(const LmDevice&, GPT2&, AdamW&) { no_cuda(); }
+void lm_device_from_host(LmDevice&, const GPT2&, const AdamW&) { no_cuda(); }
+
+#endif
+
+}  // namespace frugal
