@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs prebuilt GPU test and benchmark programs, with the shared libraries they load, into one
+# Packs prebuilt GPU test and benchmark programs and the frugal executable, with the shared libraries they load, into one
 # tarball for a GPU node that has the NVIDIA driver and CUDA toolkit but not frugal's build
 # dependencies (MPI, HDF5, OpenBLAS, toml++, ...): a common state for compute nodes, whose images
 # carry run-time libraries but no -dev packages. bench/gpu_check.sh runs such a bundle:
@@ -24,6 +24,11 @@ for p in "$build"/tests/test_cuda_* "$build"/bench/bench_*gpu*; do
 done
 ((${#programs[@]})) || { echo "gpu_bundle: no GPU programs in $build (configure with CUDA)" >&2; exit 2; }
 for p in "${programs[@]}"; do cp "$p" "$stage/$(basename "$(dirname "$p")")/"; done
+# The frugal executable too, for gpu_check's short DDP runs (cpu vs cuda, one rank: MPI singleton).
+if [ -x "$build/frugal" ]; then
+  cp "$build/frugal" "$stage/frugal"
+  programs+=("$build/frugal")
+fi
 
 system='/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libcublasLt)\.so'
 ldd "${programs[@]}" | awk '/=> \//{print $3}' | sort -u | grep -vE "$system" | while read -r lib; do

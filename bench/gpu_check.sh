@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, one command, for a session that has a GPU (issues "Ranks own GPUs" and "EGGROLL on
-# the GPU"): the machine, a CUDA build, every GPU test, the GPU benchmarks that exist, one short run.
+# the GPU): the machine, a CUDA build, every GPU test, the GPU benchmarks, short DDP runs (cpu vs cuda).
 # Everything it prints also lands in $OUT (default ./gpu_check_out): env.txt, build.log, tests.log,
-# bench.log, run.log. Budget: under 10 minutes on a 16-core H200 machine (the build is most of it).
+# bench.log, run_cpu.log, run_cuda.log. Budget: under 10 minutes on a 16-core H200 machine (the build is most of it).
 #
 #   bash bench/gpu_check.sh                                   # from the repository root
 #   GPU_CHECK_BUNDLE=gpu_bundle.tgz bash bench/gpu_check.sh   # programs prebuilt by gpu_bundle.sh
@@ -101,25 +101,36 @@ for b in "$BUILD"/bench/bench_*gpu*; do
 done
 [ -s "$OUT/bench.log" ] || log "no GPU benchmark built yet (bench/*gpu*)"
 
-# ---- one short run ----------------------------------------------------------------------------------
-# DDP on the tiny model, 2 ranks; with run.device = cuda once the device path lands (a config that
-# asks for it before then fails by name, never silently on the CPU).
-if [ -n "${GPU_CHECK_BUNDLE:-}" ] || ! command -v mpirun >/dev/null; then
-  log "no short DDP run: no frugal build or no mpirun here"
+# ---- short DDP runs: the same tiny config on the CPU and on the GPU -------------------------------
+# ddp with run.device = cuda (model and AdamW on the GPU, gradients all-reduced through the host)
+# against run.device = cpu: the eval losses must agree to 1e-3 relative (cuBLAS vs OpenBLAS order,
+# compounded over 30 steps). Two ranks under mpirun where this build has its own MPI; one rank (an
+# MPI singleton) when running a bundle, whose MPI library need not match the node's mpirun.
+if [ ! -x "$BUILD/frugal" ]; then
+  log "no short DDP runs: no frugal executable in $BUILD"
   log "done, exit $status"
   exit $status
 fi
-device=cpu
-"$BUILD"/frugal --help 2>&1 | grep -q "run.device" && device=cuda
-if mpirun --allow-run-as-root --oversubscribe -np 2 "$BUILD"/frugal run configs/quickstart/tiny.toml \
-     --run.out_dir="$OUT/runs" --run.name=ddp-$device --run.overwrite=true \
-     $([ $device = cuda ] && echo --run.device=cuda) >"$OUT/run.log" 2>&1; then
-  log "short DDP run ($device): $(grep 'eval  step' "$OUT/run.log" | tail -1)"
+launch=()
+[ -z "${GPU_CHECK_BUNDLE:-}" ] && command -v mpirun >/dev/null && launch=(mpirun --allow-run-as-root --oversubscribe -np 2)
+for device in cpu cuda; do
+  if ! "${launch[@]}" "$BUILD"/frugal run configs/quickstart/tiny.toml --run.out_dir="$OUT/runs" --run.name=ddp-$device \
+       --run.overwrite=true --run.device=$device >"$OUT/run_$device.log" 2>&1; then
+    tail -20 "$OUT/run_$device.log"
+    log "short DDP run ($device) failed (run_$device.log)"
+    status=1
+  fi
+done
+cpu_loss=$(grep 'eval  step' "$OUT/run_cpu.log" | tail -1 | awk '{print $6}')
+gpu_loss=$(grep 'eval  step' "$OUT/run_cuda.log" | tail -1 | awk '{print $6}')
+if [ -n "$cpu_loss" ] && [ -n "$gpu_loss" ] &&
+   awk -v a="$cpu_loss" -v b="$gpu_loss" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-3 * a) }'; then
+  log "short DDP runs (${launch[*]:-1 rank}): eval loss cpu $cpu_loss, cuda $gpu_loss - agree"
 else
-  tail -20 "$OUT/run.log"
-  log "short DDP run ($device) failed (run.log)"
+  log "short DDP runs: eval loss cpu '${cpu_loss}', cuda '${gpu_loss}' - DISAGREE or missing (run_*.log)"
   status=1
 fi
+grep -h "devices\|frugal:" "$OUT/run_cuda.log" | head -2 | tee -a "$OUT/summary.txt"
 rm -rf "$OUT/runs"
 log "done, exit $status"
 exit $status
