@@ -44,7 +44,7 @@ Config outer_config(const std::string& method, std::vector<std::string> extra = 
 // The method on every rank of the world; returns the named section of its state (its parameters).
 std::vector<float> method_params(const Config& cfg, const std::string& section) {
   Communicator world(make_mpi_backend(), {});
-  RunContext ctx{cfg, world, kSteps, 1};
+  RunContext ctx{cfg, world, kSteps, 1, ""};
   auto m = find_method(cfg.str("run.method")).make(ctx);
   for (int s = 0; s < kSteps; s++) m->step(s);
   return state_section(*m, section);
@@ -55,7 +55,7 @@ struct Replicas {
   Dataset data;
   std::vector<LmWorker> w;
   Replicas(const Config& cfg, Communicator& world) : data(load_dataset(cfg)) {
-    RunContext ctx{cfg, world, kSteps, 1};
+    RunContext ctx{cfg, world, kSteps, 1, ""};
     for (int r = 0; r < world.size(); r++) w.push_back(make_lm_worker(ctx, data));
   }
   size_t n() const { return w[0].model.params.size(); }
@@ -325,7 +325,7 @@ TEST(VsOneProcess, PpoEqualsEveryRanksRolloutWithGloballyNormalisedAdvantagesAnd
                                                          "--ppo.num_steps=32", "--ppo.num_minibatches=2",
                                                          "--ppo.update_epochs=2", "--policy.hidden_size=16"});
   Communicator world(make_mpi_backend(), {});
-  RunContext ctx{cfg, world, iterations, 1};
+  RunContext ctx{cfg, world, iterations, 1, ""};
   auto m = find_method("ppo").make(ctx);
   for (int s = 0; s < iterations; s++) m->step(s);
   const std::vector<float> got = state_section(*m, "ppo.params");
