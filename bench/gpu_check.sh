@@ -114,8 +114,10 @@ fi
 launch=()
 [ -z "${GPU_CHECK_BUNDLE:-}" ] && command -v mpirun >/dev/null && launch=(mpirun --allow-run-as-root --oversubscribe -np 2)
 for device in cpu cuda; do
-  if ! "${launch[@]}" "$BUILD"/frugal run configs/quickstart/tiny.toml --run.out_dir="$OUT/runs" --run.name=ddp-$device \
-       --run.overwrite=true --run.device=$device >"$OUT/run_$device.log" 2>&1; then
+  # A bundle's Open MPI loads its plugins from the node's Open MPI install: a node without one (or
+  # with an incompatible one) fails here in MPI_Init, said in run_*.log; timeout: never the budget.
+  if ! timeout 300 "${launch[@]}" "$BUILD"/frugal run configs/quickstart/tiny.toml --run.out_dir="$OUT/runs" \
+       --run.name=ddp-$device --run.overwrite=true --run.device=$device >"$OUT/run_$device.log" 2>&1; then
     tail -20 "$OUT/run_$device.log"
     log "short DDP run ($device) failed (run_$device.log)"
     status=1

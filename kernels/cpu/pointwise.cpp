@@ -21,11 +21,14 @@ constexpr float kGeluScale = 0.7978845608028654f;  // sqrt(2 / pi)
 inline float gelu_tanh(float u) {
   const float x = 2.0f * (u < -9.0f ? -9.0f : (u > 9.0f ? 9.0f : u));  // NaN stays NaN
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to an integer
-  const float n = (x * 1.44269504088896341f + kRound) - kRound;
+  const float t = x * 1.44269504088896341f + kRound;
+  const float n = t - kRound;
+  // n as an integer from t's low mantissa bits (no float -> int conversion: defined even for NaN).
+  const int32_t ni = static_cast<int32_t>(std::bit_cast<uint32_t>(t) - std::bit_cast<uint32_t>(kRound));
   const float r = (x - n * 0.693145751953125f) - n * 1.42860676533018e-06f;
   const float p =
       1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-  const float e = p * std::bit_cast<float>(static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23);
+  const float e = p * std::bit_cast<float>(static_cast<uint32_t>(ni + 127) << 23);
   return (e - 1.0f) / (e + 1.0f);
 }
 }  // namespace

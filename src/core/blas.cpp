@@ -15,6 +15,7 @@ std::string blas_core() {
   return name ? name : "unknown";
 }
 
+#if defined(__x86_64__)  // the kernel names and the CPU checks below are x86's
 namespace {
 
 bool is_one_of(const char* name, std::initializer_list<const char*> names) {
@@ -53,5 +54,6 @@ __attribute__((constructor)) void match_blas_kernels_to_cpu(int argc, char** arg
 }
 
 }  // namespace
+#endif
 
 }  // namespace frugal

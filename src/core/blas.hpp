@@ -10,7 +10,7 @@
 // SkylakeX; AVX2 + FMA: Haswell), it sets OPENBLAS_CORETYPE to that core and re-executes itself
 // once (same process id, arguments and environment otherwise), so the library loads again with the
 // right kernels. An OPENBLAS_CORETYPE the user set is always respected, and FRUGAL_BLAS_CORE=keep
-// turns the check off.
+// turns the check off. x86-64 only (elsewhere OpenBLAS's own choice stands).
 #include <string>
 
 namespace frugal {

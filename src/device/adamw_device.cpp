@@ -6,9 +6,10 @@ namespace frugal {
 
 AdamWDevice adamw_to_device(const AdamW& host) {
   AdamWDevice d;
-  d.host = host;
-  d.host.m.clear();
-  d.host.v.clear();
+  d.host.config = host.config;  // everything but the moments, which live on the device only
+  d.host.decay = host.decay;
+  d.host.tensors = host.tensors;
+  d.host.t = host.t;
   d.m = cuda::DeviceBuffer(host.m);
   d.v = cuda::DeviceBuffer(host.v);
   return d;
