@@ -20,34 +20,37 @@
 
 namespace frugal::gpt2_pass {
 
+// Sizes the activations of a (B, T) batch. For their gradients (gradients = true) the buffers
+// the backward never touches stay empty: the softmax, probabilities, losses and LayerNorm
+// statistics (at GPT-2 124M, B 16 x T 1024, that is 13 GB of a GPU's memory).
 template <class K, class Buf>
-void size_activations(GPT2ActivationsOf<Buf>& a, const GPT2Config& c, int B, int T) {
+void size_activations(GPT2ActivationsOf<Buf>& a, const GPT2Config& c, int B, int T, bool gradients = false) {
   if (a.B == B && a.T == T) return;
   const size_t L = c.num_layers, C = c.channels, NH = c.num_heads, Vp = c.padded_vocab_size, BT = size_t(B) * T;
   a.B = B;
   a.T = T;
   K::resize(a.encoded, BT * C);
   K::resize(a.ln1, L * BT * C);
-  K::resize(a.ln1_mean, L * BT);
-  K::resize(a.ln1_rstd, L * BT);
+  K::resize(a.ln1_mean, gradients ? 0 : L * BT);
+  K::resize(a.ln1_rstd, gradients ? 0 : L * BT);
   K::resize(a.qkv, L * BT * 3 * C);
   K::resize(a.atty, L * BT * C);
-  K::resize(a.att, L * B * NH * T * T);
+  K::resize(a.att, gradients ? 0 : L * B * NH * T * T);
   K::resize(a.attproj, L * BT * C);
   K::resize(a.residual2, L * BT * C);
   K::resize(a.ln2, L * BT * C);
-  K::resize(a.ln2_mean, L * BT);
-  K::resize(a.ln2_rstd, L * BT);
+  K::resize(a.ln2_mean, gradients ? 0 : L * BT);
+  K::resize(a.ln2_rstd, gradients ? 0 : L * BT);
   K::resize(a.fch, L * BT * 4 * C);
   K::resize(a.fch_gelu, L * BT * 4 * C);
   K::resize(a.fcproj, L * BT * C);
   K::resize(a.residual3, L * BT * C);
   K::resize(a.lnf, BT * C);
-  K::resize(a.lnf_mean, BT);
-  K::resize(a.lnf_rstd, BT);
+  K::resize(a.lnf_mean, gradients ? 0 : BT);
+  K::resize(a.lnf_rstd, gradients ? 0 : BT);
   K::resize(a.logits, BT * Vp);
-  K::resize(a.probs, BT * Vp);
-  K::resize(a.losses, BT);
+  K::resize(a.probs, gradients ? 0 : BT * Vp);
+  K::resize(a.losses, gradients ? 0 : BT);
 }
 
 // Block l's weights and gradient slices in the model's own stacked tensors (the dense block).
@@ -131,7 +134,7 @@ float forward(Model& model, const int* inputs, const int* targets, int B, int T,
 // The gradient buffer of the logits (B,T,Vp) of the last forward, sized on first use.
 template <class K, class Model>
 float* dlogits(Model& model) {
-  size_activations<K>(model.grad_acts, model.config, model.acts.B, model.acts.T);
+  size_activations<K>(model.grad_acts, model.config, model.acts.B, model.acts.T, /*gradients=*/true);
   return model.grad_acts.logits.data();
 }
 
