@@ -5,6 +5,9 @@
 //   exactly one visible GPU             rank takes GPU 0     (Slurm --gpus-per-task=1, or
 //                                                              CUDA_VISIBLE_DEVICES set per rank)
 //   anything else                       an error naming the node, its ranks and GPUs
+// One visible GPU and several ranks without per-task binding (mpirun -np 2 on a one-GPU machine)
+// means the ranks share it: fine for the host-staged MPI all-reduce, not for NCCL, which will refuse
+// duplicates by itself; the `devices` attribute shows the sharing (same bus id on two ranks).
 // "Visible" is after CUDA_VISIBLE_DEVICES, which Slurm sets per task with --gpus-per-task. Asking for
 // cuda where no GPU is usable (none visible, no driver, a build without CUDA) is a clear error,
 // never a quiet CPU run. The trace records every rank's placement (attribute `devices`).
