@@ -179,18 +179,10 @@ void bench_dtype(const char* dtype, const std::vector<int>& dims, const std::vec
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc == 2 && std::strcmp(argv[1], "--quick") == 0;
-  if (argc > 2 || (argc == 2 && !quick)) {
-    std::fprintf(stderr, "usage: bench_eggroll_gpu [--quick]   (unknown argument '%s')\n", argv[argc - 1]);
-    return 2;
-  }
-  if (!fc::device_available()) {
-    std::printf("bench_eggroll_gpu: no CUDA device visible, nothing to measure\n");
-    return 0;
-  }
+  bool quick = false;
+  if (const int status = bench::gpu_bench_start(argc, argv, "bench_eggroll_gpu", &quick); status >= 0) return status;
   try {
-    cudaDeviceProp prop{};
-    bench::cuda_ok(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+    const cudaDeviceProp prop = bench::device_properties();
     int driver = 0, runtime = 0;
     cudaDriverGetVersion(&driver);
     cudaRuntimeGetVersion(&runtime);

@@ -65,17 +65,9 @@ double time_gemm(const Shape& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1) {
-    std::fprintf(stderr, "usage: %s   (takes no arguments; got '%s')\n", "bench_gemm_gpu", argv[1]);
-    return 2;
-  }
-  if (!fc::device_available()) {
-    std::printf("bench_gemm_gpu: no CUDA device visible, nothing to measure\n");
-    return 0;
-  }
+  if (const int status = bench::gpu_bench_start(argc, argv, "bench_gemm_gpu"); status >= 0) return status;
   try {
-    cudaDeviceProp prop{};
-    bench::cuda_ok(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+    const cudaDeviceProp prop = bench::device_properties();
     const bench::GpuPeak* peak = bench::peak_of(prop.name);
     const GPT2Config c = bench::gpt2_small();
     const int B = 16, T = 1024, BT = B * T;

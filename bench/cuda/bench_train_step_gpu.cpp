@@ -50,21 +50,9 @@ Split time_step(GPT2Device& model, AdamWDevice& opt, const std::vector<int>& tok
 
 int main(int argc, char** argv) {
   bool quick = false;
-  for (int i = 1; i < argc; i++) {
-    if (std::strcmp(argv[i], "--quick") == 0) {
-      quick = true;
-    } else {
-      std::fprintf(stderr, "usage: %s [--quick]   (unknown argument '%s')\n", "bench_train_step_gpu", argv[i]);
-      return 2;
-    }
-  }
-  if (!fc::device_available()) {
-    std::printf("bench_train_step_gpu: no CUDA device visible, nothing to measure\n");
-    return 0;
-  }
+  if (const int status = bench::gpu_bench_start(argc, argv, "bench_train_step_gpu", &quick); status >= 0) return status;
   try {
-    cudaDeviceProp prop{};
-    bench::cuda_ok(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+    const cudaDeviceProp prop = bench::device_properties();
     const bench::GpuPeak* peak = bench::peak_of(prop.name);
     const GPT2Config c = bench::gpt2_small();
     const int B = quick ? 4 : 16, T = 1024, BT = B * T;

@@ -17,14 +17,7 @@ using namespace frugal;
 namespace fc = frugal::cuda;
 
 int main(int argc, char** argv) {
-  if (argc > 1) {
-    std::fprintf(stderr, "usage: %s   (takes no arguments; got '%s')\n", "bench_transfer_gpu", argv[1]);
-    return 2;
-  }
-  if (!fc::device_available()) {
-    std::printf("bench_transfer_gpu: no CUDA device visible, nothing to measure\n");
-    return 0;
-  }
+  if (const int status = bench::gpu_bench_start(argc, argv, "bench_transfer_gpu"); status >= 0) return status;
   try {
     const size_t max_bytes = size_t(1) << 30;
     fc::DeviceArray<uint8_t> dev(max_bytes);

@@ -4,17 +4,45 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "core/error.hpp"
+#include "kernels/cuda/kernels.hpp"
 
 namespace frugal::bench {
 
 inline void cuda_ok(cudaError_t e, const char* what) {
   if (e != cudaSuccess) fail(what, ": ", cudaGetErrorString(e));
+}
+
+// The start every GPU benchmark shares: its one optional flag (--quick, where quick is non-null),
+// a usage line and exit status 2 for anything else, and exit status 0 with a note where no GPU is
+// visible (a CPU-only machine runs gpu_check.sh cleanly). Returns -1 to go on, else the status.
+inline int gpu_bench_start(int argc, char** argv, const char* name, bool* quick = nullptr) {
+  for (int i = 1; i < argc; i++) {
+    if (quick && std::strcmp(argv[i], "--quick") == 0) {
+      *quick = true;
+    } else {
+      std::fprintf(stderr, "usage: %s%s   (unknown argument '%s')\n", name, quick ? " [--quick]" : "", argv[i]);
+      return 2;
+    }
+  }
+  if (!cuda::device_available()) {
+    std::printf("%s: no CUDA device visible, nothing to measure\n", name);
+    return 0;
+  }
+  return -1;
+}
+
+// Properties of device 0, where the benchmarks run.
+inline cudaDeviceProp device_properties() {
+  cudaDeviceProp prop{};
+  cuda_ok(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+  return prop;
 }
 
 // Median seconds per call of fn; fn(i) runs call i (rotate operands by i to keep them out of L2).

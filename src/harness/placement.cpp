@@ -14,12 +14,6 @@ namespace frugal {
 
 namespace {
 
-std::string host_name() {
-  char name[256] = {};
-  gethostname(name, sizeof name - 1);
-  return name;
-}
-
 std::string visible_devices_env() {
   const char* v = std::getenv("CUDA_VISIBLE_DEVICES");
   return v ? std::string("CUDA_VISIBLE_DEVICES=\"") + v + "\"" : "CUDA_VISIBLE_DEVICES unset";
@@ -30,6 +24,22 @@ std::string version(int v) { return std::to_string(v / 1000) + "." + std::to_str
 #endif
 
 }  // namespace
+
+std::string host_name() {
+  char name[256] = {};
+  gethostname(name, sizeof name - 1);
+  return name;
+}
+
+NodeRank node_rank(MPI_Comm comm) {
+  MPI_Comm node;
+  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  NodeRank r;
+  MPI_Comm_rank(node, &r.rank);
+  MPI_Comm_size(node, &r.size);
+  MPI_Comm_free(&node);
+  return r;
+}
 
 int gpu_for_local_rank(int local_rank, int local_ranks, int visible, const std::string& host) {
   FRUGAL_CHECK(visible > 0, "run.device = \"cuda\": no CUDA device is visible on ", host, " (", visible_devices_env(),
@@ -45,11 +55,9 @@ Placement place_rank(const std::string& device, MPI_Comm comm) {
   Placement p;
   p.device = device;
   const std::string host = host_name();
-  MPI_Comm node;
-  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-  MPI_Comm_rank(node, &p.local_rank);
-  MPI_Comm_size(node, &p.local_ranks);
-  MPI_Comm_free(&node);
+  const NodeRank local = node_rank(comm);
+  p.local_rank = local.rank;
+  p.local_ranks = local.size;
   if (device == "cpu") {
     p.where = host + ": cpu";
     return p;

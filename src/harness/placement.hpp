@@ -24,6 +24,14 @@ struct Placement {
   std::string where;           // "host: cpu" or "host: cuda:0 NVIDIA H200 (bus 0000:19:00.0, driver 13.0, runtime 13.0)"
 };
 
+// This machine's name and this rank's place among the ranks sharing it (a collective over comm):
+// what placement, the runner's default thread count and the trace's hosts attribute go by.
+std::string host_name();
+struct NodeRank {
+  int rank = 0, size = 1;
+};
+NodeRank node_rank(MPI_Comm comm);
+
 // The pure rule above: which visible GPU local rank `local_rank` of `local_ranks` takes out of
 // `visible` (throws the placement error otherwise). `host` names the node in messages.
 int gpu_for_local_rank(int local_rank, int local_ranks, int visible, const std::string& host);

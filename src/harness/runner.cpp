@@ -73,13 +73,8 @@ extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 int choose_threads(const Config& cfg) {
   if (cfg.integer("run.threads") > 0) return static_cast<int>(cfg.integer("run.threads"));
   if (const char* env = std::getenv("OMP_NUM_THREADS"); env && std::atoi(env) > 0) return std::atoi(env);
-  MPI_Comm node;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-  int local = 1;
-  MPI_Comm_size(node, &local);
-  MPI_Comm_free(&node);
   const int cores = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
-  return std::max(1, cores / local);
+  return std::max(1, cores / node_rank(MPI_COMM_WORLD).size);
 }
 
 // Every rank's string (at most width - 1 bytes of it), comma-separated in rank order.
@@ -93,12 +88,6 @@ std::string gather_strings(Communicator& comm, const std::string& mine, size_t w
     joined.append(reinterpret_cast<const char*>(&all[width * size_t(r)]));
   }
   return joined;
-}
-
-std::string host_name() {
-  char name[64] = {};
-  gethostname(name, sizeof name - 1);
-  return name;
 }
 
 // The settings the loop reads, once.
