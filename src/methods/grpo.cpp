@@ -232,8 +232,8 @@ class Grpo final : public Method {
         gpt2_backward_from_dlogits(model_, hook());
         flops += 3 * gpt2_forward_flops(c, b.B, b.T);
         ctx_.comm.allreduce(std::span<float>(grads), ReduceOp::sum, "grpo.grad");
-        grad_norm = clip_grad_norm(grads, grad_clip_);
-        adamw_step(opt_, trainable_params(), grads, lr);
+        grad_norm = global_norm(grads);
+        adamw_step(opt_, trainable_params(), grads, lr, {}, clip_scale(grad_norm, grad_clip_));
       }
     }
     evaluated_ = false;  // the model moved

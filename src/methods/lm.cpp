@@ -77,8 +77,9 @@ void lm_adamw_update(LmWorker& w, int64_t step, StepResult& r, const GPT2Subnet*
     FRUGAL_CHECK(!subnet && update_mask.empty(), "internal: masked updates (EST) run on the CPU only");
     r.grad_norm = lm_device_update(*w.device, w.model, w.grad_clip, static_cast<float>(r.lr));
   } else {
-    r.grad_norm = clip_grad_norm(w.model.grads, w.grad_clip);
-    adamw_step(w.opt, w.model.params, w.model.grads, static_cast<float>(r.lr), update_mask);
+    r.grad_norm = global_norm(w.model.grads);
+    adamw_step(w.opt, w.model.params, w.model.grads, static_cast<float>(r.lr), update_mask,
+               clip_scale(r.grad_norm, w.grad_clip));
   }
   r.samples = int64_t(w.local_batch) * w.seq_len;
   r.flops = lm_step_flops(w, subnet);

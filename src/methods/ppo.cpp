@@ -307,8 +307,8 @@ class Ppo final : public Method {
                         agent_.continuous ? mb_act_c.data() : nullptr, mb_logp.data(), mb_adv.data(), mb_ret.data(), mb_val.data()};
         last = ppo_loss(agent_, params_.data(), mb, coefs_, grads_.data(), ws_);
         if (ctx_.comm.size() > 1) allreduce_mean(ctx_.comm, std::span<float>(grads_), "ppo.grad");
-        grad_norm = clip_grad_norm(grads_, set_.max_grad_norm);
-        adamw_step(opt_, params_, grads_, lr);
+        grad_norm = global_norm(grads_);
+        adamw_step(opt_, params_, grads_, lr, {}, clip_scale(grad_norm, set_.max_grad_norm));
       }
     }
 

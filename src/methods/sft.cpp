@@ -63,9 +63,9 @@ class Sft final : public Method {
     gpt2_backward_from_dlogits(model_);
     ctx_.comm.allreduce(std::span<float>(model_.grads), ReduceOp::sum, "sft.grad");
     StepResult r;
-    r.grad_norm = clip_grad_norm(model_.grads, grad_clip_);
+    r.grad_norm = global_norm(model_.grads);
     r.lr = schedule_lr(schedule_, step);
-    adamw_step(opt_, model_.params, model_.grads, r.lr);
+    adamw_step(opt_, model_.params, model_.grads, r.lr, {}, clip_scale(r.grad_norm, grad_clip_));
     r.loss = sums[1] / sums[0];  // the global mean, on every rank
     r.samples = int64_t(b.B) * b.T;
     r.flops = 3 * gpt2_forward_flops(c, b.B, b.T);

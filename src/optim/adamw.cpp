@@ -26,7 +26,7 @@ AdamW adamw_create(const AdamWConfig& config, const ParamLayout& layout) {
 }
 
 void adamw_step(AdamW& opt, std::span<float> params, std::span<const float> grads, float lr,
-                std::span<const uint8_t> update_mask) {
+                std::span<const uint8_t> update_mask, float grad_scale) {
   FRUGAL_CHECK(params.size() == opt.m.size() && grads.size() == opt.m.size(), "internal: AdamW buffer size mismatch");
   FRUGAL_CHECK(update_mask.empty() || update_mask.size() == opt.m.size(), "internal: AdamW update mask size mismatch");
   opt.t++;
@@ -41,8 +41,9 @@ void adamw_step(AdamW& opt, std::span<float> params, std::span<const float> grad
     float* m = opt.m.data() + t.offset;
     float* v = opt.v.data() + t.offset;
     const auto update = [&](size_t i) {
-      m[i] = c.beta1 * m[i] + (1.0f - c.beta1) * g[i];
-      v[i] = c.beta2 * v[i] + (1.0f - c.beta2) * g[i] * g[i];
+      const float gi = g[i] * grad_scale;  // exact when grad_scale is 1
+      m[i] = c.beta1 * m[i] + (1.0f - c.beta1) * gi;
+      v[i] = c.beta2 * v[i] + (1.0f - c.beta2) * gi * gi;
       const float mhat = m[i] / bc1, vhat = v[i] / bc2;
       p[i] -= lr * (mhat / (std::sqrt(vhat) + c.eps) + wd * p[i]);
     };
@@ -85,10 +86,13 @@ double global_norm(std::span<const float> grads) {
   return std::sqrt(total);
 }
 
+float clip_scale(double norm, double max_norm) {
+  return max_norm > 0 && norm > max_norm ? static_cast<float>(max_norm / (norm + 1e-6)) : 1.0f;
+}
+
 double clip_grad_norm(std::span<float> grads, double max_norm) {
   const double norm = global_norm(grads);
-  if (max_norm > 0 && norm > max_norm) {
-    const float scale = static_cast<float>(max_norm / (norm + 1e-6));
+  if (const float scale = clip_scale(norm, max_norm); scale != 1.0f) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < grads.size(); i++) grads[i] *= scale;
   }

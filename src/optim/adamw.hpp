@@ -39,8 +39,10 @@ void adamw_state(StateFields& f, AdamW& opt, const std::string& prefix);
 // parameters whose mask byte is 1 change; the others keep their value and moments (no decay, no
 // momentum step), while the step count t - hence the bias correction - advances for all, the
 // convention of torch.optim.SparseAdam for rows absent from a sparse gradient.
+// grad_scale multiplies every gradient as it is read (clip_scale's factor): the same bits as scaling
+// the buffer first, without a pass that reads and writes every gradient once more.
 void adamw_step(AdamW& opt, std::span<float> params, std::span<const float> grads, float lr,
-                std::span<const uint8_t> update_mask = {});
+                std::span<const uint8_t> update_mask = {}, float grad_scale = 1.0f);
 
 struct Schedule {
   std::string kind = "cosine";  // cosine | linear | constant
@@ -53,7 +55,11 @@ float schedule_lr(const Schedule& s, int64_t step);
 
 // L2 norm of the whole buffer (double accumulation, fixed order: same value for any thread count).
 double global_norm(std::span<const float> grads);
+// The factor that brings gradients of L2 norm `norm` to at most max_norm: 1 when max_norm <= 0 or
+// the norm is within it, else max_norm / (norm + 1e-6).
+float clip_scale(double norm, double max_norm);
 // Scales grads so their norm is at most max_norm (no-op when max_norm <= 0). Returns the norm before.
+// Before AdamW, prefer global_norm + adamw_step(..., clip_scale(norm, max_norm)): one pass fewer.
 double clip_grad_norm(std::span<float> grads, double max_norm);
 
 void add_optim_keys(Schema& schema);

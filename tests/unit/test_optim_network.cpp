@@ -60,6 +60,35 @@ TEST(Clipping, ScalesToTheMaximumNorm) {
   EXPECT_FLOAT_EQ(small[0], 0.3f);
 }
 
+// The clip folded into AdamW (grad_scale) gives the same bits as clipping the buffer first, and
+// leaves the gradients as they were.
+TEST(Clipping, FoldedIntoAdamWEqualsClippingTheBufferFirst) {
+  ParamLayout layout;
+  layout.add("w", {16, 8});
+  layout.add("b", {8});
+  std::vector<float> g(layout.total), p(layout.total);
+  for (size_t i = 0; i < g.size(); i++) g[i] = std::sin(0.37f * float(i) + 0.1f) * (1.0f + float(i % 5));
+  for (size_t i = 0; i < p.size(); i++) p[i] = std::cos(0.11f * float(i));
+  AdamW folded = adamw_create(AdamWConfig{}, layout), first = folded;
+  std::vector<float> pf = p, pc = p;
+  for (int step = 0; step < 3; step++) {
+    std::vector<float> gf = g, gc = g;
+    const double norm = global_norm(gf);
+    const float scale = clip_scale(norm, 1.0);
+    ASSERT_LT(scale, 1.0f);  // clipping is active
+    adamw_step(folded, pf, gf, 1e-2f, {}, scale);
+    EXPECT_EQ(clip_grad_norm(gc, 1.0), norm);
+    adamw_step(first, pc, gc, 1e-2f);
+    for (size_t i = 0; i < p.size(); i++) ASSERT_EQ(pf[i], pc[i]) << "step " << step << " element " << i;
+    EXPECT_EQ(gf, g);  // the folded clip leaves the gradients untouched
+  }
+  EXPECT_EQ(folded.m, first.m);
+  EXPECT_EQ(folded.v, first.v);
+  EXPECT_EQ(clip_scale(0.5, 1.0), 1.0f);  // within the norm
+  EXPECT_EQ(clip_scale(5.0, 0.0), 1.0f);  // clipping off
+  EXPECT_FLOAT_EQ(clip_scale(4.0, 1.0), float(1.0 / (4.0 + 1e-6)));
+}
+
 TEST(NetworkModel, BusBandwidthFactorsAreNcclTests) {
   EXPECT_DOUBLE_EQ(busbw_factor(Op::allreduce, 4), 1.5);
   EXPECT_DOUBLE_EQ(busbw_factor(Op::allgather, 4), 0.75);
