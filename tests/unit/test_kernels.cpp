@@ -1,9 +1,11 @@
 // CPU kernels against plain reference loops.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "core/blas.hpp"
 #include "core/rng.hpp"
@@ -95,6 +97,91 @@ TEST(Kernels, CausalAttentionMatchesSoftmaxDefinition) {
         }
         for (int t2 = t + 1; t2 < T; t2++) EXPECT_EQ(att[((b * NH + h) * T + t) * T + t2], 0.0f);  // causal
       }
+}
+
+// The attention kernels against the plain per-position loops they replaced, bit for bit: every
+// q.k and v.dout dot is summed in head-dimension order from 0.0f, whatever the vectorisation.
+namespace {
+void attention_forward_plain(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
+  const int hs = C / NH;
+  const float scale = 1.0f / std::sqrt(float(hs));
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++)
+      for (int h = 0; h < NH; h++) {
+        const float* q = qkv + (size_t(b) * T + t) * 3 * C + h * hs;
+        float* a = att + ((size_t(b) * NH + h) * T + t) * T;
+        float maxval = -1e30f;
+        for (int t2 = 0; t2 <= t; t2++) {
+          const float* k = qkv + (size_t(b) * T + t2) * 3 * C + C + h * hs;
+          float dot = 0.0f;
+          for (int i = 0; i < hs; i++) dot += q[i] * k[i];
+          a[t2] = dot * scale;
+          maxval = std::max(maxval, a[t2]);
+        }
+        float sum = 0.0f;
+        for (int t2 = 0; t2 <= t; t2++) sum += (a[t2] = std::exp(a[t2] - maxval));
+        for (int t2 = 0; t2 < T; t2++) a[t2] = t2 <= t ? a[t2] * (1.0f / sum) : 0.0f;
+        float* o = out + (size_t(b) * T + t) * C + h * hs;
+        for (int i = 0; i < hs; i++) o[i] = 0.0f;
+        for (int t2 = 0; t2 <= t; t2++)
+          for (int i = 0; i < hs; i++) o[i] += a[t2] * qkv[(size_t(b) * T + t2) * 3 * C + 2 * C + h * hs + i];
+      }
+}
+void attention_backward_plain(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
+                              int NH) {
+  const int hs = C / NH;
+  const float scale = 1.0f / std::sqrt(float(hs));
+  std::vector<float> datt(T), dpre(T);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++)
+      for (int t = 0; t < T; t++) {
+        const float* a = att + ((size_t(b) * NH + h) * T + t) * T;
+        const float* d = dout + (size_t(b) * T + t) * C + h * hs;
+        const float* q = qkv + (size_t(b) * T + t) * 3 * C + h * hs;
+        float* dq = dqkv + (size_t(b) * T + t) * 3 * C + h * hs;
+        for (int t2 = 0; t2 <= t; t2++) {
+          const float* v = qkv + (size_t(b) * T + t2) * 3 * C + 2 * C + h * hs;
+          float* dv = dqkv + (size_t(b) * T + t2) * 3 * C + 2 * C + h * hs;
+          float s = 0.0f;
+          for (int i = 0; i < hs; i++) {
+            s += v[i] * d[i];
+            dv[i] += a[t2] * d[i];
+          }
+          datt[t2] = s;
+        }
+        float dot = 0.0f;
+        for (int t2 = 0; t2 <= t; t2++) dot += a[t2] * datt[t2];
+        for (int t3 = 0; t3 <= t; t3++) dpre[t3] = a[t3] * (datt[t3] - dot);
+        for (int t2 = 0; t2 <= t; t2++) {
+          const float* k = qkv + (size_t(b) * T + t2) * 3 * C + C + h * hs;
+          float* dk = dqkv + (size_t(b) * T + t2) * 3 * C + C + h * hs;
+          const float g = dpre[t2] * scale;
+          for (int i = 0; i < hs; i++) {
+            dq[i] += k[i] * g;
+            dk[i] += q[i] * g;
+          }
+        }
+      }
+}
+}  // namespace
+
+TEST(Kernels, AttentionEqualsThePlainLoopsBitForBit) {
+  struct Shape {
+    int B, T, C, NH;
+  };
+  for (const Shape& s : {Shape{2, 5, 8, 2}, Shape{3, 37, 48, 4}, Shape{1, 64, 128, 2}, Shape{2, 17, 36, 3}}) {
+    const size_t n3 = size_t(s.B) * s.T * 3 * s.C, n = size_t(s.B) * s.T * s.C, na = size_t(s.B) * s.NH * s.T * s.T;
+    const auto qkv = randn(n3, 21), dout = randn(n, 22), dqkv0 = randn(n3, 23);
+    std::vector<float> out(n, -7.0f), att(na, -7.0f), out_ref(n), att_ref(na);  // poisoned: every element written
+    cpu::attention_forward(out.data(), att.data(), qkv.data(), s.B, s.T, s.C, s.NH);
+    attention_forward_plain(out_ref.data(), att_ref.data(), qkv.data(), s.B, s.T, s.C, s.NH);
+    ASSERT_EQ(out, out_ref) << "T " << s.T << " C " << s.C;
+    ASSERT_EQ(att, att_ref) << "T " << s.T << " C " << s.C;
+    std::vector<float> dqkv = dqkv0, dqkv_ref = dqkv0;  // the backward accumulates
+    cpu::attention_backward(dqkv.data(), dout.data(), qkv.data(), att.data(), s.B, s.T, s.C, s.NH);
+    attention_backward_plain(dqkv_ref.data(), dout.data(), qkv.data(), att.data(), s.B, s.T, s.C, s.NH);
+    ASSERT_EQ(dqkv, dqkv_ref) << "T " << s.T << " C " << s.C;
+  }
 }
 
 // GELU (tanh approximation) against its formula in double with the exact tanh: a dense sweep of

@@ -2,6 +2,7 @@
 // formulas against hand-computed values.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "comm/network_model.hpp"
@@ -87,6 +88,23 @@ TEST(Clipping, FoldedIntoAdamWEqualsClippingTheBufferFirst) {
   EXPECT_EQ(clip_scale(0.5, 1.0), 1.0f);  // within the norm
   EXPECT_EQ(clip_scale(5.0, 0.0), 1.0f);  // clipping off
   EXPECT_FLOAT_EQ(clip_scale(4.0, 1.0), float(1.0 / (4.0 + 1e-6)));
+}
+
+// The norm's fixed order, written plainly: blocks of 2^14 elements each summed in element order in
+// double, then the blocks in order. global_norm runs blocks side by side; the value must not move.
+TEST(Clipping, GlobalNormKeepsItsFixedOrder) {
+  constexpr size_t kBlock = 1 << 14;
+  for (size_t n : {size_t(1), size_t(1000), kBlock, 8 * kBlock, 8 * kBlock + 1, 19 * kBlock + 77, 40 * kBlock}) {
+    std::vector<float> g(n);
+    for (size_t i = 0; i < n; i++) g[i] = std::sin(0.013f * float(i)) * (1.0f + float(i % 97) * 1e-3f);
+    double total = 0.0;
+    for (size_t b = 0; b * kBlock < n; b++) {
+      double s = 0.0;
+      for (size_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); i++) s += double(g[i]) * g[i];
+      total += s;
+    }
+    EXPECT_EQ(global_norm(g), std::sqrt(total)) << n << " elements";
+  }
 }
 
 TEST(NetworkModel, BusBandwidthFactorsAreNcclTests) {
