@@ -1,15 +1,28 @@
 #include "compress/topk.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <functional>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
 namespace frugal::compress {
 
 namespace {
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// AVX2 has no compress instruction: left-packing the lanes selected by an 8-bit mask is one
+// permute, whose lane order for each mask comes from this table (8 bytes per mask).
+constexpr std::array<uint8_t, 256 * 8> kLeftPack = [] {
+  std::array<uint8_t, 256 * 8> t{};
+  for (int mask = 0; mask < 256; ++mask)
+    for (int lane = 0, j = 0; lane < 8; ++lane)
+      if (mask >> lane & 1) t[size_t(mask * 8 + j++)] = uint8_t(lane);
+  return t;
+}();
+#endif
+
 // |x| as an orderable integer: the fp32 bits without the sign. For non-negative floats the bit
 // patterns order exactly like the values; NaNs land above +inf.
 inline uint32_t mag_key(float x) { return std::bit_cast<uint32_t>(x) & 0x7fffffffu; }
@@ -51,6 +64,24 @@ void topk_keys(const uint32_t* keys, int64_t n, int64_t k, uint16_t* idx) {
       _mm512_storeu_si512(nkey + m, _mm512_maskz_compress_epi32(mk, kv));
       m += std::popcount(uint32_t(mk));
       pos = _mm512_add_epi32(pos, step);
+    }
+  }
+#elif defined(__AVX2__)
+  // The same with 8 lanes: an unsigned >= as max(key, t0) == key, the mask's lane order from the
+  // table, and all 8 lanes stored; the next store overwrites the unused ones.
+  {
+    const __m256i vt0 = _mm256_set1_epi32(int(t0)), step = _mm256_set1_epi32(8);
+    __m256i pos = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (; i0 + 8 <= n; i0 += 8) {
+      const __m256i kv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(keys + i0));
+      const __m256i ge = _mm256_cmpeq_epi32(_mm256_max_epu32(kv, vt0), kv);
+      const unsigned mk = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(ge)));
+      const __m256i order =
+          _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(kLeftPack.data() + mk * 8)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(near + m), _mm256_permutevar8x32_epi32(pos, order));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(nkey + m), _mm256_permutevar8x32_epi32(kv, order));
+      m += std::popcount(mk);
+      pos = _mm256_add_epi32(pos, step);
     }
   }
 #endif
