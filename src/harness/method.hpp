@@ -68,6 +68,8 @@ struct MethodInfo {
 bool register_method(MethodInfo info);
 const std::vector<MethodInfo>& registered_methods();
 const MethodInfo& find_method(const std::string& name);
+// The methods with cuda = true, comma-separated (for messages).
+std::string cuda_method_names();
 
 // The schema of the whole suite: the harness's sections plus every registered method's.
 const Schema& suite_schema();

@@ -30,6 +30,13 @@ const MethodInfo& find_method(const std::string& name) {
   fail("unknown method '", name, "' (known: ", known, ")");
 }
 
+std::string cuda_method_names() {
+  std::string names;
+  for (const auto& m : methods())
+    if (m.cuda) names += (names.empty() ? "" : ", ") + m.name;
+  return names;
+}
+
 const Schema& suite_schema() {
   static const Schema schema = [] {
     Schema s;

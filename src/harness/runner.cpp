@@ -349,7 +349,7 @@ int run_experiment(const std::string& config_path, const std::vector<std::string
     // the CPU while the trace says cuda.
     FRUGAL_CHECK(placement.device == "cpu" || find_method(cfg.str("run.method")).cuda,
                  "run.device = \"cuda\" placed this rank on ", placement.where, ", but method '", cfg.str("run.method"),
-                 "' runs on the CPU only so far (run.device = \"cpu\"; on the GPU: ddp)");
+                 "' runs on the CPU only so far (run.device = \"cpu\"; on the GPU: ", cuda_method_names(), ")");
     comm = std::make_unique<Communicator>(make_mpi_backend(), networks_from(cfg));
     run = std::make_unique<Run>(cfg, *comm, paths, threads, std::move(placement));
     run->setup();

@@ -51,6 +51,7 @@ class Demo final : public LmMethod {
       const float s = update_[i] > 0 ? 1.0f : (update_[i] < 0 ? -1.0f : 0.0f);
       p[i] -= lr * (s + wd * p[i]);
     }
+    lm_params_to_device(w_);  // on a GPU: only the forward and backward run there
     r.samples = int64_t(w_.local_batch) * w_.seq_len;
     r.flops = lm_step_flops(w_);
     r.metrics = wire_metrics(&stats);
@@ -58,9 +59,11 @@ class Demo final : public LmMethod {
   }
 
   // No AdamW: the parameters and the local residual are the whole state.
+  // The host parameters are the reference copy: every update happens on the host.
   void state(StateFields& f) override {
     f.field("demo.params", w_.model.params);
     f.field("demo.delta_dct", delta_dct_);
+    if (f.loading()) lm_params_to_device(w_);
   }
 
  private:
@@ -84,6 +87,6 @@ void add_keys(Schema& s) {
 
 FRUGAL_REGISTER_METHOD(demo, MethodInfo{"demo", "DCT top-k of a local momentum every step, all-gathered; sign update (no inner loop)",
                                         Domain::language, {add_model_keys, add_data_keys, add_optim_keys, add_keys},
-                                        [](RunContext& ctx) { return std::make_unique<Demo>(ctx); }});
+                                        [](RunContext& ctx) { return std::make_unique<Demo>(ctx); }, /*cuda=*/true});
 
 }  // namespace frugal

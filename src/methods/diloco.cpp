@@ -31,7 +31,10 @@ class DiLoCo final : public LmMethod {
   }
 
  private:
+  // On a GPU the inner steps run there and this outer step on the host (parameters down, the new
+  // global parameters up: two transfers per H steps).
   void outer_step() {
+    lm_params_to_host(w_);
     const size_t n = global_.size();
     const float* local = w_.model.params.data();
 #pragma omp parallel for schedule(static)
@@ -45,6 +48,7 @@ class DiLoCo final : public LmMethod {
       global_[i] -= outer_lr_ * (nesterov_ ? d + mu_ * momentum_[i] : momentum_[i]);
     }
     w_.model.params = global_;  // every worker restarts from theta_g; inner AdamW state is kept
+    lm_params_to_device(w_);
   }
 
   std::vector<float> momentum_, delta_;
@@ -64,6 +68,6 @@ void add_keys(Schema& s) {
 
 FRUGAL_REGISTER_METHOD(diloco, MethodInfo{"diloco", "H local AdamW steps, then one dense all-reduce of pseudo-gradients and outer Nesterov SGD",
                                           Domain::language, {add_model_keys, add_data_keys, add_optim_keys, add_keys},
-                                          [](RunContext& ctx) { return std::make_unique<DiLoCo>(ctx); }});
+                                          [](RunContext& ctx) { return std::make_unique<DiLoCo>(ctx); }, /*cuda=*/true});
 
 }  // namespace frugal

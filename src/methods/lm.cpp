@@ -57,9 +57,16 @@ LmWorker make_lm_worker(RunContext& ctx, const Dataset& data) {
   return w;
 }
 
-float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank, SubnetSlices* subnet) {
+namespace {
+// This rank's slice of step `step`'s global batch into w.inputs / w.targets.
+void load_local_batch(LmWorker& w, const TokenStream& train, int64_t step, int rank) {
   const uint64_t first = static_cast<uint64_t>(step) * w.global_batch + static_cast<uint64_t>(rank) * w.local_batch;
   load_batch(train, first, w.local_batch, w.seq_len, w.inputs.data(), w.targets.data());
+}
+}  // namespace
+
+float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank, SubnetSlices* subnet) {
+  load_local_batch(w, train, step, rank);
   if (w.device) {
     FRUGAL_CHECK(!subnet, "internal: subnetworks (EST) run on the CPU only");
     return lm_device_forward_backward(*w.device, w.model, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len);
@@ -87,17 +94,36 @@ void lm_adamw_update(LmWorker& w, int64_t step, StepResult& r, const GPT2Subnet*
 
 StepResult lm_local_adamw_step(LmWorker& w, const TokenStream& train, int64_t step, int rank) {
   StepResult r;
+  if (w.device) {  // nothing to all-reduce: the gradients stay on the GPU
+    load_local_batch(w, train, step, rank);
+    r.lr = schedule_lr(w.schedule, step);
+    r.loss = lm_device_local_step(*w.device, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len, w.grad_clip,
+                                  static_cast<float>(r.lr), &r.grad_norm);
+    r.samples = int64_t(w.local_batch) * w.seq_len;
+    r.flops = lm_step_flops(w);
+    return r;
+  }
   r.loss = lm_forward_backward(w, train, step, rank);
   lm_adamw_update(w, step, r);
   return r;
 }
 
+void lm_params_to_host(LmWorker& w) {
+  if (w.device) lm_device_params_to_host(*w.device, w.model);
+}
+
+void lm_params_to_device(LmWorker& w) {
+  if (w.device) lm_device_params_from_host(*w.device, w.model);
+}
+
 double lm_evaluate_params(LmWorker& w, std::vector<float>& params, const TokenStream& val, int64_t batches,
                           int64_t batch_size, Communicator& comm) {
-  FRUGAL_CHECK(!w.device, "internal: evaluating host parameters of a GPU worker");
+  lm_params_to_host(w);  // on a GPU: the worker's own parameters, kept aside while `params` are up
   std::swap(w.model.params, params);
+  lm_params_to_device(w);
   const double loss = lm_evaluate(w, val, batches, batch_size, comm);
   std::swap(w.model.params, params);
+  lm_params_to_device(w);
   return loss;
 }
 

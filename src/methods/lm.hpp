@@ -49,6 +49,11 @@ void lm_adamw_update(LmWorker& w, int64_t step, StepResult& r, const GPT2Subnet*
 // One local AdamW step (forward, backward, clip, update) with no communication: the inner step of
 // DiLoCo and SparseLoCo. Fills loss, grad_norm, lr, samples and flops.
 StepResult lm_local_adamw_step(LmWorker& w, const TokenStream& train, int64_t step, int rank);
+// Host staging of the worker's parameters for methods whose outer step runs on the host (DiLoCo,
+// SparseLoCo, DeMo): lm_params_to_host before reading w.model.params, lm_params_to_device after
+// changing them. No-ops on the CPU, where w.model.params is the model.
+void lm_params_to_host(LmWorker& w);
+void lm_params_to_device(LmWorker& w);
 // FLOPs of one forward+backward on the local batch (of the subnetwork if one is given).
 double lm_step_flops(const LmWorker& w, const GPT2Subnet* subnet = nullptr);
 // Mean loss over `batches` batches of eval.batch_size x seq_len from the start of the held-out

@@ -41,15 +41,33 @@ double lm_device_update(LmDevice& d, const GPT2& host, double max_norm, float lr
   return norm;
 }
 
-void lm_device_to_host(const LmDevice& d, GPT2& host, AdamW& opt) {
+float lm_device_local_step(LmDevice& d, const int* inputs, const int* targets, int B, int T, double max_norm, float lr,
+                           double* grad_norm) {
+  gpt2_zero_grad(d.model);
+  const float loss = gpt2_forward(d.model, inputs, targets, B, T);
+  gpt2_backward(d.model);
+  *grad_norm = cuda::clip_grad_norm(d.model.grads.data(), d.model.grads.size(), max_norm);
+  adamw_step(d.opt, d.model.params.data(), d.model.grads.data(), lr);
+  return loss;
+}
+
+void lm_device_params_to_host(const LmDevice& d, GPT2& host) {
   d.model.params.download(host.params.data(), host.params.size());
+}
+
+void lm_device_params_from_host(LmDevice& d, const GPT2& host) {
+  d.model.params.upload(host.params.data(), host.params.size());
+}
+
+void lm_device_to_host(const LmDevice& d, GPT2& host, AdamW& opt) {
+  lm_device_params_to_host(d, host);
   d.opt.m.download(opt.m.data(), opt.m.size());
   d.opt.v.download(opt.v.data(), opt.v.size());
   opt.t = d.opt.host.t;
 }
 
 void lm_device_from_host(LmDevice& d, const GPT2& host, const AdamW& opt) {
-  d.model.params.upload(host.params.data(), host.params.size());
+  lm_device_params_from_host(d, host);
   d.opt.m.upload(opt.m.data(), opt.m.size());
   d.opt.v.upload(opt.v.data(), opt.v.size());
   d.opt.host.t = opt.t;
@@ -69,6 +87,9 @@ LmDevicePtr lm_device_create(const GPT2&, const AdamW&) { no_cuda(); }
 float lm_device_forward_backward(LmDevice&, GPT2&, const int*, const int*, int, int) { no_cuda(); }
 float lm_device_loss(LmDevice&, const int*, const int*, int, int) { no_cuda(); }
 double lm_device_update(LmDevice&, const GPT2&, double, float) { no_cuda(); }
+float lm_device_local_step(LmDevice&, const int*, const int*, int, int, double, float, double*) { no_cuda(); }
+void lm_device_params_to_host(const LmDevice&, GPT2&) { no_cuda(); }
+void lm_device_params_from_host(LmDevice&, const GPT2&) { no_cuda(); }
 void lm_device_to_host(const LmDevice&, GPT2&, AdamW&) { no_cuda(); }
 void lm_device_from_host(LmDevice&, const GPT2&, const AdamW&) { no_cuda(); }
 

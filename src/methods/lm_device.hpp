@@ -30,6 +30,15 @@ float lm_device_loss(LmDevice& d, const int* inputs, const int* targets, int B, 
 // Uploads host.grads (e.g. after the all-reduce), clips them to max_norm (<= 0: no clipping) and
 // takes one AdamW step with learning rate lr on the device. Returns the norm before clipping.
 double lm_device_update(LmDevice& d, const GPT2& host, double max_norm, float lr);
+// The parameters alone, device -> host.params and host.params -> device: an outer step staged on
+// the host (DiLoCo, SparseLoCo, DeMo), or evaluating other parameters.
+void lm_device_params_to_host(const LmDevice& d, GPT2& host);
+void lm_device_params_from_host(LmDevice& d, const GPT2& host);
+// One step with no communication (DiLoCo's and SparseLoCo's inner steps): forward, backward, clip
+// and AdamW with the gradients never leaving the GPU. Returns the mean loss; *grad_norm gets the
+// norm before clipping.
+float lm_device_local_step(LmDevice& d, const int* inputs, const int* targets, int B, int T, double max_norm, float lr,
+                           double* grad_norm);
 // Parameters and AdamW state (moments, step count) device -> host, and host -> device.
 void lm_device_to_host(const LmDevice& d, GPT2& host, AdamW& opt);
 void lm_device_from_host(LmDevice& d, const GPT2& host, const AdamW& opt);

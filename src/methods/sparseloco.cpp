@@ -52,7 +52,10 @@ class SparseLoCo final : public LmMethod {
   }
 
  private:
+  // On a GPU the inner steps run there and the compression, exchange and outer update on the host
+  // (parameters down, the new global parameters up: two transfers per H steps).
   WireStats outer_step() {
+    lm_params_to_host(w_);
     const size_t n = global_.size();
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) pseudo_grad_[i] = global_[i] - w_.model.params[i];
@@ -63,6 +66,7 @@ class SparseLoCo final : public LmMethod {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) global_[i] -= outer_lr_ * aggregate_[i];  // plain SGD: EF is the momentum
     w_.model.params = global_;
+    lm_params_to_device(w_);
     return stats;
   }
 
@@ -95,6 +99,6 @@ void add_keys(Schema& s) {
 
 FRUGAL_REGISTER_METHOD(sparseloco, MethodInfo{"sparseloco", "DiLoCo inner loop; outer step sends error-feedback top-k, 2-bit pseudo-gradients (all-gather)",
                                               Domain::language, {add_model_keys, add_data_keys, add_optim_keys, add_keys},
-                                              [](RunContext& ctx) { return std::make_unique<SparseLoCo>(ctx); }});
+                                              [](RunContext& ctx) { return std::make_unique<SparseLoCo>(ctx); }, /*cuda=*/true});
 
 }  // namespace frugal
