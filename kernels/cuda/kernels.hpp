@@ -145,6 +145,8 @@ void residual_backward(float* da, float* db, const float* dout, size_t n);
 void accumulate(float* dst, const float* src, size_t n);
 // dst = src, n device floats (a device-to-device copy)
 void copy(float* dst, const float* src, size_t n);
+// x *= s, n elements (bit-identical to CPU: one float multiply each)
+void scale(float* x, float s, size_t n);
 
 // dinp (N,C) += dout . W;  dweight (OC,C) += dout^T . inp;  dbias (OC) += colsum(dout). Any of the
 // three may be null (skipped). cuBLAS with plain FP32 math; dbias by a fixed-order column reduction.

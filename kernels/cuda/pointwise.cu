@@ -65,6 +65,10 @@ __global__ void accumulate_kernel(float* dst, const float* src, size_t n) {
   for (size_t i = first_index(); i < n; i += grid_stride()) dst[i] += src[i];
 }
 
+__global__ void scale_kernel(float* x, float s, size_t n) {
+  for (size_t i = first_index(); i < n; i += grid_stride()) x[i] *= s;
+}
+
 }  // namespace
 
 void gelu_forward(float* out, const float* inp, size_t n) {
@@ -95,6 +99,12 @@ void accumulate(float* dst, const float* src, size_t n) {
   if (n == 0) return;
   accumulate_kernel<<<grid_for(n), kBlock>>>(dst, src, n);
   FRUGAL_CUDA_CHECK_LAUNCH("accumulate_kernel");
+}
+
+void scale(float* x, float s, size_t n) {
+  if (n == 0) return;
+  scale_kernel<<<grid_for(n), kBlock>>>(x, s, n);
+  FRUGAL_CUDA_CHECK_LAUNCH("scale_kernel");
 }
 
 }  // namespace frugal::cuda

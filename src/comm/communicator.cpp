@@ -26,6 +26,19 @@ Communicator::Communicator(std::unique_ptr<Backend> backend, std::vector<Network
   records_.reserve(1024);
 }
 
+void Communicator::set_device_backend(std::unique_ptr<Backend> backend) {
+  FRUGAL_CHECK(backend && backend->size() == size_ && backend->rank() == rank_,
+               "internal: the device back end must span the same ranks in the same order");
+  backend_name_ += '+';  // e.g. "mpi+nccl": what the trace's backend attribute says
+  backend_name_ += backend->name();
+  device_backend_ = std::move(backend);
+}
+
+Backend& Communicator::device_backend() {
+  FRUGAL_CHECK(device_backend_, "internal: a device collective without a device back end (run.device_comm)");
+  return *device_backend_;
+}
+
 void Communicator::record(Op op, std::string_view tag, bool control, int64_t payload, int64_t wire, double seconds) {
   if (record_calls_) {
     CallRecord r;

@@ -2,7 +2,7 @@
 // Every byte that crosses ranks goes through a Communicator: typed collectives on host buffers,
 // each call timed and recorded (operation, tag, payload and wire bytes, duration) so the trace can
 // show algbw, busbw and the modelled time on any network (comm/network_model.hpp). The transport is
-// a Backend (MPI here; NCCL for device buffers later), so instrumentation is written once.
+// a Backend (MPI on host buffers; NCCL on device buffers), so instrumentation is written once.
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -51,6 +51,11 @@ struct Backend {
 std::unique_ptr<Backend> make_mpi_backend();
 // MPI_COMM_SELF: a one-rank communicator (reference computations in multi-rank tests).
 std::unique_ptr<Backend> make_mpi_self_backend();
+// NCCL over the ranks of MPI_COMM_WORLD, on DEVICE buffers of each rank's current GPU (comm/
+// nccl_backend.cpp: bootstrapped over MPI, every call complete on the GPU when it returns). A build
+// without NCCL has nccl_available() false and make_nccl_backend fails with a clear message.
+bool nccl_available();
+std::unique_ptr<Backend> make_nccl_backend();
 
 struct CallRecord {
   int64_t step = 0;
@@ -115,6 +120,18 @@ class Communicator {
   void sendrecv(std::span<const T> send, int dest, std::span<T> recv, int source, std::string_view tag) {
     call(Op::sendrecv, tag, false, int64_t(send.size_bytes()), [&] { backend_->sendrecv(send.data(), send.size(), dest, recv.data(), recv.size(), source, dtype_of<T>()); });
   }
+  // Device buffers (run.device = "cuda"): a second back end for them (NCCL), set once by the runner
+  // when run.device_comm = "nccl"; its calls are recorded like every other. Without one, methods
+  // stage device data through the host and use the calls above.
+  void set_device_backend(std::unique_ptr<Backend> backend);
+  bool has_device_backend() const { return device_backend_ != nullptr; }
+  // In place on a DEVICE buffer through the device back end.
+  template <typename T>
+  void device_allreduce(std::span<T> buf, ReduceOp op, std::string_view tag) {
+    Backend& b = device_backend();
+    call(Op::allreduce, tag, false, int64_t(buf.size_bytes()), [&] { b.allreduce(buf.data(), buf.size(), dtype_of<T>(), op); });
+  }
+
   // Harness bookkeeping (metric reduction, stop agreement): recorded, flagged, kept out of totals.
   template <typename T>
   void control_allreduce(std::span<T> buf, ReduceOp op, std::string_view tag) {
@@ -149,8 +166,9 @@ class Communicator {
   void record(Op op, std::string_view tag, bool control, int64_t payload, int64_t wire, double seconds);
   void check_allgather(size_t block, size_t total) const;
   std::vector<size_t> exchange_counts(size_t mine, std::string_view tag);
+  Backend& device_backend();
 
-  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Backend> backend_, device_backend_;
   std::vector<Network> networks_;
   int rank_ = 0, size_ = 1;
   std::string backend_name_;

@@ -1,7 +1,8 @@
 // DDP - the dense baseline: every step, every rank computes gradients on its slice of the global
 // batch, the gradients are averaged with one all-reduce, and every rank applies the same AdamW
 // update. With one rank this is plain single-process AdamW. With run.device = "cuda" the model and
-// AdamW run on each rank's GPU and the gradients cross ranks through the host (methods/lm_device.hpp).
+// AdamW run on each rank's GPU (methods/lm_device.hpp) and the gradients cross ranks through the
+// host (MPI), or with run.device_comm = "nccl" on the GPUs (NCCL), never leaving them.
 #include "methods/lm.hpp"
 
 namespace frugal {
@@ -9,12 +10,12 @@ namespace {
 
 class Ddp final : public LmMethod {
  public:
-  explicit Ddp(RunContext& ctx) : LmMethod(ctx, "ddp.") {}
+  explicit Ddp(RunContext& ctx) : LmMethod(ctx, "ddp.") { w_.grads_on_device = w_.device && ctx.comm.has_device_backend(); }
 
   StepResult step(int64_t step) override {
     StepResult r;
     r.loss = lm_forward_backward(w_, data_.train, step, ctx_.comm.rank());
-    allreduce_mean(ctx_.comm, std::span<float>(w_.model.grads), "ddp.grad");
+    lm_allreduce_grads_mean(w_, ctx_.comm, "ddp.grad");
     lm_adamw_update(w_, step, r);
     return r;
   }

@@ -69,7 +69,9 @@ float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, i
   load_local_batch(w, train, step, rank);
   if (w.device) {
     FRUGAL_CHECK(!subnet, "internal: subnetworks (EST) run on the CPU only");
-    return lm_device_forward_backward(*w.device, w.model, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len);
+    const float loss = lm_device_forward_backward(*w.device, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len);
+    if (!w.grads_on_device) lm_device_grads_to_host(*w.device, w.model);
+    return loss;
   }
   gpt2_zero_grad(w.model);
   const float loss = gpt2_forward(w.model, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len, subnet);
@@ -82,7 +84,8 @@ void lm_adamw_update(LmWorker& w, int64_t step, StepResult& r, const GPT2Subnet*
   r.lr = schedule_lr(w.schedule, step);
   if (w.device) {
     FRUGAL_CHECK(!subnet && update_mask.empty(), "internal: masked updates (EST) run on the CPU only");
-    r.grad_norm = lm_device_update(*w.device, w.model, w.grad_clip, static_cast<float>(r.lr));
+    if (!w.grads_on_device) lm_device_grads_from_host(*w.device, w.model);
+    r.grad_norm = lm_device_update(*w.device, w.grad_clip, static_cast<float>(r.lr));
   } else {
     r.grad_norm = global_norm(w.model.grads);
     adamw_step(w.opt, w.model.params, w.model.grads, static_cast<float>(r.lr), update_mask,
@@ -97,8 +100,8 @@ StepResult lm_local_adamw_step(LmWorker& w, const TokenStream& train, int64_t st
   if (w.device) {  // nothing to all-reduce: the gradients stay on the GPU
     load_local_batch(w, train, step, rank);
     r.lr = schedule_lr(w.schedule, step);
-    r.loss = lm_device_local_step(*w.device, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len, w.grad_clip,
-                                  static_cast<float>(r.lr), &r.grad_norm);
+    r.loss = lm_device_forward_backward(*w.device, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len);
+    r.grad_norm = lm_device_update(*w.device, w.grad_clip, static_cast<float>(r.lr));
     r.samples = int64_t(w.local_batch) * w.seq_len;
     r.flops = lm_step_flops(w);
     return r;
@@ -106,6 +109,15 @@ StepResult lm_local_adamw_step(LmWorker& w, const TokenStream& train, int64_t st
   r.loss = lm_forward_backward(w, train, step, rank);
   lm_adamw_update(w, step, r);
   return r;
+}
+
+void lm_allreduce_grads_mean(LmWorker& w, Communicator& comm, std::string_view tag) {
+  if (w.grads_on_device) {  // NCCL on the GPU's own buffer
+    comm.device_allreduce(lm_device_grads(*w.device), ReduceOp::sum, tag);
+    lm_device_scale_grads(*w.device, 1.0f / static_cast<float>(comm.size()));
+  } else {
+    allreduce_mean(comm, std::span<float>(w.model.grads), tag);
+  }
 }
 
 void lm_params_to_host(LmWorker& w) {

@@ -4,6 +4,7 @@
 // LmMethod base that gives a method its evaluation, checkpointed state and size.
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "data/tokens.hpp"
@@ -26,6 +27,10 @@ struct LmWorker {
   // forward, backward, clip and AdamW; model.grads carries the gradients through the host for the
   // all-reduce, and model.params / opt are brought up to date for checkpoints (lm_state).
   LmDevicePtr device;
+  // On a GPU, whether the gradients stay there between backward and update: set by a method that
+  // all-reduces them on the GPU (ddp with run.device_comm = "nccl"). Otherwise lm_forward_backward
+  // brings them to model.grads and lm_adamw_update takes them back.
+  bool grads_on_device = false;
 };
 
 // Every language-model method reads the sections [model] (add_model_keys), [data] (add_data_keys)
@@ -49,6 +54,9 @@ void lm_adamw_update(LmWorker& w, int64_t step, StepResult& r, const GPT2Subnet*
 // One local AdamW step (forward, backward, clip, update) with no communication: the inner step of
 // DiLoCo and SparseLoCo. Fills loss, grad_norm, lr, samples and flops.
 StepResult lm_local_adamw_step(LmWorker& w, const TokenStream& train, int64_t step, int rank);
+// The mean of the gradients over the ranks, in place, wherever they are: model.grads through the
+// communicator's host back end, or the GPU's buffer through its device back end (grads_on_device).
+void lm_allreduce_grads_mean(LmWorker& w, Communicator& comm, std::string_view tag);
 // Host staging of the worker's parameters for methods whose outer step runs on the host (DiLoCo,
 // SparseLoCo, DeMo): lm_params_to_host before reading w.model.params, lm_params_to_device after
 // changing them. No-ops on the CPU, where w.model.params is the model.

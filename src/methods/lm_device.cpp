@@ -22,11 +22,10 @@ LmDevicePtr lm_device_create(const GPT2& model, const AdamW& opt) {
   return LmDevicePtr(new LmDevice{gpt2_to_device(model), adamw_to_device(opt)});
 }
 
-float lm_device_forward_backward(LmDevice& d, GPT2& host, const int* inputs, const int* targets, int B, int T) {
+float lm_device_forward_backward(LmDevice& d, const int* inputs, const int* targets, int B, int T) {
   gpt2_zero_grad(d.model);
   const float loss = gpt2_forward(d.model, inputs, targets, B, T);
   gpt2_backward(d.model);
-  d.model.grads.download(host.grads.data(), host.grads.size());
   return loss;
 }
 
@@ -34,22 +33,23 @@ float lm_device_loss(LmDevice& d, const int* inputs, const int* targets, int B, 
   return gpt2_forward(d.model, inputs, targets, B, T);
 }
 
-double lm_device_update(LmDevice& d, const GPT2& host, double max_norm, float lr) {
-  d.model.grads.upload(host.grads.data(), host.grads.size());
+double lm_device_update(LmDevice& d, double max_norm, float lr) {
   const double norm = cuda::clip_grad_norm(d.model.grads.data(), d.model.grads.size(), max_norm);
   adamw_step(d.opt, d.model.params.data(), d.model.grads.data(), lr);
   return norm;
 }
 
-float lm_device_local_step(LmDevice& d, const int* inputs, const int* targets, int B, int T, double max_norm, float lr,
-                           double* grad_norm) {
-  gpt2_zero_grad(d.model);
-  const float loss = gpt2_forward(d.model, inputs, targets, B, T);
-  gpt2_backward(d.model);
-  *grad_norm = cuda::clip_grad_norm(d.model.grads.data(), d.model.grads.size(), max_norm);
-  adamw_step(d.opt, d.model.params.data(), d.model.grads.data(), lr);
-  return loss;
+void lm_device_grads_to_host(const LmDevice& d, GPT2& host) {
+  d.model.grads.download(host.grads.data(), host.grads.size());
 }
+
+void lm_device_grads_from_host(LmDevice& d, const GPT2& host) {
+  d.model.grads.upload(host.grads.data(), host.grads.size());
+}
+
+std::span<float> lm_device_grads(LmDevice& d) { return {d.model.grads.data(), d.model.grads.size()}; }
+
+void lm_device_scale_grads(LmDevice& d, float s) { cuda::scale(d.model.grads.data(), s, d.model.grads.size()); }
 
 void lm_device_params_to_host(const LmDevice& d, GPT2& host) {
   d.model.params.download(host.params.data(), host.params.size());
@@ -84,10 +84,13 @@ namespace {
 struct LmDevice {};
 void LmDeviceDeleter::operator()(LmDevice* d) const { delete d; }
 LmDevicePtr lm_device_create(const GPT2&, const AdamW&) { no_cuda(); }
-float lm_device_forward_backward(LmDevice&, GPT2&, const int*, const int*, int, int) { no_cuda(); }
+float lm_device_forward_backward(LmDevice&, const int*, const int*, int, int) { no_cuda(); }
 float lm_device_loss(LmDevice&, const int*, const int*, int, int) { no_cuda(); }
-double lm_device_update(LmDevice&, const GPT2&, double, float) { no_cuda(); }
-float lm_device_local_step(LmDevice&, const int*, const int*, int, int, double, float, double*) { no_cuda(); }
+double lm_device_update(LmDevice&, double, float) { no_cuda(); }
+void lm_device_grads_to_host(const LmDevice&, GPT2&) { no_cuda(); }
+void lm_device_grads_from_host(LmDevice&, const GPT2&) { no_cuda(); }
+std::span<float> lm_device_grads(LmDevice&) { no_cuda(); }
+void lm_device_scale_grads(LmDevice&, float) { no_cuda(); }
 void lm_device_params_to_host(const LmDevice&, GPT2&) { no_cuda(); }
 void lm_device_params_from_host(LmDevice&, const GPT2&) { no_cuda(); }
 void lm_device_to_host(const LmDevice&, GPT2&, AdamW&) { no_cuda(); }

@@ -35,6 +35,7 @@ expect_error "wrong type" "expects type integer" run --model.n_layer=two
 expect_error "impossible value" "must be divisible by model.n_head" run --model.n_embd=30 --model.n_head=4
 expect_error "out of range" "below its minimum" run --data.batch_size=0
 expect_error "unknown device" "run.device" run --run.device=tpu
+expect_error "NCCL for CPU buffers" 'run.device_comm = "nccl" moves GPU buffers' run --run.device_comm=nccl
 # run.device = cuda for a method still on the CPU (est) is an error on every machine, each with
 # its own reason: no GPU visible (this CI), a build without CUDA, or - with a GPU - the method. Never
 # a CPU run.

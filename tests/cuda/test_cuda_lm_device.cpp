@@ -52,8 +52,11 @@ TEST_F(CudaLmDevice, StepsFollowTheCpuWorker) {
     const double want_norm = clip_grad_norm(cpu.grads, clip);
     adamw_step(cpu_opt, cpu.params, cpu.grads, 2e-3f);
 
-    const float got = lm_device_forward_backward(*dev, staging, tokens.data(), tokens.data() + 1, B, T);
-    const double got_norm = lm_device_update(*dev, staging, clip, 2e-3f);
+    // As ddp runs it through the host: gradients down (the all-reduce's place) and back up.
+    const float got = lm_device_forward_backward(*dev, tokens.data(), tokens.data() + 1, B, T);
+    lm_device_grads_to_host(*dev, staging);
+    lm_device_grads_from_host(*dev, staging);
+    const double got_norm = lm_device_update(*dev, clip, 2e-3f);
     EXPECT_NEAR(got, want, 1e-4 * std::fabs(want)) << "step " << step;
     EXPECT_NEAR(got_norm, want_norm, 1e-4 * want_norm) << "step " << step;
     if (step == 0) {
@@ -67,8 +70,8 @@ TEST_F(CudaLmDevice, CheckpointRoundTripKeepsTheWorker) {
   LmDevicePtr dev = lm_device_create(staging, opt);
   AdamW host_opt = opt;
   for (int step = 0; step < 2; step++) {
-    lm_device_forward_backward(*dev, staging, tokens.data(), tokens.data() + 1, B, T);
-    lm_device_update(*dev, staging, 1.0, 2e-3f);
+    lm_device_forward_backward(*dev, tokens.data(), tokens.data() + 1, B, T);
+    lm_device_update(*dev, 1.0, 2e-3f);
   }
   lm_device_to_host(*dev, staging, host_opt);  // what a checkpoint saves
   EXPECT_EQ(host_opt.t, 2);
@@ -79,10 +82,24 @@ TEST_F(CudaLmDevice, CheckpointRoundTripKeepsTheWorker) {
   lm_device_from_host(*resumed, staging, host_opt);
   EXPECT_EQ(lm_device_loss(*resumed, tokens.data(), tokens.data() + 1, B, T), before);
   // And the next step of both is the same.
-  GPT2 staging2 = staging;
-  lm_device_forward_backward(*dev, staging, tokens.data(), tokens.data() + 1, B, T);
-  lm_device_forward_backward(*resumed, staging2, tokens.data(), tokens.data() + 1, B, T);
-  EXPECT_EQ(lm_device_update(*dev, staging, 1.0, 2e-3f), lm_device_update(*resumed, staging2, 1.0, 2e-3f));
+  lm_device_forward_backward(*dev, tokens.data(), tokens.data() + 1, B, T);
+  lm_device_forward_backward(*resumed, tokens.data(), tokens.data() + 1, B, T);
+  EXPECT_EQ(lm_device_update(*dev, 1.0, 2e-3f), lm_device_update(*resumed, 1.0, 2e-3f));
+}
+
+// What ddp does with run.device_comm = "nccl" on one rank: the gradients scaled in place on the
+// device (the all-reduce's mean) give the same step as scaling them on the host.
+TEST_F(CudaLmDevice, ScalingDeviceGradientsEqualsScalingOnTheHost) {
+  GPT2 staging = cpu;
+  LmDevicePtr on_device = lm_device_create(staging, opt), via_host = lm_device_create(staging, opt);
+  lm_device_forward_backward(*on_device, tokens.data(), tokens.data() + 1, B, T);
+  lm_device_scale_grads(*on_device, 0.5f);
+  lm_device_forward_backward(*via_host, tokens.data(), tokens.data() + 1, B, T);
+  lm_device_grads_to_host(*via_host, staging);
+  for (float& g : staging.grads) g *= 0.5f;
+  lm_device_grads_from_host(*via_host, staging);
+  EXPECT_EQ(lm_device_update(*on_device, 1.0, 2e-3f), lm_device_update(*via_host, 1.0, 2e-3f));
+  EXPECT_EQ(lm_device_grads(*on_device).size(), staging.grads.size());
 }
 
 }  // namespace

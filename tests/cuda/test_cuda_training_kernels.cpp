@@ -239,6 +239,19 @@ TEST_F(CudaTraining, ResidualForwardAndBackwardBitIdenticalToCpu) {
   }
 }
 
+// scale: what allreduce_mean does to the summed gradients on the host, on the device.
+TEST_F(CudaTraining, ScaleBitIdenticalToCpu) {
+  std::mt19937 rng(17);
+  for (size_t n : kPointwiseSizes) {
+    SCOPED_TRACE("n=" + std::to_string(n));
+    auto x = random_vec(n, rng);
+    fc::DeviceBuffer d_x(x);
+    fc::scale(d_x.data(), 0.25f / 3.0f, n);
+    for (float& v : x) v *= 0.25f / 3.0f;
+    EXPECT_TRUE(bit_equal(d_x.to_host(), x));
+  }
+}
+
 // ---------------------------------------------------------------- matmul backward
 
 // Per-element error normalised by the bound on what was summed: |init| + sum |terms|, obtained by
