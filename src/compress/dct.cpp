@@ -114,21 +114,21 @@ void gemm(const float* a, int64_t as, int64_t rows, int64_t k, const float* b, i
   if (q < nv) gemm_rows<8, 1>(a, as, rows, k, b + q * kLanes, bs, c + q * kLanes, cs);
 }
 
-// Dimension 0, forward: the n = b.n >> level rows of x [n x ws] are the elements; output row k goes
-// to y + k ys. Every row is ws floats wide (the padding columns just ride along).
-void fdct0(const float* x, int64_t ws, const DctBasis& b, int64_t level, const float* s4, float* y, int64_t ys,
-           float* scratch) {
+// Dimension 0, forward: the n = b.n >> level rows of x (xs floats apart) are the elements; output row
+// k goes to y + k ys. Every row is ws floats wide (the padding columns just ride along).
+void fdct0(const float* x, int64_t xs, int64_t ws, const DctBasis& b, int64_t level, const float* s4, float* y,
+           int64_t ys, float* scratch) {
   const int64_t n = b.n >> level;
   if (level == b.levels) {
-    gemm(b.base.data(), pad(n), n, n, x, ws, ws, y, ys);
+    gemm(b.base.data(), pad(n), n, n, x, xs, ws, y, ys);
     return;
   }
   const int64_t m = n / 2;
   float* u = scratch;       // [m x ws]
   float* v = u + m * ws;    // [m x ws]
   for (int64_t i = 0; i < m; ++i) {
-    const float* lo = x + i * ws;
-    const float* hi = x + (n - 1 - i) * ws;
+    const float* lo = x + i * xs;
+    const float* hi = x + (n - 1 - i) * xs;
     float* ui = u + i * ws;
     float* vi = v + i * ws;
 #pragma omp simd
@@ -138,7 +138,7 @@ void fdct0(const float* x, int64_t ws, const DctBasis& b, int64_t level, const f
     }
   }
   gemm(s4, pad(m), m, m, v, ws, ws, y + ys, 2 * ys);  // odd outputs
-  fdct0(u, ws, b, level + 1, s4 + m * pad(m), y, 2 * ys, scratch + n * ws);
+  fdct0(u, ws, ws, b, level + 1, s4 + m * pad(m), y, 2 * ys, scratch + n * ws);
 }
 
 // Dimension 0, inverse: x [n x ws] = D^T y, input row k at y + k ys. x must not overlap y.
@@ -243,16 +243,18 @@ void idct1(const float* y, int64_t ys, int64_t h, const DctBasis& b, int64_t lev
   }
 }
 
-// A whole h x w tile in padded buffers (row stride ws = pad(w)). Forward: y = Dh x Dw^T, x zero in
-// the padding columns; y meaningful in columns < w. t is work space [h x ws].
-void fdct_padded(const float* x, int64_t h, int64_t ws, const DctBasis& bh, const DctBasis& bw, float* y,
+// A whole h x w tile, its rows xs floats apart, into padded buffers (row stride ws = pad(w)). Forward:
+// y = Dh x Dw^T, x zero in the padding columns (xs >= ws); y meaningful in columns < w. t is work space
+// [h x ws].
+void fdct_padded(const float* x, int64_t xs, int64_t h, int64_t ws, const DctBasis& bh, const DctBasis& bw, float* y,
                  float* t, float* scratch) {
   const float* rows = x;
+  int64_t rs = xs;
   if (h > 1) {  // D_1 = [1]
-    fdct0(x, ws, bh, 0, bh.s4.data(), t, ws, scratch);
-    rows = t;
+    fdct0(x, xs, ws, bh, 0, bh.s4.data(), t, ws, scratch);
+    rows = t, rs = ws;
   }
-  fdct1(rows, ws, h, bw, 0, bw.s4.data(), y, ws, scratch);
+  fdct1(rows, rs, h, bw, 0, bw.s4.data(), y, ws, scratch);
 }
 
 // Inverse of a padded tile: x = Dh^T y Dw, meaningful in columns < w.
@@ -373,7 +375,7 @@ void dct_tile(const float* x, int64_t h, int64_t w, const DctBasis& bh, const Dc
     std::copy(x + r * w, x + (r + 1) * w, in + r * ws);
     std::fill(in + r * ws + w, in + (r + 1) * ws, 0.0f);
   }
-  fdct_padded(in, h, ws, bh, bw, out, t, scratch);
+  fdct_padded(in, ws, h, ws, bh, bw, out, t, scratch);
   for (int64_t r = 0; r < h; ++r) std::copy(out + r * ws, out + r * ws + w, y + r * w);
 }
 
@@ -397,7 +399,8 @@ void dct_tiles(const float* x, const ChunkLayout& layout, const DctPlan& plan, f
   for (int64_t c = 0; c < nc; ++c) {
     float in[kTile], out[kTile], t[kTile], scratch[kScratch];
     gather_padded(x, layout, c, in);
-    fdct_padded(in, layout.c1, pad(layout.chunk_cols(c)), plan.rows, cols_basis(plan, layout, c), out, t, scratch);
+    const int64_t ws = pad(layout.chunk_cols(c));
+    fdct_padded(in, ws, layout.c1, ws, plan.rows, cols_basis(plan, layout, c), out, t, scratch);
     scatter_padded(out, layout, c, y);
   }
 }
@@ -435,9 +438,14 @@ void demo_compress(float* delta_dct, const float* g, const ChunkLayout& layout, 
           __builtin_prefetch(delta_dct + at + j, 1);
         }
       }
-    // G = DCT(g) of the tile
-    gather_padded(g, layout, c, buf);
-    fdct_padded(buf, h, ws, plan.rows, cols_basis(plan, layout, c), coef, t, scratch);
+    // G = DCT(g) of the tile, read in place when its rows are whole vectors (no padding to add)
+    const float* src = g + layout.row_start(c, 0);
+    int64_t src_stride = layout.cols;
+    if (w != ws) {
+      gather_padded(g, layout, c, buf);
+      src = buf, src_stride = ws;
+    }
+    fdct_padded(src, src_stride, h, ws, plan.rows, cols_basis(plan, layout, c), coef, t, scratch);
     // delta_dct <- decay delta_dct + lr G, in place
     float* tile = delta_dct + layout.row_start(c, 0);  // h rows of w, a tensor row apart
     for (int64_t r = 0; r < h; ++r) {
