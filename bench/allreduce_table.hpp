@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "comm/network_model.hpp"
+#include "comm/communicator.hpp"
 
 namespace frugal::bench {
 
@@ -43,6 +43,22 @@ inline bool parse_sizes(int argc, char** argv, const char* program, size_t& min_
     (is_min ? min_bytes : max_bytes) = v;
   }
   return true;
+}
+
+// Seconds per call over `reps` calls of call(), the ranks synchronised first. With a Communicator
+// (the instrumented side), its per-call records are taken every 256 calls, as the runner does every
+// step, so they never pile up.
+template <class Call>
+double seconds_per_call(int reps, Call&& call, Communicator* comm = nullptr) {
+  MPI_Barrier(MPI_COMM_WORLD);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; i++) {
+    call();
+    if (comm && (i & 255) == 255) comm->take_records();
+  }
+  const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+  if (comm) comm->take_records();
+  return t;
 }
 
 struct Row {

@@ -8,14 +8,12 @@
 #include <mpi.h>
 
 #include <algorithm>
-#include <chrono>
 #include <vector>
 
 #include "allreduce_table.hpp"
 #include "comm/communicator.hpp"
 
 using namespace frugal;
-using clk = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
@@ -32,22 +30,12 @@ int main(int argc, char** argv) {
       const size_t count = bytes / sizeof(float);
       const std::span<float> data(buf.data(), count);
       auto plain = [&](int reps) {
-        MPI_Barrier(MPI_COMM_WORLD);
-        const auto t0 = clk::now();
-        for (int i = 0; i < reps; i++)
+        return bench::seconds_per_call(reps, [&] {
           MPI_Allreduce(MPI_IN_PLACE, data.data(), static_cast<int>(count), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-        return std::chrono::duration<double>(clk::now() - t0).count() / reps;
+        });
       };
       auto instrumented = [&](int reps) {
-        MPI_Barrier(MPI_COMM_WORLD);
-        const auto t0 = clk::now();
-        for (int i = 0; i < reps; i++) {
-          comm.allreduce(data, ReduceOp::sum, "bench.allreduce");
-          if ((i & 255) == 255) comm.take_records();  // as the runner does every step
-        }
-        const double t = std::chrono::duration<double>(clk::now() - t0).count() / reps;
-        comm.take_records();
-        return t;
+        return bench::seconds_per_call(reps, [&] { comm.allreduce(data, ReduceOp::sum, "bench.allreduce"); }, &comm);
       };
       table.row(count, bench::time_size(plain, instrumented, [&] { std::fill(data.begin(), data.end(), 1.0f); }));
     }

@@ -7,7 +7,6 @@
 //   ./bench/bench_allreduce_gpu                 mpirun -np 8 ./bench/bench_allreduce_gpu --max=64M
 #include <mpi.h>
 
-#include <chrono>
 #include <cstdio>
 #include <vector>
 
@@ -59,30 +58,19 @@ int main(int argc, char** argv) {
     {
       bench::AllreduceTable table(size, ("raw ncclAllReduce vs frugal's instrumented Communicator (NCCL), " +
                                          placement.where).c_str());
-      using clk = std::chrono::steady_clock;
       for (size_t bytes = min_bytes; bytes <= max_bytes; bytes *= 4) {
         const size_t count = bytes / sizeof(float);
         const std::span<float> data(buf.data(), count);
         auto plain = [&](int reps) {
-          MPI_Barrier(MPI_COMM_WORLD);
-          const auto t0 = clk::now();
-          for (int i = 0; i < reps; i++) {
+          return bench::seconds_per_call(reps, [&] {
             if (ncclAllReduce(data.data(), data.data(), count, ncclFloat32, ncclSum, raw, stream) != ncclSuccess ||
                 cudaStreamSynchronize(stream) != cudaSuccess)
               fail("raw ncclAllReduce failed");
-          }
-          return std::chrono::duration<double>(clk::now() - t0).count() / reps;
+          });
         };
         auto instrumented = [&](int reps) {
-          MPI_Barrier(MPI_COMM_WORLD);
-          const auto t0 = clk::now();
-          for (int i = 0; i < reps; i++) {
-            comm.device_allreduce(data, ReduceOp::sum, "bench.allreduce");
-            if ((i & 255) == 255) comm.take_records();  // as the runner does every step
-          }
-          const double t = std::chrono::duration<double>(clk::now() - t0).count() / reps;
-          comm.take_records();
-          return t;
+          return bench::seconds_per_call(reps, [&] { comm.device_allreduce(data, ReduceOp::sum, "bench.allreduce"); },
+                                         &comm);
         };
         table.row(count, bench::time_size(plain, instrumented, [&] { buf.upload(ones.data(), count); }));
       }
