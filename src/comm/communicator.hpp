@@ -52,9 +52,8 @@ std::unique_ptr<Backend> make_mpi_backend();
 // MPI_COMM_SELF: a one-rank communicator (reference computations in multi-rank tests).
 std::unique_ptr<Backend> make_mpi_self_backend();
 // NCCL over the ranks of MPI_COMM_WORLD, on DEVICE buffers of each rank's current GPU (comm/
-// nccl_backend.cpp: bootstrapped over MPI, every call complete on the GPU when it returns). A build
-// without NCCL has nccl_available() false and make_nccl_backend fails with a clear message.
-bool nccl_available();
+// nccl_backend.cpp: bootstrapped over MPI, every call complete on the GPU when it returns). In a
+// build without NCCL it fails with a clear message.
 std::unique_ptr<Backend> make_nccl_backend();
 
 struct CallRecord {

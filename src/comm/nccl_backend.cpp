@@ -121,8 +121,6 @@ struct NcclBackend final : Backend {
 
 }  // namespace
 
-bool nccl_available() { return true; }
-
 std::unique_ptr<Backend> make_nccl_backend() { return std::make_unique<NcclBackend>(); }
 
 }  // namespace frugal
@@ -130,8 +128,6 @@ std::unique_ptr<Backend> make_nccl_backend() { return std::make_unique<NcclBacke
 #else  // no NCCL in this build
 
 namespace frugal {
-
-bool nccl_available() { return false; }
 
 std::unique_ptr<Backend> make_nccl_backend() {
   fail("the NCCL back end: this frugal was built without NCCL (CUDA and nccl.h / libnccl were not both found "

@@ -17,7 +17,9 @@ class DiLoCo final : public LmMethod {
       : LmMethod(ctx, "diloco.inner.", "diloco.global"), momentum_(global_.size(), 0.0f), delta_(global_.size()),
         inner_steps_(ctx.config.integer("diloco.inner_steps")),
         outer_lr_(static_cast<float>(ctx.config.real("diloco.outer_lr"))),
-        mu_(static_cast<float>(ctx.config.real("diloco.outer_momentum"))), nesterov_(ctx.config.boolean("diloco.nesterov")) {}
+        mu_(static_cast<float>(ctx.config.real("diloco.outer_momentum"))), nesterov_(ctx.config.boolean("diloco.nesterov")) {
+    w_.grads_on_device = w_.device != nullptr;  // local steps only: the gradients never leave the GPU
+  }
 
   StepResult step(int64_t step) override {
     StepResult r = lm_local_adamw_step(w_, data_.train, step, ctx_.comm.rank());

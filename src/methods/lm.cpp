@@ -57,16 +57,9 @@ LmWorker make_lm_worker(RunContext& ctx, const Dataset& data) {
   return w;
 }
 
-namespace {
-// This rank's slice of step `step`'s global batch into w.inputs / w.targets.
-void load_local_batch(LmWorker& w, const TokenStream& train, int64_t step, int rank) {
+float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank, SubnetSlices* subnet) {
   const uint64_t first = static_cast<uint64_t>(step) * w.global_batch + static_cast<uint64_t>(rank) * w.local_batch;
   load_batch(train, first, w.local_batch, w.seq_len, w.inputs.data(), w.targets.data());
-}
-}  // namespace
-
-float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, int rank, SubnetSlices* subnet) {
-  load_local_batch(w, train, step, rank);
   if (w.device) {
     FRUGAL_CHECK(!subnet, "internal: subnetworks (EST) run on the CPU only");
     const float loss = lm_device_forward_backward(*w.device, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len);
@@ -97,15 +90,6 @@ void lm_adamw_update(LmWorker& w, int64_t step, StepResult& r, const GPT2Subnet*
 
 StepResult lm_local_adamw_step(LmWorker& w, const TokenStream& train, int64_t step, int rank) {
   StepResult r;
-  if (w.device) {  // nothing to all-reduce: the gradients stay on the GPU
-    load_local_batch(w, train, step, rank);
-    r.lr = schedule_lr(w.schedule, step);
-    r.loss = lm_device_forward_backward(*w.device, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len);
-    r.grad_norm = lm_device_update(*w.device, w.grad_clip, static_cast<float>(r.lr));
-    r.samples = int64_t(w.local_batch) * w.seq_len;
-    r.flops = lm_step_flops(w);
-    return r;
-  }
   r.loss = lm_forward_backward(w, train, step, rank);
   lm_adamw_update(w, step, r);
   return r;

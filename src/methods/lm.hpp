@@ -28,8 +28,9 @@ struct LmWorker {
   // all-reduce, and model.params / opt are brought up to date for checkpoints (lm_state).
   LmDevicePtr device;
   // On a GPU, whether the gradients stay there between backward and update: set by a method that
-  // all-reduces them on the GPU (ddp with run.device_comm = "nccl"). Otherwise lm_forward_backward
-  // brings them to model.grads and lm_adamw_update takes them back.
+  // never needs them on the host (DiLoCo's and SparseLoCo's local steps; ddp with run.device_comm =
+  // "nccl"). Otherwise lm_forward_backward brings them to model.grads and lm_adamw_update takes
+  // them back.
   bool grads_on_device = false;
 };
 
@@ -52,7 +53,8 @@ float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, i
 void lm_adamw_update(LmWorker& w, int64_t step, StepResult& r, const GPT2Subnet* subnet = nullptr,
                      std::span<const uint8_t> update_mask = {});
 // One local AdamW step (forward, backward, clip, update) with no communication: the inner step of
-// DiLoCo and SparseLoCo. Fills loss, grad_norm, lr, samples and flops.
+// DiLoCo and SparseLoCo (on a GPU they set grads_on_device: nothing needs the gradients on the
+// host). Fills loss, grad_norm, lr, samples and flops.
 StepResult lm_local_adamw_step(LmWorker& w, const TokenStream& train, int64_t step, int rank);
 // The mean of the gradients over the ranks, in place, wherever they are: model.grads through the
 // communicator's host back end, or the GPU's buffer through its device back end (grads_on_device).

@@ -33,6 +33,7 @@ class SparseLoCo final : public LmMethod {
     mode_ = c.str("sparseloco.aggregation") == "mean_all" ? Aggregation::mean_all : Aggregation::mean_selected;
     blocks_ = blocks_for(w_.model.layout);
     sent_.resize(blocks_.size());
+    w_.grads_on_device = w_.device != nullptr;  // local steps only: the gradients never leave the GPU
   }
 
   StepResult step(int64_t step) override {
