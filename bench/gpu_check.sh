@@ -105,14 +105,15 @@ done
 # ---- short runs: the same tiny config on the CPU and on the GPU, per ported method ---------------
 # run.device = cuda against run.device = cpu, the final eval losses compared:
 #   ddp        model and AdamW on the GPU, gradients all-reduced through the host
+#   ddp-nccl   the same, gradients all-reduced by NCCL on the GPUs (run.device_comm = nccl)
 #   diloco     inner steps wholly on the GPU, the outer step on the host (parameters staged)
 #   sparseloco the same, the compression and exchange on the host
 #   demo       forward and backward on the GPU, compression and sign update on the host
-# ddp and diloco must agree to 1e-3 relative (cuBLAS vs OpenBLAS summation order, compounded over
-# 30 steps); sparseloco and demo to 2e-2: a top-k near a tie or a sign near zero can go the other
-# way on rounding-level differences, and then the runs part by a selection. Two ranks under mpirun
-# where this build has its own MPI; one rank (an MPI singleton) when running a bundle, whose MPI
-# library need not match the node's mpirun.
+# ddp, ddp-nccl and diloco must agree to 1e-3 relative (cuBLAS vs OpenBLAS summation order,
+# compounded over 30 steps); sparseloco and demo to 2e-2: a top-k near a tie or a sign near zero
+# can go the other way on rounding-level differences, and then the runs part by a selection. Two
+# ranks under mpirun where this build has its own MPI; one rank (an MPI singleton) when running a
+# bundle, whose MPI library need not match the node's mpirun.
 if [ ! -x "$BUILD/frugal" ]; then
   log "no short runs: no frugal executable in $BUILD"
   log "done, exit $status"
@@ -120,13 +121,16 @@ if [ ! -x "$BUILD/frugal" ]; then
 fi
 launch=()
 [ -z "${GPU_CHECK_BUNDLE:-}" ] && command -v mpirun >/dev/null && launch=(mpirun --allow-run-as-root --oversubscribe -np 2)
-for run in ddp:1e-3 diloco:1e-3 sparseloco:2e-2 demo:2e-2; do
+# ddp-nccl: ddp with run.device_comm = nccl (the gradients all-reduced by NCCL on the GPUs).
+for run in ddp:1e-3 ddp-nccl:1e-3 diloco:1e-3 sparseloco:2e-2 demo:2e-2; do
   method=${run%%:*} tol=${run#*:}
   for device in cpu cuda; do
+    extra=()
+    [ "$method" = ddp-nccl ] && [ $device = cuda ] && extra=(--run.device_comm=nccl)
     # A bundle's Open MPI loads its plugins from the node's Open MPI install: a node without one (or
     # with an incompatible one) fails here in MPI_Init, said in the log; timeout: never the budget.
     if ! timeout 300 "${launch[@]}" "$BUILD"/frugal run configs/quickstart/tiny.toml --run.out_dir="$OUT/runs" \
-         --run.method=$method --run.name=$method-$device --run.overwrite=true --run.device=$device \
+         --run.method=${method%-nccl} --run.name=$method-$device --run.overwrite=true --run.device=$device "${extra[@]}" \
          >"$OUT/run_${method}_$device.log" 2>&1; then
       tail -20 "$OUT/run_${method}_$device.log"
       log "short $method run ($device) failed (run_${method}_$device.log)"
