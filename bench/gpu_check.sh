@@ -102,18 +102,21 @@ for b in "$BUILD"/bench/bench_*gpu*; do
 done
 [ -s "$OUT/bench.log" ] || log "no GPU benchmark built yet (bench/*gpu*)"
 
-# ---- short runs: the same tiny config on the CPU and on the GPU, per ported method ---------------
-# run.device = cuda against run.device = cpu, the final eval losses compared:
+# ---- short runs: the same small config on the CPU and on the GPU, per ported method --------------
+# run.device = cuda against run.device = cpu, the final evaluations compared:
 #   ddp        model and AdamW on the GPU, gradients all-reduced through the host
 #   ddp-nccl   the same, gradients all-reduced by NCCL on the GPUs (run.device_comm = nccl)
 #   diloco     inner steps wholly on the GPU, the outer step on the host (parameters staged)
 #   sparseloco the same, the compression and exchange on the host
 #   demo       forward and backward on the GPU, compression and sign update on the host
+#   eggroll    the population's perturbed policy forwards and the update GEMMs on the GPU (Pendulum)
+#   openai_es  the same with full-rank noise
 # ddp, ddp-nccl and diloco must agree to 1e-3 relative (cuBLAS vs OpenBLAS summation order,
 # compounded over 30 steps); sparseloco and demo to 2e-2: a top-k near a tie or a sign near zero
-# can go the other way on rounding-level differences, and then the runs part by a selection. Two
-# ranks under mpirun where this build has its own MPI; one rank (an MPI singleton) when running a
-# bundle, whose MPI library need not match the node's mpirun.
+# can go the other way on rounding-level differences, and then the runs part by a selection. The ES
+# runs to 1e-2: 200-step Pendulum episodes carry a rounding-level difference in a policy's output
+# through the dynamics into the return. Two ranks under mpirun where this build has its own MPI; one
+# rank (an MPI singleton) when running a bundle, whose MPI library need not match the node's mpirun.
 if [ ! -x "$BUILD/frugal" ]; then
   log "no short runs: no frugal executable in $BUILD"
   log "done, exit $status"
@@ -121,29 +124,34 @@ if [ ! -x "$BUILD/frugal" ]; then
 fi
 launch=()
 [ -z "${GPU_CHECK_BUNDLE:-}" ] && command -v mpirun >/dev/null && launch=(mpirun --allow-run-as-root --oversubscribe -np 2)
-# ddp-nccl: ddp with run.device_comm = nccl (the gradients all-reduced by NCCL on the GPUs).
-for run in ddp:1e-3 ddp-nccl:1e-3 diloco:1e-3 sparseloco:2e-2 demo:2e-2; do
-  method=${run%%:*} tol=${run#*:}
+tiny=(configs/quickstart/tiny.toml)
+pendulum=(configs/rl/pendulum.toml --run.steps=6 --eval.every=3 --es.population=64)
+# name : method : tolerance : config array
+for run in ddp:ddp:1e-3:tiny ddp-nccl:ddp:1e-3:tiny diloco:diloco:1e-3:tiny sparseloco:sparseloco:2e-2:tiny \
+           demo:demo:2e-2:tiny eggroll:eggroll:1e-2:pendulum openai_es:openai_es:1e-2:pendulum; do
+  IFS=: read -r name method tol config <<<"$run"
+  declare -n args=$config
   for device in cpu cuda; do
     extra=()
-    [ "$method" = ddp-nccl ] && [ $device = cuda ] && extra=(--run.device_comm=nccl)
+    [ "$name" = ddp-nccl ] && [ $device = cuda ] && extra=(--run.device_comm=nccl)
     # A bundle's Open MPI loads its plugins from the node's Open MPI install: a node without one (or
     # with an incompatible one) fails here in MPI_Init, said in the log; timeout: never the budget.
-    if ! timeout 300 "${launch[@]}" "$BUILD"/frugal run configs/quickstart/tiny.toml --run.out_dir="$OUT/runs" \
-         --run.method=${method%-nccl} --run.name=$method-$device --run.overwrite=true --run.device=$device "${extra[@]}" \
-         >"$OUT/run_${method}_$device.log" 2>&1; then
-      tail -20 "$OUT/run_${method}_$device.log"
-      log "short $method run ($device) failed (run_${method}_$device.log)"
+    if ! timeout 300 "${launch[@]}" "$BUILD"/frugal run "${args[@]}" --run.out_dir="$OUT/runs" \
+         --run.method=$method --run.name=$name-$device --run.overwrite=true --run.device=$device "${extra[@]}" \
+         >"$OUT/run_${name}_$device.log" 2>&1; then
+      tail -20 "$OUT/run_${name}_$device.log"
+      log "short $name run ($device) failed (run_${name}_$device.log)"
       status=1
     fi
   done
-  cpu_loss=$(grep 'eval  step' "$OUT/run_${method}_cpu.log" | tail -1 | awk '{print $6}')
-  gpu_loss=$(grep 'eval  step' "$OUT/run_${method}_cuda.log" | tail -1 | awk '{print $6}')
-  if [ -n "$cpu_loss" ] && [ -n "$gpu_loss" ] &&
-     awk -v a="$cpu_loss" -v b="$gpu_loss" -v t="$tol" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t * a) }'; then
-    log "short $method runs (${launch[*]:-1 rank}): eval loss cpu $cpu_loss, cuda $gpu_loss - agree to $tol"
+  unset -n args
+  cpu_eval=$(grep 'eval  step' "$OUT/run_${name}_cpu.log" | tail -1 | awk '{print $6}')
+  gpu_eval=$(grep 'eval  step' "$OUT/run_${name}_cuda.log" | tail -1 | awk '{print $6}')
+  if [ -n "$cpu_eval" ] && [ -n "$gpu_eval" ] &&
+     awk -v a="$cpu_eval" -v b="$gpu_eval" -v t="$tol" 'BEGIN { d = a - b; if (d < 0) d = -d; m = a < 0 ? -a : a; exit !(d <= t * m) }'; then
+    log "short $name runs (${launch[*]:-1 rank}): final eval cpu $cpu_eval, cuda $gpu_eval - agree to $tol"
   else
-    log "short $method runs: eval loss cpu '${cpu_loss}', cuda '${gpu_loss}' - DISAGREE (> $tol) or missing"
+    log "short $name runs: final eval cpu '${cpu_eval}', cuda '${gpu_eval}' - DISAGREE (> $tol) or missing"
     status=1
   fi
 done

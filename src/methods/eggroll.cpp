@@ -2,8 +2,10 @@
 // whose matrix perturbations are rank r, E = A B^T / sqrt(r), so that the population's forward is
 // one shared GEMM plus r dot products and r axpys per member, and the update is one GEMM over the
 // stacked factors. The loop (rollout, fitness all-gather, shaping, optimiser) is methods/es.cpp;
-// the low-rank arithmetic is model/perturb.cpp. Biases get full-rank noise.
+// the low-rank arithmetic is model/perturb.cpp (run.device = "cuda": methods/es_device.cpp). Biases
+// get full-rank noise.
 #include "methods/es.hpp"
+#include "methods/es_device.hpp"
 
 namespace frugal {
 namespace {
@@ -48,10 +50,13 @@ void add_eggroll_keys(Schema& s) {
 FRUGAL_REGISTER_METHOD(eggroll, MethodInfo{"eggroll", "evolution strategies with rank-r perturbations (EGGROLL), population sharded over ranks",
                                            Domain::rl, {add_rl_keys, add_es_keys, add_eggroll_keys},
                                            [](RunContext& ctx) {
+                                             const int rank = static_cast<int>(ctx.config.integer("eggroll.rank"));
+                                             const float sigma = static_cast<float>(ctx.config.real("es.sigma"));
                                              return make_es_method(ctx, "eggroll",
-                                                                   std::make_unique<LowRankPerturbation>(
-                                                                       static_cast<int>(ctx.config.integer("eggroll.rank")),
-                                                                       static_cast<float>(ctx.config.real("es.sigma"))));
-                                           }});
+                                                                   ctx.config.str("run.device") == "cuda"
+                                                                       ? make_lowrank_perturbation_cuda(rank, sigma)
+                                                                       : std::make_unique<LowRankPerturbation>(rank, sigma));
+                                           },
+                                           /*cuda=*/true});
 
 }  // namespace frugal

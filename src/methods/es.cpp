@@ -101,6 +101,7 @@ class EsMethod final : public Method {
       perturbation_->generate(mlp_, ctx_.seed, epoch_key, population_ / 2);
       noise_epoch_ = epoch_key;
     }
+    perturbation_->set_params(params_);
     // A fresh set of environments per epoch, seeded by (seed, epoch): member i's episode depends on
     // (seed, epoch, i) only - not on how many members share a rank, nor on how long the others played.
     const auto key = philox_block(ctx_.seed, static_cast<uint32_t>(Stream::env), 0xE5E5u, static_cast<uint64_t>(epoch));

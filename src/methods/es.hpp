@@ -15,6 +15,7 @@
 // The policy is a deterministic MLP (greedy action: argmax of logits, or the mean action).
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,10 @@ class EsPerturbation {
   virtual ~EsPerturbation() = default;
   // Regenerate the noise of every pair for this epoch' (key.epoch) and every layer of `mlp`.
   virtual void generate(const MlpView& mlp, uint64_t seed, uint32_t epoch_key, int pairs) = 0;
+  // The policy's parameters for this epoch's forwards, given once per epoch before them: a
+  // perturbation that computes elsewhere (the GPU: methods/es_device.hpp) copies them there, and its
+  // forward then ignores `params`.
+  virtual void set_params(std::span<const float> params) { (void)params; }
   // y (batch x out) of layer `layer` for rows owned by members member[b] (before the activation).
   virtual void forward(int layer, const MlpView& mlp, const float* params, const float* x, int batch,
                        const int32_t* member, float* y) = 0;

@@ -1,8 +1,9 @@
 // OpenAI-ES (Salimans et al., 2017) - the full-rank baseline of EGGROLL: each antithetic pair's
 // perturbation of a weight is a full m x n Gaussian matrix, and each member's forward is its own
 // matrix-vector product with W + s sigma E. Same loop as EGGROLL (methods/es.cpp); full-rank
-// arithmetic in model/perturb.cpp.
+// arithmetic in model/perturb.cpp (run.device = "cuda": methods/es_device.cpp).
 #include "methods/es.hpp"
+#include "methods/es_device.hpp"
 
 namespace frugal {
 namespace {
@@ -40,9 +41,12 @@ class FullRankPerturbation final : public EsPerturbation {
 FRUGAL_REGISTER_METHOD(openai_es, MethodInfo{"openai_es", "evolution strategies with full-rank Gaussian perturbations (OpenAI-ES)",
                                              Domain::rl, {add_rl_keys, add_es_keys},
                                              [](RunContext& ctx) {
+                                               const float sigma = static_cast<float>(ctx.config.real("es.sigma"));
                                                return make_es_method(ctx, "openai_es",
-                                                                     std::make_unique<FullRankPerturbation>(
-                                                                         static_cast<float>(ctx.config.real("es.sigma"))));
-                                             }});
+                                                                     ctx.config.str("run.device") == "cuda"
+                                                                         ? make_fullrank_perturbation_cuda(sigma)
+                                                                         : std::make_unique<FullRankPerturbation>(sigma));
+                                             },
+                                             /*cuda=*/true});
 
 }  // namespace frugal
