@@ -1,10 +1,16 @@
-// Causal multi-head self-attention, direct kernels (no cuBLAS): one warp per (b, h, t) query row.
-// This first version favours matching the CPU kernel (same att layout, same per-lane summation order
-// for the dot products, no atomics: deterministic) over speed; a fused flash-style kernel can
-// replace it later behind the same signature.
+// Causal multi-head self-attention as llm.c's fp32 path does it: the score and value products are
+// cuBLAS strided-batched GEMMs over (batch, head), the softmax and its backward are one warp per
+// (b, h, t) row. The GEMMs compute the full T x T score matrix (twice the causal FLOPs, at tensor-
+// core speed under TF32); the softmax masks what lies above the diagonal, so att keeps the CPU's
+// layout with exact zeros there, and the backward's products read those zeros instead of
+// branching. Deterministic: cuBLAS' GEMMs and fixed warp reductions, no atomics.
 //
 // Shapes: qkv (B,T,3C) with q | k | v in each row, heads of size hs = C / NH at offset h * hs;
 // out/dout (B,T,C); att (B,NH,T,T) row (b,h,t) = softmax over t2 <= t, zeros for t2 > t.
+// Head (b, h) of each tensor is a strided row-major matrix: Q_bh = qkv + b T 3C + h hs with leading
+// dimension 3C (K at + C, V at + 2C), att_bh = att + (b NH + h) T T with T, out_bh = out + b T C + h hs
+// with C. Neither b nor h alone has one stride across both, so the GEMMs batch over the larger of B
+// and NH and loop over the other.
 #include <cmath>
 #include <cstddef>
 
@@ -28,41 +34,15 @@ __device__ inline float warp_max(float v) {
   return v;
 }
 
-// Splits the warp's row index r = (b * NH + h) * T + t (also the att row index).
-struct Row {
-  int b, h, t;
-};
-__device__ inline Row split_row(size_t r, int T, int NH) {
-  return {static_cast<int>(r / (static_cast<size_t>(T) * NH)), static_cast<int>((r / T) % NH),
-          static_cast<int>(r % T)};
-}
-
-// x . y over n floats, sequential and unfused (like the CPU loop, so the same rounding).
-__device__ inline float dot_rn(const float* x, const float* y, int n) {
-  float s = 0.0f;
-  for (int i = 0; i < n; i++) s = __fadd_rn(s, __fmul_rn(x[i], y[i]));
-  return s;
-}
-
-__global__ void attention_forward_kernel(float* out, float* att, const float* qkv, int B, int T, int C, int NH,
-                                         float scale) {
+// Row r = (b NH + h) T + t of att: softmax of the scaled scores the GEMM wrote, in place, over
+// t2 <= t; exact zeros above the diagonal.
+__global__ void causal_softmax_kernel(float* att, size_t rows, int T) {
   const size_t r = static_cast<size_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
-  if (r >= static_cast<size_t>(B) * NH * T) return;  // warp-uniform
-  const int lane = threadIdx.x % kWarp;
-  const auto [b, h, t] = split_row(r, T, NH);
-  const int hs = C / NH;
-  const size_t C3 = 3 * static_cast<size_t>(C);
-  const float* base = qkv + static_cast<size_t>(b) * T * C3;  // sequence b
-  const float* q = base + static_cast<size_t>(t) * C3 + h * hs;
+  if (r >= rows) return;  // warp-uniform
+  const int lane = threadIdx.x % kWarp, t = static_cast<int>(r % T);
   float* a = att + r * T;
-
-  // Scores for the lane's keys t2 = lane, lane + 32, ... <= t, written straight into the att row.
   float m = -1e30f;
-  for (int t2 = lane; t2 <= t; t2 += kWarp) {
-    const float s = __fmul_rn(dot_rn(q, base + static_cast<size_t>(t2) * C3 + C + h * hs, hs), scale);
-    a[t2] = s;
-    m = fmaxf(m, s);
-  }
+  for (int t2 = lane; t2 <= t; t2 += kWarp) m = fmaxf(m, a[t2]);
   const float maxval = warp_max(m);
   float sum = 0.0f;
   for (int t2 = lane; t2 <= t; t2 += kWarp) {
@@ -72,77 +52,42 @@ __global__ void attention_forward_kernel(float* out, float* att, const float* qk
   }
   const float inv = 1.0f / warp_sum(sum);
   for (int t2 = lane; t2 < T; t2 += kWarp) a[t2] = t2 <= t ? a[t2] * inv : 0.0f;
-  __syncwarp();  // the lanes now read each other's att entries
-
-  // out[i] = sum_t2 a[t2] v[t2][i], lanes over the head's channels, t2 ascending as on the CPU.
-  float* o = out + (static_cast<size_t>(b) * T + t) * C + h * hs;
-  for (int i = lane; i < hs; i += kWarp) {
-    float acc = 0.0f;
-    for (int t2 = 0; t2 <= t; t2++)
-      acc = __fadd_rn(acc, __fmul_rn(a[t2], base[static_cast<size_t>(t2) * C3 + 2 * C + h * hs + i]));
-    o[i] = acc;
-  }
 }
 
-// Backward, pass 1 (one warp per query row (b,h,t)):
-//   datt[t2] = v[t2] . dout[t];  dpre[t2] = a[t2] (datt[t2] - sum_t2' a[t2'] datt[t2'])   (t2 <= t)
-//   dq[t] += scale sum_t2 dpre[t2] k[t2]
-// dpre (B,NH,T,T) goes to scratch for pass 2; entries above the diagonal are never written or read.
-__global__ void attention_backward_rows_kernel(float* dqkv, float* dpre, const float* dout, const float* qkv,
-                                               const float* att, int B, int T, int C, int NH, float scale) {
+// The softmax backward of row r, in place over datt: dpre[t2] = a[t2] (datt[t2] - sum_t2' a datt)
+// for t2 <= t, exact zeros above the diagonal (the GEMMs after it read the whole row).
+__global__ void causal_softmax_backward_kernel(float* datt, const float* att, size_t rows, int T) {
   const size_t r = static_cast<size_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
-  if (r >= static_cast<size_t>(B) * NH * T) return;  // warp-uniform
-  const int lane = threadIdx.x % kWarp;
-  const auto [b, h, t] = split_row(r, T, NH);
-  const int hs = C / NH;
-  const size_t C3 = 3 * static_cast<size_t>(C);
-  const float* base = qkv + static_cast<size_t>(b) * T * C3;
+  if (r >= rows) return;  // warp-uniform
+  const int lane = threadIdx.x % kWarp, t = static_cast<int>(r % T);
+  float* d = datt + r * T;
   const float* a = att + r * T;
-  const float* d = dout + (static_cast<size_t>(b) * T + t) * C + h * hs;
-  float* dp = dpre + r * T;
-
   float part = 0.0f;
-  for (int t2 = lane; t2 <= t; t2 += kWarp) {
-    const float datt = dot_rn(base + static_cast<size_t>(t2) * C3 + 2 * C + h * hs, d, hs);
-    dp[t2] = datt;
-    part += a[t2] * datt;
-  }
+  for (int t2 = lane; t2 <= t; t2 += kWarp) part += a[t2] * d[t2];
   const float dot = warp_sum(part);
-  for (int t2 = lane; t2 <= t; t2 += kWarp) dp[t2] = a[t2] * (dp[t2] - dot);
-  __syncwarp();  // the lanes now read each other's dpre entries
-
-  float* dq = dqkv + (static_cast<size_t>(b) * T + t) * C3 + h * hs;
-  for (int i = lane; i < hs; i += kWarp) {
-    float acc = 0.0f;
-    for (int t2 = 0; t2 <= t; t2++) acc += base[static_cast<size_t>(t2) * C3 + C + h * hs + i] * (dp[t2] * scale);
-    dq[i] += acc;
-  }
+  for (int t2 = lane; t2 < T; t2 += kWarp) d[t2] = t2 <= t ? a[t2] * (d[t2] - dot) : 0.0f;
 }
 
-// Backward, pass 2 (one warp per key/value position (b,h,t2)), reading dpre by column:
-//   dk[t2] += scale sum_{t >= t2} dpre[t][t2] q[t];   dv[t2] += sum_{t >= t2} a[t][t2] dout[t]
-// Each warp owns its dk/dv slices, so no atomics.
-__global__ void attention_backward_cols_kernel(float* dqkv, const float* dpre, const float* dout, const float* qkv,
-                                               const float* att, int B, int T, int C, int NH, float scale) {
-  const size_t r = static_cast<size_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
-  if (r >= static_cast<size_t>(B) * NH * T) return;  // warp-uniform
-  const int lane = threadIdx.x % kWarp;
-  const auto [b, h, t2] = split_row(r, T, NH);
-  const int hs = C / NH;
-  const size_t C3 = 3 * static_cast<size_t>(C);
-  const float* base = qkv + static_cast<size_t>(b) * T * C3;
-  const size_t head_rows = (static_cast<size_t>(b) * NH + h) * T;  // att/dpre row of (b, h, t = 0)
-  float* dk = dqkv + (static_cast<size_t>(b) * T + t2) * C3 + C + h * hs;
-  float* dv = dk + C;
-  for (int i = lane; i < hs; i += kWarp) {
-    float acc_k = 0.0f, acc_v = 0.0f;
-    for (int t = t2; t < T; t++) {
-      const size_t cell = (head_rows + t) * T + t2;  // same address across the warp: broadcast
-      acc_k += base[static_cast<size_t>(t) * C3 + h * hs + i] * (dpre[cell] * scale);
-      acc_v += att[cell] * dout[(static_cast<size_t>(b) * T + t) * C + h * hs + i];
-    }
-    dk[i] += acc_k;
-    dv[i] += acc_v;
+// Element offsets of head (b, h) in one tensor: b * per_b + h * per_h.
+struct HeadStrides {
+  long long per_b, per_h;
+};
+
+// For every head (b, h): row-major C_bh (M,N) = alpha op(A_bh) op(B_bh) + beta C_bh, op = transpose
+// where asked, each operand at its head's offset with its leading dimension. cuBLAS sees the
+// column-major transposes, C^T = op(B)^T op(A)^T: operands swapped, transpose flags kept.
+void gemm_per_head(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+                   HeadStrides sa, const float* Bm, int ldb, HeadStrides sb, float beta, float* Cm, int ldc,
+                   HeadStrides sc, int B, int NH) {
+  const bool batch_over_b = B >= NH;
+  const int loops = batch_over_b ? NH : B, count = batch_over_b ? B : NH;
+  const auto offset = [&](HeadStrides s, int i) { return batch_over_b ? i * s.per_h : i * s.per_b; };
+  const auto stride = [&](HeadStrides s) { return batch_over_b ? s.per_b : s.per_h; };
+  for (int i = 0; i < loops; i++) {
+    FRUGAL_CUBLAS_CHECK(cublasSgemmStridedBatched(
+        detail::cublas_handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+        &alpha, Bm + offset(sb, i), ldb, stride(sb), A + offset(sa, i), lda, stride(sa), &beta, Cm + offset(sc, i),
+        ldc, stride(sc), count));
   }
 }
 
@@ -156,15 +101,30 @@ int grid_for_rows(size_t rows) {
   return static_cast<int>((rows + per_block - 1) / per_block);
 }
 
+// The three layouts of the header comment.
+struct Layouts {
+  HeadStrides qkv, att, out;
+};
+Layouts layouts(int T, int C, int NH) {
+  const long long hs = C / NH, TT = static_cast<long long>(T) * T;
+  return {{static_cast<long long>(T) * 3 * C, hs}, {NH * TT, TT}, {static_cast<long long>(T) * C, hs}};
+}
+
 }  // namespace
 
 void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
   check_shape("cuda::attention_forward", B, T, C, NH);
   const size_t rows = static_cast<size_t>(B) * NH * T;
   if (rows == 0) return;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(C / NH));  // the CPU's expression
-  attention_forward_kernel<<<grid_for_rows(rows), kBlock>>>(out, att, qkv, B, T, C, NH, scale);
-  FRUGAL_CUDA_CHECK_LAUNCH("attention_forward_kernel");
+  const int hs = C / NH;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));  // the CPU's expression
+  const Layouts L = layouts(T, C, NH);
+  // scores_bh (T,T) = scale Q_bh K_bh^T
+  gemm_per_head(false, true, T, T, hs, scale, qkv, 3 * C, L.qkv, qkv + C, 3 * C, L.qkv, 0.0f, att, T, L.att, B, NH);
+  causal_softmax_kernel<<<grid_for_rows(rows), kBlock>>>(att, rows, T);
+  FRUGAL_CUDA_CHECK_LAUNCH("causal_softmax_kernel");
+  // out_bh (T,hs) = att_bh V_bh
+  gemm_per_head(false, false, T, hs, T, 1.0f, att, T, L.att, qkv + 2 * C, 3 * C, L.qkv, 0.0f, out, C, L.out, B, NH);
 }
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
@@ -172,12 +132,18 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
   check_shape("cuda::attention_backward", B, T, C, NH);
   const size_t rows = static_cast<size_t>(B) * NH * T;
   if (rows == 0) return;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(C / NH));
+  const int hs = C / NH;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  const Layouts L = layouts(T, C, NH);
   float* dpre = static_cast<float*>(detail::scratch(rows * T * sizeof(float)));
-  attention_backward_rows_kernel<<<grid_for_rows(rows), kBlock>>>(dqkv, dpre, dout, qkv, att, B, T, C, NH, scale);
-  FRUGAL_CUDA_CHECK_LAUNCH("attention_backward_rows_kernel");
-  attention_backward_cols_kernel<<<grid_for_rows(rows), kBlock>>>(dqkv, dpre, dout, qkv, att, B, T, C, NH, scale);
-  FRUGAL_CUDA_CHECK_LAUNCH("attention_backward_cols_kernel");
+  // datt_bh (T,T) = dout_bh V_bh^T, then the softmax backward turns it into dpre in place.
+  gemm_per_head(false, true, T, T, hs, 1.0f, dout, C, L.out, qkv + 2 * C, 3 * C, L.qkv, 0.0f, dpre, T, L.att, B, NH);
+  causal_softmax_backward_kernel<<<grid_for_rows(rows), kBlock>>>(dpre, att, rows, T);
+  FRUGAL_CUDA_CHECK_LAUNCH("causal_softmax_backward_kernel");
+  // dq += scale dpre K;  dk += scale dpre^T Q;  dv += att^T dout
+  gemm_per_head(false, false, T, hs, T, scale, dpre, T, L.att, qkv + C, 3 * C, L.qkv, 1.0f, dqkv, 3 * C, L.qkv, B, NH);
+  gemm_per_head(true, false, T, hs, T, scale, dpre, T, L.att, qkv, 3 * C, L.qkv, 1.0f, dqkv + C, 3 * C, L.qkv, B, NH);
+  gemm_per_head(true, false, T, hs, T, 1.0f, att, T, L.att, dout, C, L.out, 1.0f, dqkv + 2 * C, 3 * C, L.qkv, B, NH);
 }
 
 }  // namespace frugal::cuda

@@ -162,8 +162,9 @@ void softmax_crossentropy_backward(float* dlogits, const float* probs, const int
                                    int V, int Vp);
 
 // Causal self-attention, heads of size C/NH: qkv (B,T,3C) = q | k | v; out (B,T,C); att (B,NH,T,T)
-// keeps the softmax for the backward, zeros above the diagonal (the CPU layout). One warp per
-// (b, h, t) row, no atomics: deterministic.
+// keeps the softmax for the backward, zeros above the diagonal (the CPU layout). The score and value
+// products are cuBLAS strided-batched GEMMs (TF32 under set_tf32), the softmax one warp per
+// (b, h, t) row; no atomics: deterministic.
 void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH);
 // dqkv (B,T,3C) += gradient given dout (B,T,C) and the saved att. Uses a (B,NH,T,T) device scratch
 // (grown on demand, kept per thread) for the pre-softmax gradient. Deterministic.

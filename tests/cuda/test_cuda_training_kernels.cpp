@@ -377,7 +377,8 @@ struct AttShape {
   int B, T, C, NH;
 };
 // The odd shape (hs = 8 < a warp), T = 1, T straddling 32 with hs = 32, hs = 40 (lanes loop over
-// channels unevenly), T = 70 (3 key passes per lane), and GPT-2 small (hs = 64) at T = 256.
+// channels unevenly), T = 70 (3 key passes per lane), and GPT-2 small (hs = 64) at T = 256; B < NH
+// and B >= NH both, so the GEMMs batch over sequences in some and over heads in others.
 const std::vector<AttShape> kAttShapes = {{2, 7, 24, 3}, {1, 1, 8, 2},  {2, 33, 64, 2},
                                           {1, 31, 80, 2}, {1, 70, 96, 3}, {2, 256, 768, 12}};
 
@@ -395,13 +396,13 @@ TEST_F(CudaTraining, AttentionForwardMatchesCpu) {
     frugal::cpu::attention_forward(out.data(), att.data(), qkv.data(), s.B, s.T, s.C, s.NH);
     fc::DeviceBuffer d_qkv(qkv), d_out = poisoned(out.size()), d_att = poisoned(att.size());
     fc::attention_forward(d_out.data(), d_att.data(), d_qkv.data(), s.B, s.T, s.C, s.NH);
-    // att: the scores are bit-identical (same unfused dot order); expf and the reordered softmax
-    // sum leave a few ulp: 1e-5. Above the diagonal exactly 0 (the CPU layout the backward reads).
+    // att: the scores come from cuBLAS (another dot order: ~1e-7 of |s| <= ~8 here), then expf and
+    // the reordered softmax sum: 1e-5. Above the diagonal exactly 0 (the CPU layout the backward reads).
     const auto g_att = d_att.to_host();
     for (size_t r = 0; r < size_t(s.B) * s.NH * s.T; r++)
       for (int t2 = int(r % s.T) + 1; t2 < s.T; t2++) ASSERT_EQ(g_att[r * s.T + t2], 0.0f) << "row " << r;
     EXPECT_TRUE(close(g_att, att, 1e-5)) << "att";
-    // out: att-weighted sums of v in the CPU's order: 1e-5.
+    // out: att-weighted sums of v, a GEMM over up to T terms: 1e-5.
     EXPECT_TRUE(close(d_out.to_host(), out, 1e-5)) << "out";
   }
 }
