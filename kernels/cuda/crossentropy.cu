@@ -81,6 +81,67 @@ __global__ void softmax_crossentropy_backward_kernel(float* dlogits, const float
   }
 }
 
+// max and sum of exp((l - max) inv_temp) over [0, V) of one row, block-reduced (every thread gets
+// both): the CPU's row_softmax_stats.
+__device__ void row_softmax_stats(const float* l, int V, float inv_temp, float* maxval, double* sum, float* shared_max,
+                                  double* shared_sum) {
+  float m = -1e30f;
+  for (int v = threadIdx.x; v < V; v += blockDim.x) m = fmaxf(m, l[v]);
+  m = block_reduce(m, MaxOp{}, shared_max);
+  double s = 0.0;
+  for (int v = threadIdx.x; v < V; v += blockDim.x) s += expf(__fmul_rn(l[v] - m, inv_temp));
+  *maxval = m;
+  *sum = block_reduce(s, SumOp{}, shared_sum);
+}
+
+// logp (N), entropy (N, or null) of softmax(logits inv_temp) at the targets. Block i handles row i.
+__global__ void token_logprob_forward_kernel(float* logp, float* entropy, const float* logits, const int* targets,
+                                             int V, int Vp, float inv_temp) {
+  __shared__ float shared_max[kWarp];
+  __shared__ double shared_sum[kWarp];
+  const size_t row = blockIdx.x;
+  const float* l = logits + row * Vp;
+  float m;
+  double sum;
+  row_softmax_stats(l, V, inv_temp, &m, &sum, shared_max, shared_sum);
+  const double log_sum = log(sum);
+  if (threadIdx.x == 0) logp[row] = static_cast<float>(double(__fmul_rn(l[targets[row]] - m, inv_temp)) - log_sum);
+  if (entropy) {  // block-uniform; H = -sum p log p with log p = z - log_sum
+    double h = 0.0;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) {
+      const double z = double(__fmul_rn(l[v] - m, inv_temp)) - log_sum;
+      h -= exp(z) * z;
+    }
+    h = block_reduce(h, SumOp{}, shared_sum);
+    if (threadIdx.x == 0) entropy[row] = static_cast<float>(h);
+  }
+}
+
+// dlogits (N,Vp) = weight[n] inv_temp (onehot(target) - softmax), padding and weight-0 rows 0.
+__global__ void token_logprob_backward_kernel(float* dlogits, const float* logits, const int* targets,
+                                              const float* weight, int V, int Vp, float inv_temp) {
+  __shared__ float shared_max[kWarp];
+  __shared__ double shared_sum[kWarp];
+  const size_t row = blockIdx.x;
+  const float* l = logits + row * Vp;
+  float* d = dlogits + row * Vp;
+  const float w = __fmul_rn(weight[row], inv_temp);
+  if (w == 0.0f) {  // block-uniform
+    for (int v = threadIdx.x; v < Vp; v += blockDim.x) d[v] = 0.0f;
+    return;
+  }
+  float m;
+  double sum;
+  row_softmax_stats(l, V, inv_temp, &m, &sum, shared_max, shared_sum);
+  const float inv = static_cast<float>(1.0 / sum);
+  const int target = targets[row];
+  for (int v = threadIdx.x; v < V; v += blockDim.x) {
+    const float g = __fmul_rn(__fmul_rn(-w, expf(__fmul_rn(l[v] - m, inv_temp))), inv);
+    d[v] = v == target ? __fadd_rn(g, w) : g;
+  }
+  for (int v = V + threadIdx.x; v < Vp; v += blockDim.x) d[v] = 0.0f;
+}
+
 }  // namespace
 
 void softmax_crossentropy_forward(float* probs, float* losses, const float* logits, const int* targets, int N,
@@ -101,6 +162,26 @@ void softmax_crossentropy_backward(float* dlogits, const float* probs, const int
   const int grid = static_cast<int>(std::min<size_t>((total + kBlock - 1) / kBlock, 65536));
   softmax_crossentropy_backward_kernel<<<grid, kBlock>>>(dlogits, probs, targets, dloss, V, Vp, total);
   FRUGAL_CUDA_CHECK_LAUNCH("softmax_crossentropy_backward_kernel");
+}
+
+}  // namespace frugal::cuda
+
+namespace frugal::cuda {
+
+void token_logprob_forward(float* logp, float* entropy, const float* logits, const int* targets, int N, int V, int Vp,
+                           float inv_temp) {
+  FRUGAL_CHECK(N >= 0 && V > 0 && Vp >= V, "cuda::token_logprob_forward: bad shape N=", N, " V=", V, " Vp=", Vp);
+  if (N == 0) return;
+  token_logprob_forward_kernel<<<N, kBlock>>>(logp, entropy, logits, targets, V, Vp, inv_temp);
+  FRUGAL_CUDA_CHECK_LAUNCH("token_logprob_forward_kernel");
+}
+
+void token_logprob_backward(float* dlogits, const float* logits, const int* targets, const float* weight, int N, int V,
+                            int Vp, float inv_temp) {
+  FRUGAL_CHECK(N >= 0 && V > 0 && Vp >= V, "cuda::token_logprob_backward: bad shape N=", N, " V=", V, " Vp=", Vp);
+  if (N == 0) return;
+  token_logprob_backward_kernel<<<N, kBlock>>>(dlogits, logits, targets, weight, V, Vp, inv_temp);
+  FRUGAL_CUDA_CHECK_LAUNCH("token_logprob_backward_kernel");
 }
 
 }  // namespace frugal::cuda

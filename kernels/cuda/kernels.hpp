@@ -161,6 +161,16 @@ void softmax_crossentropy_forward(float* probs, float* losses, const float* logi
 void softmax_crossentropy_backward(float* dlogits, const float* probs, const int* targets, float dloss, int N,
                                    int V, int Vp);
 
+// Log-probabilities of the targets under softmax(logits (N,Vp) inv_temp) over [0, V): logp (N), and
+// the entropies (N) when entropy is non-null (cpu::token_logprob_forward). One block per row, the
+// exp sums in double as on the CPU.
+void token_logprob_forward(float* logp, float* entropy, const float* logits, const int* targets, int N, int V, int Vp,
+                           float inv_temp);
+// dlogits (N,Vp) = weight[n] inv_temp (onehot(target) - softmax): the gradient of sum_n weight[n]
+// logp_n (overwrites; padding and rows of weight 0 get 0). weight (N) is a device array.
+void token_logprob_backward(float* dlogits, const float* logits, const int* targets, const float* weight, int N, int V,
+                            int Vp, float inv_temp);
+
 // Causal self-attention, heads of size C/NH: qkv (B,T,3C) = q | k | v; out (B,T,C); att (B,NH,T,T)
 // keeps the softmax for the backward, zeros above the diagonal (the CPU layout). The score and value
 // products are cuBLAS strided-batched GEMMs (TF32 under set_tf32), the softmax one warp per

@@ -14,12 +14,16 @@ namespace frugal {
 struct LmDevice {
   GPT2Device model;
   AdamWDevice opt;
+  // The token head's last batch: targets for the backward, the per-row log-probabilities and weights.
+  cuda::IntDeviceBuffer head_targets;
+  cuda::DeviceBuffer head_rows;
+  float head_inv_temp = 1.0f;
 };
 
 void LmDeviceDeleter::operator()(LmDevice* d) const { delete d; }
 
 LmDevicePtr lm_device_create(const GPT2& model, const AdamW& opt) {
-  return LmDevicePtr(new LmDevice{gpt2_to_device(model), adamw_to_device(opt)});
+  return LmDevicePtr(new LmDevice{gpt2_to_device(model), adamw_to_device(opt), {}, {}, 1.0f});
 }
 
 float lm_device_forward_backward(LmDevice& d, const int* inputs, const int* targets, int B, int T) {
@@ -31,6 +35,41 @@ float lm_device_forward_backward(LmDevice& d, const int* inputs, const int* targ
 
 float lm_device_loss(LmDevice& d, const int* inputs, const int* targets, int B, int T) {
   return gpt2_forward(d.model, inputs, targets, B, T);
+}
+
+namespace {
+void fit(cuda::DeviceBuffer& b, size_t n) {
+  if (b.size() != n) b = cuda::DeviceBuffer(n);
+}
+}  // namespace
+
+void lm_device_token_logprobs(LmDevice& d, const int* inputs, const int* targets, int B, int T, float inv_temp,
+                              float* logp) {
+  const GPT2Config& c = d.model.config;
+  const size_t BT = size_t(B) * T;
+  for (size_t i = 0; i < BT; i++)
+    FRUGAL_CHECK(targets[i] >= 0 && targets[i] < c.vocab_size, "target id ", targets[i], " at position ", i,
+                 " is outside the vocabulary [0, ", c.vocab_size, ")");
+  gpt2_forward(d.model, inputs, nullptr, B, T);
+  if (d.head_targets.size() != BT) d.head_targets = cuda::IntDeviceBuffer(BT);
+  d.head_targets.upload(targets, BT);
+  fit(d.head_rows, BT);
+  cuda::token_logprob_forward(d.head_rows.data(), nullptr, d.model.acts.logits.data(), d.head_targets.data(), int(BT),
+                              c.vocab_size, c.padded_vocab_size, inv_temp);
+  d.head_rows.download(logp, BT);
+  d.head_inv_temp = inv_temp;
+}
+
+void lm_device_logprob_backward(LmDevice& d, const float* weight, float inv_temp) {
+  const GPT2Config& c = d.model.config;
+  const size_t BT = d.head_targets.size();
+  FRUGAL_CHECK(BT > 0 && BT == size_t(d.model.acts.B) * d.model.acts.T && inv_temp == d.head_inv_temp,
+               "internal: lm_device_logprob_backward needs lm_device_token_logprobs of the same batch first");
+  d.head_rows.upload(weight, BT);  // the log-probabilities are on the host now: reuse the buffer
+  gpt2_zero_grad(d.model);
+  cuda::token_logprob_backward(gpt2_dlogits(d.model), d.model.acts.logits.data(), d.head_targets.data(),
+                               d.head_rows.data(), int(BT), c.vocab_size, c.padded_vocab_size, inv_temp);
+  gpt2_backward_from_dlogits(d.model);
 }
 
 double lm_device_update(LmDevice& d, double max_norm, float lr) {
@@ -86,6 +125,8 @@ void LmDeviceDeleter::operator()(LmDevice* d) const { delete d; }
 LmDevicePtr lm_device_create(const GPT2&, const AdamW&) { no_cuda(); }
 float lm_device_forward_backward(LmDevice&, const int*, const int*, int, int) { no_cuda(); }
 float lm_device_loss(LmDevice&, const int*, const int*, int, int) { no_cuda(); }
+void lm_device_token_logprobs(LmDevice&, const int*, const int*, int, int, float, float*) { no_cuda(); }
+void lm_device_logprob_backward(LmDevice&, const float*, float) { no_cuda(); }
 double lm_device_update(LmDevice&, double, float) { no_cuda(); }
 void lm_device_grads_to_host(const LmDevice&, GPT2&) { no_cuda(); }
 void lm_device_grads_from_host(LmDevice&, const GPT2&) { no_cuda(); }

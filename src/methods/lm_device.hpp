@@ -27,6 +27,13 @@ LmDevicePtr lm_device_create(const GPT2& model, const AdamW& opt);
 float lm_device_forward_backward(LmDevice& d, const int* inputs, const int* targets, int B, int T);
 // Mean loss of a forward only (evaluation).
 float lm_device_loss(LmDevice& d, const int* inputs, const int* targets, int B, int T);
+// The teacher-forced head of RL and SFT on a language model: a forward (logits only) of host token
+// ids, and the log-probabilities (B*T, to the host) of the targets under softmax(logits inv_temp).
+void lm_device_token_logprobs(LmDevice& d, const int* inputs, const int* targets, int B, int T, float inv_temp,
+                              float* logp);
+// Zeroes the gradients and runs the backward of sum_n weight[n] logp_n (weight: B*T host floats) for
+// the last lm_device_token_logprobs; the gradients stay on the device.
+void lm_device_logprob_backward(LmDevice& d, const float* weight, float inv_temp);
 // Clips the device gradients to max_norm (<= 0: no clipping) and takes one AdamW step with learning
 // rate lr on the device. Returns the norm before clipping.
 double lm_device_update(LmDevice& d, double max_norm, float lr);

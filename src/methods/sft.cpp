@@ -5,10 +5,16 @@
 // the mean over the answer tokens of the whole global batch, gradients summed over ranks (tag
 // sft.grad), AdamW. When the run finishes, the model is written as an llm.c checkpoint,
 // <run dir>/model.bin: the base the RLVR studies load (model.init_from).
+//
+// run.device = "cuda": forward, token head, backward and AdamW on the rank's GPU (methods/lm_device);
+// the log-probabilities come down for the loss and the weights, the gradients cross the host for the
+// all-reduce. Greedy evaluation and the saved model run on host copies of the parameters
+// (generation on the GPU does not exist yet).
 #include <algorithm>
 
 #include "core/error.hpp"
 #include "kernels/cpu/crossentropy.hpp"
+#include "methods/lm_device.hpp"
 #include "methods/rlvr.hpp"
 #include "optim/adamw.hpp"
 
@@ -33,6 +39,7 @@ class Sft final : public Method {
     opt_ = adamw_create(adamw_config_from(cfg), model_.layout);
     schedule_ = schedule_from(cfg, ctx.total_steps);
     grad_clip_ = cfg.real("optim.grad_clip");
+    if (cfg.str("run.device") == "cuda") device_ = lm_device_create(model_, opt_);
   }
 
   StepResult step(int64_t step) override {
@@ -47,8 +54,9 @@ class Sft final : public Method {
     }
     build_token_batch(batch_tokens_, ps, as);
     const TokenBatch& b = batch_tokens_;
-    std::vector<float> logp;
-    batch_logprobs(model_, nullptr, b, 1.0f, logp);
+    std::vector<float> logp(size_t(b.B) * b.T);
+    if (device_) lm_device_token_logprobs(*device_, b.inputs.data(), b.targets.data(), b.B, b.T, 1.0f, logp.data());
+    else batch_logprobs(model_, nullptr, b, 1.0f, logp);
     // Mean over the global batch's answer tokens: their count and the loss sum cross ranks as control traffic.
     double sums[2] = {0, 0};  // answer tokens, -sum logp
     for (size_t k = 0; k < logp.size(); k++)
@@ -57,15 +65,23 @@ class Sft final : public Method {
     std::vector<float> weight(logp.size());
     for (size_t k = 0; k < logp.size(); k++) weight[k] = b.counted[k] ? static_cast<float>(-1.0 / sums[0]) : 0.0f;
     const GPT2Config& c = model_.config;
-    cpu::token_logprob_backward(gpt2_dlogits(model_), model_.acts.logits.data(), b.targets.data(), weight.data(), b.B * b.T,
-                                c.vocab_size, c.padded_vocab_size, 1.0f);
-    gpt2_zero_grad(model_);
-    gpt2_backward_from_dlogits(model_);
-    ctx_.comm.allreduce(std::span<float>(model_.grads), ReduceOp::sum, "sft.grad");
     StepResult r;
-    r.grad_norm = global_norm(model_.grads);
     r.lr = schedule_lr(schedule_, step);
-    adamw_step(opt_, model_.params, model_.grads, r.lr, {}, clip_scale(r.grad_norm, grad_clip_));
+    if (device_) {
+      lm_device_logprob_backward(*device_, weight.data(), 1.0f);
+      lm_device_grads_to_host(*device_, model_);
+      ctx_.comm.allreduce(std::span<float>(model_.grads), ReduceOp::sum, "sft.grad");
+      lm_device_grads_from_host(*device_, model_);
+      r.grad_norm = lm_device_update(*device_, grad_clip_, static_cast<float>(r.lr));
+    } else {
+      cpu::token_logprob_backward(gpt2_dlogits(model_), model_.acts.logits.data(), b.targets.data(), weight.data(),
+                                  b.B * b.T, c.vocab_size, c.padded_vocab_size, 1.0f);
+      gpt2_zero_grad(model_);
+      gpt2_backward_from_dlogits(model_);
+      ctx_.comm.allreduce(std::span<float>(model_.grads), ReduceOp::sum, "sft.grad");
+      r.grad_norm = global_norm(model_.grads);
+      adamw_step(opt_, model_.params, model_.grads, r.lr, {}, clip_scale(r.grad_norm, grad_clip_));
+    }
     r.loss = sums[1] / sums[0];  // the global mean, on every rank
     r.samples = int64_t(b.B) * b.T;
     r.flops = 3 * gpt2_forward_flops(c, b.B, b.T);
@@ -73,14 +89,20 @@ class Sft final : public Method {
   }
 
   double evaluate(int64_t problems) override {
+    if (device_) lm_device_params_to_host(*device_, model_);
     return rlvr_greedy_accuracy(model_, nullptr, s_, problems, ctx_.comm, gen_);
   }
   void state(StateFields& f) override {
+    if (device_ && !f.loading()) lm_device_to_host(*device_, model_, opt_);
     f.field("sft.params", model_.params);
     adamw_state(f, opt_, "sft.");
+    if (device_ && f.loading()) lm_device_from_host(*device_, model_, opt_);
   }
   int64_t num_params() const override { return static_cast<int64_t>(model_.params.size()); }
-  void finished() override { save_run_model(ctx_, model_); }
+  void finished() override {
+    if (device_) lm_device_params_to_host(*device_, model_);
+    save_run_model(ctx_, model_);
+  }
 
  private:
   RunContext& ctx_;
@@ -92,6 +114,7 @@ class Sft final : public Method {
   double grad_clip_ = 0;
   TokenBatch batch_tokens_;
   Generator gen_;
+  LmDevicePtr device_;  // run.device = "cuda" only
 };
 
 }  // namespace
@@ -101,6 +124,6 @@ FRUGAL_REGISTER_METHOD(sft, MethodInfo{"sft",
                                        "<run dir>/model.bin for RL",
                                        Domain::sft,
                                        {add_model_keys, add_task_keys, add_rlvr_keys, add_optim_keys, add_sft_keys},
-                                       [](RunContext& ctx) { return std::make_unique<Sft>(ctx); }});
+                                       [](RunContext& ctx) { return std::make_unique<Sft>(ctx); }, /*cuda=*/true});
 
 }  // namespace frugal

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/crossentropy.hpp"
 #include "kernels/cuda/kernels.hpp"
 #include "methods/lm_device.hpp"
 #include "model/gpt2.hpp"
@@ -100,6 +101,43 @@ TEST_F(CudaLmDevice, ScalingDeviceGradientsEqualsScalingOnTheHost) {
   lm_device_grads_from_host(*via_host, staging);
   EXPECT_EQ(lm_device_update(*on_device, 1.0, 2e-3f), lm_device_update(*via_host, 1.0, 2e-3f));
   EXPECT_EQ(lm_device_grads(*on_device).size(), staging.grads.size());
+}
+
+// What sft does with run.device = "cuda": the token head (log-probabilities of the targets at a
+// temperature, then the backward of their weighted sum, some weights 0 as for prompt tokens) against
+// the CPU's batch_logprobs path: the same log-probabilities and gradients to the step test's
+// tolerances.
+TEST_F(CudaLmDevice, TokenHeadFollowsTheCpu) {
+  GPT2 staging = cpu;
+  LmDevicePtr dev = lm_device_create(staging, opt);
+  const GPT2Config& c = cpu.config;
+  const int BT = B * T;
+  const float inv_temp = 1.0f / 0.8f;
+  const int* inputs = tokens.data();
+  const int* targets = tokens.data() + 1;
+  std::vector<float> weight(static_cast<size_t>(BT));
+  for (int i = 0; i < BT; i++) weight[size_t(i)] = i % 4 == 0 ? 0.0f : -1.0f / float(BT);
+
+  gpt2_forward(cpu, inputs, nullptr, B, T);
+  std::vector<float> want(static_cast<size_t>(BT)), got(static_cast<size_t>(BT));
+  cpu::token_logprob_forward(want.data(), nullptr, cpu.acts.logits.data(), targets, BT, c.vocab_size,
+                             c.padded_vocab_size, inv_temp);
+  cpu::token_logprob_backward(gpt2_dlogits(cpu), cpu.acts.logits.data(), targets, weight.data(), BT, c.vocab_size,
+                              c.padded_vocab_size, inv_temp);
+  gpt2_zero_grad(cpu);
+  gpt2_backward_from_dlogits(cpu);
+
+  lm_device_token_logprobs(*dev, inputs, targets, B, T, inv_temp, got.data());
+  lm_device_logprob_backward(*dev, weight.data(), inv_temp);
+  lm_device_grads_to_host(*dev, staging);
+  for (int i = 0; i < BT; i++) EXPECT_NEAR(got[size_t(i)], want[size_t(i)], 1e-4 * (1.0 + std::fabs(want[size_t(i)])));
+  double num = 0, den = 0;
+  for (size_t k = 0; k < cpu.grads.size(); k++) {
+    num += (double(staging.grads[k]) - cpu.grads[k]) * (double(staging.grads[k]) - cpu.grads[k]);
+    den += double(cpu.grads[k]) * cpu.grads[k];
+  }
+  EXPECT_GT(den, 0.0);
+  EXPECT_LT(std::sqrt(num / den), 1e-4) << "gradients, relative L2";
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // The CUDA twins of the CPU training kernels (encoder, layernorm backward, GELU, residual, matmul
-// backward, softmax cross-entropy, attention, AdamW, gradient norm) against kernels/cpu/ and
-// src/optim/, the ground truth. Plain C++ (g++): only kernels/cuda/kernels.hpp is visible.
+// backward, softmax cross-entropy, token log-probabilities, attention, AdamW, gradient norm) against
+// kernels/cpu/ and src/optim/, the ground truth. Plain C++ (g++): only kernels/cuda/kernels.hpp is visible.
 //
 // Conventions of every comparison test:
 // - inputs are random, fixed seeds, never all zero;
@@ -368,6 +368,46 @@ TEST_F(CudaTraining, SoftmaxCrossentropyBackwardBitIdenticalToCpu) {
     fc::IntDeviceBuffer d_targets(targets);
     fc::softmax_crossentropy_backward(d_dlogits.data(), d_probs.data(), d_targets.data(), dloss, s.N, s.V, s.Vp);
     EXPECT_TRUE(bit_equal(d_dlogits.to_host(), dlogits));
+  }
+}
+
+TEST_F(CudaTraining, TokenLogprobsMatchCpu) {
+  // The RL / SFT head: log-probabilities and entropies of the targets at two temperatures, and the
+  // weighted gradient with some rows of weight 0 (padding: exactly 0) and the padded columns 0.
+  std::mt19937 rng(23);
+  for (const auto& s : kCeShapes) {
+    for (const float inv_temp : {1.0f, 1.0f / 0.7f}) {
+      SCOPED_TRACE("N=" + std::to_string(s.N) + " V=" + std::to_string(s.V) + " inv_temp=" + std::to_string(inv_temp));
+      const auto logits = random_vec(size_t(s.N) * s.Vp, rng, -8.0f, 8.0f);
+      const auto targets = random_ints(size_t(s.N), rng, 0, s.V - 1);
+      auto weight = random_vec(size_t(s.N), rng);
+      for (size_t i = 0; i < weight.size(); i += 3) weight[i] = 0.0f;
+      std::vector<float> logp(s.N), entropy(s.N), dlogits(size_t(s.N) * s.Vp);
+      frugal::cpu::token_logprob_forward(logp.data(), entropy.data(), logits.data(), targets.data(), s.N, s.V, s.Vp,
+                                         inv_temp);
+      frugal::cpu::token_logprob_backward(dlogits.data(), logits.data(), targets.data(), weight.data(), s.N, s.V, s.Vp,
+                                          inv_temp);
+      fc::DeviceBuffer d_logits(logits), d_weight(weight), d_logp = poisoned(logp.size()),
+          d_entropy = poisoned(entropy.size()), d_dlogits = poisoned(dlogits.size());
+      fc::IntDeviceBuffer d_targets(targets);
+      fc::token_logprob_forward(d_logp.data(), d_entropy.data(), d_logits.data(), d_targets.data(), s.N, s.V, s.Vp,
+                                inv_temp);
+      fc::token_logprob_backward(d_dlogits.data(), d_logits.data(), d_targets.data(), d_weight.data(), s.N, s.V, s.Vp,
+                                 inv_temp);
+      // logp, entropy: log-sum-exp in double on both sides, expf vs std::exp and a reordered double
+      // sum: 1e-5. dlogits: the same float operations per element with the sum's rounding: 1e-5.
+      EXPECT_TRUE(close(d_logp.to_host(), logp, 1e-5)) << "logp";
+      EXPECT_TRUE(close(d_entropy.to_host(), entropy, 1e-5)) << "entropy";
+      const auto got = d_dlogits.to_host();
+      for (int i = 0; i < s.N; i++)
+        for (int v = (weight[size_t(i)] == 0.0f ? 0 : s.V); v < s.Vp; v++)
+          ASSERT_EQ(got[size_t(i) * s.Vp + v], 0.0f) << "row " << i << " column " << v << " must be 0";
+      EXPECT_TRUE(close(got, dlogits, 1e-5)) << "dlogits";
+      // Without entropies the log-probabilities are the same.
+      fc::DeviceBuffer d_logp2 = poisoned(logp.size());
+      fc::token_logprob_forward(d_logp2.data(), nullptr, d_logits.data(), d_targets.data(), s.N, s.V, s.Vp, inv_temp);
+      EXPECT_TRUE(bit_equal(d_logp2.to_host(), d_logp.to_host()));
+    }
   }
 }
 
