@@ -9,8 +9,10 @@
 #   bash bench/gpu_bundle.sh build/gpu gpu_bundle.tgz
 #   GPU_CHECK_BUNDLE=gpu_bundle.tgz bash bench/gpu_check.sh          # on the GPU node
 #
-# Left out: glibc, the C++ runtime (a node's newer one serves older binaries) and CUDA's own
-# libraries (cudart, cuBLAS), which must match the node's driver and come from its toolkit.
+# Left out: glibc, the C++ runtime (a node's newer one serves older binaries), CUDA's own
+# libraries (cudart, cuBLAS), which must match the node's driver and come from its toolkit, and
+# NCCL (218 MB of device code for every architecture: over a device call's 64 MiB), which
+# gpu_check.sh finds on the node (the toolkit's, or pip's nvidia-nccl-cu13).
 set -euo pipefail
 build=${1:?usage: gpu_bundle.sh BUILD_DIR OUT.tgz}
 out=${2:?usage: gpu_bundle.sh BUILD_DIR OUT.tgz}
@@ -30,7 +32,7 @@ if [ -x "$build/frugal" ]; then
   programs+=("$build/frugal")
 fi
 
-system='/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libcublasLt)\.so'
+system='/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libcublasLt|libnccl)\.so'
 ldd "${programs[@]}" | awk '/=> \//{print $3}' | sort -u | grep -vE "$system" | while read -r lib; do
   cp -L "$lib" "$stage/lib/"
 done

@@ -38,14 +38,17 @@ if [ -n "${GPU_CHECK_BUNDLE:-}" ]; then
   BUILD=$(mktemp -d)
   tar xzf "$GPU_CHECK_BUNDLE" -C "$BUILD" || { log "cannot unpack $GPU_CHECK_BUNDLE"; exit 2; }
   export LD_LIBRARY_PATH="$BUILD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  probe=$(ls "$BUILD"/tests/test_cuda_* | head -1)
-  if ldd "$probe" | grep -q "not found"; then  # cuBLAS/cudart outside the loader's path: look for them
-    for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib $(find / -xdev -name 'libcublas.so.1*' \
-             -not -path '*/proc/*' 2>/dev/null | xargs -r -n1 dirname | sort -u); do
+  probes=("$(ls "$BUILD"/tests/test_cuda_* | head -1)")
+  [ -x "$BUILD/frugal" ] && probes+=("$BUILD/frugal")
+  # cuBLAS, cudart and NCCL (which the bundle leaves out) outside the loader's path: look for them,
+  # NCCL in the toolkit or in a Python package (nvidia-nccl-cu13).
+  if ldd "${probes[@]}" | grep -q "not found"; then
+    for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib $(find / -xdev \( -name 'libcublas.so.1*' \
+             -o -name 'libnccl.so.2*' \) -not -path '*/proc/*' 2>/dev/null | xargs -r -n1 dirname | sort -u); do
       [ -d "$d" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
     done
   fi
-  if ldd "$probe" | grep "not found"; then log "bundle programs cannot load these libraries here"; exit 2; fi
+  if ldd "${probes[@]}" | grep "not found"; then log "bundle programs cannot load these libraries here"; exit 2; fi
   log "running the prebuilt bundle $GPU_CHECK_BUNDLE (no build)"
 else
   # ---- otherwise: what the build needs, then the build ---------------------------------------------
@@ -111,6 +114,8 @@ done
 #   demo       forward and backward on the GPU, compression and sign update on the host
 #   eggroll    the population's perturbed policy forwards and the update GEMMs on the GPU (Pendulum)
 #   openai_es  the same with full-rank noise
+#   sft        forward, token head, backward and AdamW on the GPU (arithmetic task); compared on the
+#              last step's training loss, since 20 steps leave the greedy accuracy at 0 on both
 # ddp, ddp-nccl and diloco must agree to 1e-3 relative (cuBLAS vs OpenBLAS summation order,
 # compounded over 30 steps); sparseloco and demo to 2e-2: a top-k near a tie or a sign near zero
 # can go the other way on rounding-level differences, and then the runs part by a selection. The ES
@@ -126,10 +131,12 @@ launch=()
 [ -z "${GPU_CHECK_BUNDLE:-}" ] && command -v mpirun >/dev/null && launch=(mpirun --allow-run-as-root --oversubscribe -np 2)
 tiny=(configs/quickstart/tiny.toml)
 pendulum=(configs/rl/pendulum.toml --run.steps=6 --eval.every=3 --es.population=64)
-# name : method : tolerance : config array
-for run in ddp:ddp:1e-3:tiny ddp-nccl:ddp:1e-3:tiny diloco:diloco:1e-3:tiny sparseloco:sparseloco:2e-2:tiny \
-           demo:demo:2e-2:tiny eggroll:eggroll:1e-2:pendulum openai_es:openai_es:1e-2:pendulum; do
-  IFS=: read -r name method tol config <<<"$run"
+sft=(configs/rlvr/arithmetic.toml --run.steps=20 --eval.every=20 --eval.batches=16)
+# name : method : tolerance : config array : the line compared (the last eval, or the last step)
+for run in ddp:ddp:1e-3:tiny:eval ddp-nccl:ddp:1e-3:tiny:eval diloco:diloco:1e-3:tiny:eval \
+           sparseloco:sparseloco:2e-2:tiny:eval demo:demo:2e-2:tiny:eval eggroll:eggroll:1e-2:pendulum:eval \
+           openai_es:openai_es:1e-2:pendulum:eval sft:sft:1e-3:sft:step; do
+  IFS=: read -r name method tol config line <<<"$run"
   declare -n args=$config
   for device in cpu cuda; do
     extra=()
@@ -145,13 +152,16 @@ for run in ddp:ddp:1e-3:tiny ddp-nccl:ddp:1e-3:tiny diloco:diloco:1e-3:tiny spar
     fi
   done
   unset -n args
-  cpu_eval=$(grep 'eval  step' "$OUT/run_${name}_cpu.log" | tail -1 | awk '{print $6}')
-  gpu_eval=$(grep 'eval  step' "$OUT/run_${name}_cuda.log" | tail -1 | awk '{print $6}')
+  # "eval  step N | loss X ..." and "step N/M | loss X ...": the value is field 6 or 5.
+  pattern='^eval  step' field=6
+  [ "$line" = step ] && pattern='^step ' field=5
+  cpu_eval=$(grep "$pattern" "$OUT/run_${name}_cpu.log" | tail -1 | awk -v f=$field '{print $f}')
+  gpu_eval=$(grep "$pattern" "$OUT/run_${name}_cuda.log" | tail -1 | awk -v f=$field '{print $f}')
   if [ -n "$cpu_eval" ] && [ -n "$gpu_eval" ] &&
      awk -v a="$cpu_eval" -v b="$gpu_eval" -v t="$tol" 'BEGIN { d = a - b; if (d < 0) d = -d; m = a < 0 ? -a : a; exit !(d <= t * m) }'; then
-    log "short $name runs (${launch[*]:-1 rank}): final eval cpu $cpu_eval, cuda $gpu_eval - agree to $tol"
+    log "short $name runs (${launch[*]:-1 rank}): last $line cpu $cpu_eval, cuda $gpu_eval - agree to $tol"
   else
-    log "short $name runs: final eval cpu '${cpu_eval}', cuda '${gpu_eval}' - DISAGREE (> $tol) or missing"
+    log "short $name runs: last $line cpu '${cpu_eval}', cuda '${gpu_eval}' - DISAGREE (> $tol) or missing"
     status=1
   fi
 done
