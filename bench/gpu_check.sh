@@ -114,9 +114,11 @@ done
 #   demo       forward and backward on the GPU, compression and sign update on the host
 #   eggroll    the population's perturbed policy forwards and the update GEMMs on the GPU (Pendulum)
 #   openai_es  the same with full-rank noise
+#   est        the sampled subnetworks' forward and backward on the GPU (slices gathered there), the
+#              masked AdamW there, the packed gradients all-reduced through the host
 #   sft        forward, token head, backward and AdamW on the GPU (arithmetic task); compared on the
 #              last step's training loss, since 20 steps leave the greedy accuracy at 0 on both
-# ddp, ddp-nccl and diloco must agree to 1e-3 relative (cuBLAS vs OpenBLAS summation order,
+# ddp, ddp-nccl, diloco, est and sft must agree to 1e-3 relative (cuBLAS vs OpenBLAS summation order,
 # compounded over 30 steps); sparseloco and demo to 2e-2: a top-k near a tie or a sign near zero
 # can go the other way on rounding-level differences, and then the runs part by a selection. The ES
 # runs to 1e-2: 200-step Pendulum episodes carry a rounding-level difference in a policy's output
@@ -132,10 +134,11 @@ launch=()
 tiny=(configs/quickstart/tiny.toml)
 pendulum=(configs/rl/pendulum.toml --run.steps=6 --eval.every=3 --es.population=64)
 sft=(configs/rlvr/arithmetic.toml --run.steps=20 --eval.every=20 --eval.batches=16)
+est=(configs/est/base.toml --run.steps=30 --eval.every=30)  # all three stages: sampled blocks, heads/units, dense
 # name : method : tolerance : config array : the line compared (the last eval, or the last step)
 for run in ddp:ddp:1e-3:tiny:eval ddp-nccl:ddp:1e-3:tiny:eval diloco:diloco:1e-3:tiny:eval \
            sparseloco:sparseloco:2e-2:tiny:eval demo:demo:2e-2:tiny:eval eggroll:eggroll:1e-2:pendulum:eval \
-           openai_es:openai_es:1e-2:pendulum:eval sft:sft:1e-3:sft:step; do
+           openai_es:openai_es:1e-2:pendulum:eval sft:sft:1e-3:sft:step est:est:1e-3:est:eval; do
   IFS=: read -r name method tol config line <<<"$run"
   declare -n args=$config
   for device in cpu cuda; do

@@ -181,6 +181,18 @@ void attention_forward(float* out, float* att, const float* qkv, int B, int T, i
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
                         int NH);
 
+// EST's weight slices (model/subnet.cpp), index lists on the device, listed rows / columns distinct:
+//   gather_rows          dst (n_rows, row_len) = scale src[rows[j], :]
+//   gather_columns       dst (n_rows, n_cols)[o, j] = scale src[o, cols[j]]      (src: src_cols columns)
+//   scatter_add_rows     dst[rows[j], :] += scale src[j, :]
+//   scatter_add_columns  dst[o, cols[j]] += scale src[o, j]                      (dst: dst_cols columns)
+// One unfused multiply (and add) per element: bit-identical to the CPU's loops.
+void gather_rows(float* dst, const float* src, const int* rows, int n_rows, int row_len, float scale);
+void gather_columns(float* dst, const float* src, const int* cols, int n_rows, int src_cols, int n_cols, float scale);
+void scatter_add_rows(float* dst, const float* src, const int* rows, int n_rows, int row_len, float scale);
+void scatter_add_columns(float* dst, const float* src, const int* cols, int n_rows, int dst_cols, int n_cols,
+                         float scale);
+
 // One AdamW step over n parameters of one tensor (frugal::adamw_step's per-tensor update):
 //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr (m/bc1 / (sqrt(v/bc2) + eps) + wd p)
 // with bc1 = 1 - b1^t, bc2 = 1 - b2^t computed on the host in float exactly as the CPU does; t is

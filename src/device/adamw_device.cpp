@@ -15,7 +15,7 @@ AdamWDevice adamw_to_device(const AdamW& host) {
   return d;
 }
 
-void adamw_step(AdamWDevice& opt, float* params, const float* grads, float lr) {
+void adamw_step(AdamWDevice& opt, float* params, const float* grads, float lr, const uint8_t* keep) {
   AdamW& h = opt.host;
   h.t++;
   const AdamWConfig& c = h.config;
@@ -23,7 +23,8 @@ void adamw_step(AdamWDevice& opt, float* params, const float* grads, float lr) {
     const AdamW::Span& t = h.tensors[k];
     FRUGAL_CHECK(t.offset + t.numel <= opt.m.size(), "internal: AdamW tensor outside the device moments");
     cuda::adamw_update(params + t.offset, grads + t.offset, opt.m.data() + t.offset, opt.v.data() + t.offset, t.numel,
-                       lr, c.beta1, c.beta2, c.eps, h.decay[k] ? c.weight_decay : 0.0f, h.t);
+                       lr, c.beta1, c.beta2, c.eps, h.decay[k] ? c.weight_decay : 0.0f, h.t,
+                       keep ? keep + t.offset : nullptr);
   }
 }
 

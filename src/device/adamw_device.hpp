@@ -15,7 +15,9 @@ struct AdamWDevice {
 
 // The host optimiser's state (moments and step count) on the device.
 AdamWDevice adamw_to_device(const AdamW& host);
-// One update of the device buffers params and grads (layout.total floats each), learning rate lr.
-void adamw_step(AdamWDevice& opt, float* params, const float* grads, float lr);
+// One update of the device buffers params and grads (layout.total floats each), learning rate lr;
+// with keep (layout.total device bytes) only where keep[i] == 1, the step count advancing for all
+// (adamw_step's update_mask).
+void adamw_step(AdamWDevice& opt, float* params, const float* grads, float lr, const uint8_t* keep = nullptr);
 
 }  // namespace frugal

@@ -15,6 +15,9 @@
 //   "zero_grad_adamw" runs AdamW on them with a zero gradient (moments decay, momentum and weight
 //   decay still move them), what a masked implementation in PyTorch would do.
 // - Gradient clipping uses the norm of the subnetwork's gradient (the rest is 0).
+// run.device = "cuda": the subnetwork's forward and backward run on the GPU (device/subnet_device.hpp
+// gathers the slices there), the gradients come to the host to be packed and all-reduced, and the
+// masked AdamW runs on the GPU.
 #include "methods/est.hpp"
 
 #include <algorithm>
@@ -193,6 +196,6 @@ class Est final : public LmMethod {
 FRUGAL_REGISTER_METHOD(est, MethodInfo{"est", "evolving subnetwork training: DDP AdamW on a sampled subnetwork per step "
                                        "(blocks, heads, MLP units), three-stage schedule to dense",
                                        Domain::language, {add_model_keys, add_data_keys, add_optim_keys, add_est_keys},
-                                       [](RunContext& ctx) { return std::make_unique<Est>(ctx); }});
+                                       [](RunContext& ctx) { return std::make_unique<Est>(ctx); }, /*cuda=*/true});
 
 }  // namespace frugal

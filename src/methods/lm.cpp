@@ -61,8 +61,8 @@ float lm_forward_backward(LmWorker& w, const TokenStream& train, int64_t step, i
   const uint64_t first = static_cast<uint64_t>(step) * w.global_batch + static_cast<uint64_t>(rank) * w.local_batch;
   load_batch(train, first, w.local_batch, w.seq_len, w.inputs.data(), w.targets.data());
   if (w.device) {
-    FRUGAL_CHECK(!subnet, "internal: subnetworks (EST) run on the CPU only");
-    const float loss = lm_device_forward_backward(*w.device, w.inputs.data(), w.targets.data(), w.local_batch, w.seq_len);
+    const float loss = lm_device_forward_backward(*w.device, w.inputs.data(), w.targets.data(), w.local_batch,
+                                                  w.seq_len, subnet ? &subnet->subnet() : nullptr);
     if (!w.grads_on_device) lm_device_grads_to_host(*w.device, w.model);
     return loss;
   }
@@ -76,9 +76,8 @@ void lm_adamw_update(LmWorker& w, int64_t step, StepResult& r, const GPT2Subnet*
                      std::span<const uint8_t> update_mask) {
   r.lr = schedule_lr(w.schedule, step);
   if (w.device) {
-    FRUGAL_CHECK(!subnet && update_mask.empty(), "internal: masked updates (EST) run on the CPU only");
     if (!w.grads_on_device) lm_device_grads_from_host(*w.device, w.model);
-    r.grad_norm = lm_device_update(*w.device, w.grad_clip, static_cast<float>(r.lr));
+    r.grad_norm = lm_device_update(*w.device, w.grad_clip, static_cast<float>(r.lr), update_mask);
   } else {
     r.grad_norm = global_norm(w.model.grads);
     adamw_step(w.opt, w.model.params, w.model.grads, static_cast<float>(r.lr), update_mask,

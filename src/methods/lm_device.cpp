@@ -4,6 +4,7 @@
 #ifdef FRUGAL_HAVE_CUDA
 #include "device/adamw_device.hpp"
 #include "device/gpt2_device.hpp"
+#include "device/subnet_device.hpp"
 #include "kernels/cuda/kernels.hpp"
 #endif
 
@@ -18,18 +19,27 @@ struct LmDevice {
   cuda::IntDeviceBuffer head_targets;
   cuda::DeviceBuffer head_rows;
   float head_inv_temp = 1.0f;
+  // EST: this step's subnetwork as the model's block hook, and the update mask.
+  SubnetSlicesDevice subnet;
+  cuda::ByteDeviceBuffer update_mask;
 };
 
 void LmDeviceDeleter::operator()(LmDevice* d) const { delete d; }
 
 LmDevicePtr lm_device_create(const GPT2& model, const AdamW& opt) {
-  return LmDevicePtr(new LmDevice{gpt2_to_device(model), adamw_to_device(opt), {}, {}, 1.0f});
+  return LmDevicePtr(new LmDevice{gpt2_to_device(model), adamw_to_device(opt), {}, {}, 1.0f, {}, {}});
 }
 
-float lm_device_forward_backward(LmDevice& d, const int* inputs, const int* targets, int B, int T) {
+float lm_device_forward_backward(LmDevice& d, const int* inputs, const int* targets, int B, int T,
+                                 const GPT2Subnet* subnet) {
+  BlockHook<GPT2Device>* blocks = nullptr;
+  if (subnet) {
+    d.subnet.set(*subnet, d.model.config);
+    blocks = &d.subnet;
+  }
   gpt2_zero_grad(d.model);
-  const float loss = gpt2_forward(d.model, inputs, targets, B, T);
-  gpt2_backward(d.model);
+  const float loss = gpt2_forward(d.model, inputs, targets, B, T, blocks);
+  gpt2_backward(d.model, blocks);
   return loss;
 }
 
@@ -72,9 +82,17 @@ void lm_device_logprob_backward(LmDevice& d, const float* weight, float inv_temp
   gpt2_backward_from_dlogits(d.model);
 }
 
-double lm_device_update(LmDevice& d, double max_norm, float lr) {
+double lm_device_update(LmDevice& d, double max_norm, float lr, std::span<const uint8_t> update_mask) {
   const double norm = cuda::clip_grad_norm(d.model.grads.data(), d.model.grads.size(), max_norm);
-  adamw_step(d.opt, d.model.params.data(), d.model.grads.data(), lr);
+  const uint8_t* keep = nullptr;
+  if (!update_mask.empty()) {
+    FRUGAL_CHECK(update_mask.size() == d.model.params.size(), "internal: an update mask of ", update_mask.size(),
+                 " entries for ", d.model.params.size(), " parameters");
+    if (d.update_mask.size() != update_mask.size()) d.update_mask = cuda::ByteDeviceBuffer(update_mask.size());
+    d.update_mask.upload(update_mask.data(), update_mask.size());
+    keep = d.update_mask.data();
+  }
+  adamw_step(d.opt, d.model.params.data(), d.model.grads.data(), lr, keep);
   return norm;
 }
 
@@ -123,11 +141,11 @@ namespace {
 struct LmDevice {};
 void LmDeviceDeleter::operator()(LmDevice* d) const { delete d; }
 LmDevicePtr lm_device_create(const GPT2&, const AdamW&) { no_cuda(); }
-float lm_device_forward_backward(LmDevice&, const int*, const int*, int, int) { no_cuda(); }
+float lm_device_forward_backward(LmDevice&, const int*, const int*, int, int, const GPT2Subnet*) { no_cuda(); }
 float lm_device_loss(LmDevice&, const int*, const int*, int, int) { no_cuda(); }
 void lm_device_token_logprobs(LmDevice&, const int*, const int*, int, int, float, float*) { no_cuda(); }
 void lm_device_logprob_backward(LmDevice&, const float*, float) { no_cuda(); }
-double lm_device_update(LmDevice&, double, float) { no_cuda(); }
+double lm_device_update(LmDevice&, double, float, std::span<const uint8_t>) { no_cuda(); }
 void lm_device_grads_to_host(const LmDevice&, GPT2&) { no_cuda(); }
 void lm_device_grads_from_host(LmDevice&, const GPT2&) { no_cuda(); }
 std::span<float> lm_device_grads(LmDevice&) { no_cuda(); }

@@ -9,6 +9,7 @@
 #include <span>
 
 #include "model/gpt2.hpp"
+#include "model/subnet.hpp"
 #include "optim/adamw.hpp"
 
 namespace frugal {
@@ -22,9 +23,11 @@ using LmDevicePtr = std::unique_ptr<LmDevice, LmDeviceDeleter>;
 // Uploads the host model's parameters and the optimiser's state to the current GPU (placement made
 // it current).
 LmDevicePtr lm_device_create(const GPT2& model, const AdamW& opt);
-// Zeroes the gradients and runs forward and backward on host token ids; the gradients stay on the
-// device. Returns the mean loss.
-float lm_device_forward_backward(LmDevice& d, const int* inputs, const int* targets, int B, int T);
+// Zeroes the gradients and runs forward and backward on host token ids, of the subnetwork if one is
+// given (EST: device/subnet_device.hpp gathers its slices); the gradients stay on the device.
+// Returns the mean loss.
+float lm_device_forward_backward(LmDevice& d, const int* inputs, const int* targets, int B, int T,
+                                 const GPT2Subnet* subnet = nullptr);
 // Mean loss of a forward only (evaluation).
 float lm_device_loss(LmDevice& d, const int* inputs, const int* targets, int B, int T);
 // The teacher-forced head of RL and SFT on a language model: a forward (logits only) of host token
@@ -35,8 +38,9 @@ void lm_device_token_logprobs(LmDevice& d, const int* inputs, const int* targets
 // the last lm_device_token_logprobs; the gradients stay on the device.
 void lm_device_logprob_backward(LmDevice& d, const float* weight, float inv_temp);
 // Clips the device gradients to max_norm (<= 0: no clipping) and takes one AdamW step with learning
-// rate lr on the device. Returns the norm before clipping.
-double lm_device_update(LmDevice& d, double max_norm, float lr);
+// rate lr on the device, only where update_mask is 1 if one is given (EST; host bytes, one per
+// parameter, uploaded). Returns the norm before clipping.
+double lm_device_update(LmDevice& d, double max_norm, float lr, std::span<const uint8_t> update_mask = {});
 // The gradients device -> host.grads and host.grads -> device: an all-reduce through the host (MPI).
 void lm_device_grads_to_host(const LmDevice& d, GPT2& host);
 void lm_device_grads_from_host(LmDevice& d, const GPT2& host);

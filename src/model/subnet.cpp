@@ -35,6 +35,31 @@ void zero(std::vector<float>& v) {
   for (size_t i = 0; i < v.size(); i++) p[i] = 0.0f;
 }
 
+}  // namespace
+
+BlockSlicePlan subnet_block_plan(const GPT2Subnet& subnet, const GPT2Config& c, int l, bool with_indices) {
+  const int hs = c.channels / c.num_heads, M = 4 * c.channels;
+  const std::vector<int>& heads = subnet.heads[size_t(l)];
+  const std::vector<int>& units = subnet.units[size_t(l)];
+  BlockSlicePlan plan;
+  plan.heads = static_cast<int>(heads.size()), plan.CH = plan.heads * hs, plan.M = static_cast<int>(units.size());
+  plan.attn = plan.heads < c.num_heads;
+  plan.mlp = plan.M < M;
+  if (plan.attn) plan.attn_scale = static_cast<float>(double(c.num_heads) / double(plan.heads));
+  if (plan.mlp) plan.mlp_scale = static_cast<float>(double(M) / double(plan.M));
+  if (with_indices && plan.attn) {
+    for (int part = 0; part < 3; part++)
+      for (int h : heads)
+        for (int i = 0; i < hs; i++) plan.qkv_rows.push_back(part * c.channels + h * hs + i);
+    for (int h : heads)
+      for (int i = 0; i < hs; i++) plan.head_cols.push_back(h * hs + i);
+  }
+  if (with_indices && plan.mlp) plan.units = units;
+  return plan;
+}
+
+namespace {
+
 // Copies block l's kept heads (q, k, v rows; W_O columns x 1/p_H) and kept units (W_fc rows, b_fc;
 // W_proj columns x 1/p_M) into contiguous slices. A module with everything kept is not sliced.
 void gather_block(GPT2& model, const GPT2Subnet& subnet, GPT2BlockSlices& s, int l) {
@@ -43,11 +68,11 @@ void gather_block(GPT2& model, const GPT2Subnet& subnet, GPT2BlockSlices& s, int
   const std::vector<int>& heads = subnet.heads[size_t(l)];
   const std::vector<int>& units = subnet.units[size_t(l)];
   const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
-  s.attn = static_cast<int>(heads.size()) < c.num_heads;
-  s.mlp = units.size() < M;
+  const BlockSlicePlan plan = subnet_block_plan(subnet, c, l, /*with_indices=*/false);
+  s.attn = plan.attn, s.mlp = plan.mlp;
   if (s.attn) {
     const size_t k = heads.size(), CH = k * hs;
-    s.attn_scale = static_cast<float>(double(c.num_heads) / double(k));
+    s.attn_scale = plan.attn_scale;
     s.qkvw.resize(3 * CH * C), s.qkvb.resize(3 * CH), s.attprojw.resize(C * CH);
     s.dqkvw.resize(s.qkvw.size()), s.dqkvb.resize(s.qkvb.size()), s.dattprojw.resize(s.attprojw.size());
     const float* qkvw = p.qkvw + lC * 3 * C;
@@ -68,7 +93,7 @@ void gather_block(GPT2& model, const GPT2Subnet& subnet, GPT2BlockSlices& s, int
   }
   if (s.mlp) {
     const size_t k = units.size();
-    s.mlp_scale = static_cast<float>(double(M) / double(k));
+    s.mlp_scale = plan.mlp_scale;
     s.fcw.resize(k * C), s.fcb.resize(k), s.fcprojw.resize(C * k);
     s.dfcw.resize(s.fcw.size()), s.dfcb.resize(s.fcb.size()), s.dfcprojw.resize(s.fcprojw.size());
     const float* fcw = p.fcw + lC * 4 * C;

@@ -37,6 +37,19 @@ struct GPT2BlockSlices {
   std::vector<float> dqkvw, dqkvb, dattprojw, dfcw, dfcb, dfcprojw;  // their gradients (scratch)
 };
 
+// Block l's slices as the index lists a gathering back end (the GPU: device/subnet_device.hpp) needs,
+// and the choices both back ends share: whether a module is sliced (not when it keeps everything)
+// and its 1/p scale.
+struct BlockSlicePlan {
+  bool attn = false, mlp = false;
+  float attn_scale = 1.0f, mlp_scale = 1.0f;
+  int heads = 0, CH = 0, M = 0;  // kept heads, their width, kept units
+  std::vector<int> qkv_rows;     // (3 CH) rows of W_qkv and entries of b_qkv: q | k | v, each the kept heads' rows
+  std::vector<int> head_cols;    // (CH) columns of W_O
+  std::vector<int> units;        // (M) rows of W_fc, entries of b_fc, columns of W_proj
+};
+BlockSlicePlan subnet_block_plan(const GPT2Subnet& subnet, const GPT2Config& c, int l, bool with_indices = true);
+
 // A subnetwork as GPT-2's block hook: the forward gathers each running block's slices (a module
 // that keeps everything runs on the full weights), the backward computes the slices' gradients
 // and adds them into the model's (times 1/p for W_O and W_proj: the chain rule of the scaled

@@ -5,6 +5,7 @@
 // test_cuda_gpt2.cpp (cuBLAS vs OpenBLAS reduction order). Without a GPU the tests skip.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "kernels/cuda/kernels.hpp"
 #include "methods/lm_device.hpp"
 #include "model/gpt2.hpp"
+#include "model/subnet.hpp"
 #include "optim/adamw.hpp"
 
 namespace {
@@ -138,6 +140,50 @@ TEST_F(CudaLmDevice, TokenHeadFollowsTheCpu) {
   }
   EXPECT_GT(den, 0.0);
   EXPECT_LT(std::sqrt(num / den), 1e-4) << "gradients, relative L2";
+}
+
+// What est does with run.device = "cuda": a sampled subnetwork (one block skipped, half the heads
+// and units of the other) through the device hook against the CPU's SubnetSlices - the loss, the
+// gradients (exactly 0 outside the subnetwork's mask) - then the masked AdamW step: parameters
+// outside the mask bit-identical to before.
+TEST_F(CudaLmDevice, SubnetworkStepFollowsTheCpu) {
+  const GPT2Config& c = cpu.config;
+  Rng rng(9, Stream::est_subnet, 4);
+  GPT2Subnet sub = subnet_sample(c, SubnetRates{0.5, 0.5, 0.5}, /*share_across_layers=*/false, rng);
+  ASSERT_EQ(std::count(sub.layer_on.begin(), sub.layer_on.end(), uint8_t{1}), 1) << "one of the two blocks runs";
+  std::vector<uint8_t> mask;
+  subnet_param_mask(sub, c, cpu.layout, mask);
+
+  GPT2 staging = cpu;
+  LmDevicePtr dev = lm_device_create(staging, opt);
+  SubnetSlices slices;
+  slices.set(sub, c);
+  gpt2_zero_grad(cpu);
+  const float want = gpt2_forward(cpu, tokens.data(), tokens.data() + 1, B, T, &slices);
+  gpt2_backward(cpu, &slices);
+  const float got = lm_device_forward_backward(*dev, tokens.data(), tokens.data() + 1, B, T, &sub);
+  EXPECT_NEAR(got, want, 1e-4 * std::fabs(want));
+  lm_device_grads_to_host(*dev, staging);
+  double num = 0, den = 0;
+  size_t outside_nonzero = 0;
+  for (size_t k = 0; k < cpu.grads.size(); k++) {
+    num += (double(staging.grads[k]) - cpu.grads[k]) * (double(staging.grads[k]) - cpu.grads[k]);
+    den += double(cpu.grads[k]) * cpu.grads[k];
+    if (!mask[k] && staging.grads[k] != 0.0f) outside_nonzero++;
+  }
+  EXPECT_GT(den, 0.0);
+  EXPECT_LT(std::sqrt(num / den), 1e-4) << "gradients, relative L2";
+  EXPECT_EQ(outside_nonzero, 0u) << "gradients outside the subnetwork must be exactly 0";
+
+  const std::vector<float> before = staging.params;
+  lm_device_update(*dev, 1.0, 2e-3f, mask);
+  lm_device_params_to_host(*dev, staging);
+  size_t moved_outside = 0, moved_inside = 0;
+  for (size_t k = 0; k < before.size(); k++) {
+    if (staging.params[k] != before[k]) (mask[k] ? moved_inside : moved_outside)++;
+  }
+  EXPECT_EQ(moved_outside, 0u) << "no_update: parameters outside the mask stay as they were";
+  EXPECT_GT(moved_inside, 0u);
 }
 
 }  // namespace

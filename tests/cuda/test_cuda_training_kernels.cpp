@@ -1,6 +1,7 @@
 // The CUDA twins of the CPU training kernels (encoder, layernorm backward, GELU, residual, matmul
-// backward, softmax cross-entropy, token log-probabilities, attention, AdamW, gradient norm) against
-// kernels/cpu/ and src/optim/, the ground truth. Plain C++ (g++): only kernels/cuda/kernels.hpp is visible.
+// backward, softmax cross-entropy, token log-probabilities, attention, EST's slices, AdamW, gradient
+// norm) against kernels/cpu/ and src/optim/, the ground truth. Plain C++ (g++): only
+// kernels/cuda/kernels.hpp is visible.
 //
 // Conventions of every comparison test:
 // - inputs are random, fixed seeds, never all zero;
@@ -490,6 +491,45 @@ TEST_F(CudaTraining, AttentionBackwardRunsTwiceTheSame) {
     }
   }
   EXPECT_TRUE(bit_equal(results[1], results[0]));
+}
+
+// ---------------------------------------------------------------- EST slices
+
+TEST_F(CudaTraining, SliceGatherAndScatterBitIdenticalToLoops) {
+  // The index lists of a GPT-2-like block (C = 48, 4 heads of 12; 2 kept heads; 70 of 192 units):
+  // rows of W_qkv, columns of W_O, rows of W_fc, columns of W_proj, against plain loops.
+  std::mt19937 rng(24);
+  const int C = 48, M = 4 * C;
+  const std::vector<int> rows = {12, 13, 20, 47, 60, 61, 100, 143};  // distinct, any order of blocks
+  const std::vector<int> cols = {0, 5, 17, 18, 19, 33, 70, 101, 150, 191};
+  const float scale = 2.5f;
+  const auto src_rows = random_vec(size_t(3 * C) * C, rng);  // (3C, C)
+  const auto src_cols = random_vec(size_t(C) * M, rng);      // (C, M)
+  fc::IntDeviceBuffer d_rows(rows), d_cols(cols);
+  const int nr = int(rows.size()), nc = int(cols.size());
+
+  std::vector<float> want_r(size_t(nr) * C), want_c(size_t(C) * nc);
+  for (int j = 0; j < nr; j++)
+    for (int i = 0; i < C; i++) want_r[size_t(j) * C + i] = scale * src_rows[size_t(rows[j]) * C + i];
+  for (int o = 0; o < C; o++)
+    for (int j = 0; j < nc; j++) want_c[size_t(o) * nc + j] = scale * src_cols[size_t(o) * M + cols[j]];
+  fc::DeviceBuffer d_src_r(src_rows), d_src_c(src_cols), d_r = poisoned(want_r.size()), d_c = poisoned(want_c.size());
+  fc::gather_rows(d_r.data(), d_src_r.data(), d_rows.data(), nr, C, scale);
+  fc::gather_columns(d_c.data(), d_src_c.data(), d_cols.data(), C, M, nc, scale);
+  EXPECT_TRUE(bit_equal(d_r.to_host(), want_r)) << "gather_rows";
+  EXPECT_TRUE(bit_equal(d_c.to_host(), want_c)) << "gather_columns";
+
+  // Scatter the slices back, scaled, into random gradients: only the listed rows/columns change.
+  auto dst_r = random_vec(src_rows.size(), rng), dst_c = random_vec(src_cols.size(), rng);
+  fc::DeviceBuffer d_dst_r(dst_r), d_dst_c(dst_c);
+  for (int j = 0; j < nr; j++)
+    for (int i = 0; i < C; i++) dst_r[size_t(rows[j]) * C + i] += scale * want_r[size_t(j) * C + i];
+  for (int o = 0; o < C; o++)
+    for (int j = 0; j < nc; j++) dst_c[size_t(o) * M + cols[j]] += scale * want_c[size_t(o) * nc + j];
+  fc::scatter_add_rows(d_dst_r.data(), d_r.data(), d_rows.data(), nr, C, scale);
+  fc::scatter_add_columns(d_dst_c.data(), d_c.data(), d_cols.data(), C, M, nc, scale);
+  EXPECT_TRUE(bit_equal(d_dst_r.to_host(), dst_r)) << "scatter_add_rows";
+  EXPECT_TRUE(bit_equal(d_dst_c.to_host(), dst_c)) << "scatter_add_columns";
 }
 
 // ---------------------------------------------------------------- AdamW, gradient norm
