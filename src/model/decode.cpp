@@ -11,6 +11,7 @@
 #include "kernels/cpu/layernorm.hpp"
 #include "kernels/cpu/matmul.hpp"
 #include "kernels/cpu/pointwise.hpp"
+#include "model/decode_pass.hpp"
 
 namespace frugal {
 
@@ -22,6 +23,7 @@ void kv_cache_reserve(KVCache& cache, const GPT2Config& c, int slots, int max_le
   const size_t need = size_t(c.num_layers) * slots * max_len * c.channels;
   cache.slots = slots;
   cache.max_len = max_len;
+  cache.channels = c.channels;
   if (cache.k.size() < need) cache.k.resize(need), cache.v.resize(need);
 }
 
@@ -86,66 +88,74 @@ void cached_attention(float* out, const float* qkv, const float* kc, const float
 
 }  // namespace
 
+namespace {
+
+// The CPU kernel set of the shared decoder pass (model/decode_pass.hpp).
+struct CpuDecodeKernels {
+  static void resize(std::vector<float>& v, size_t n) { v.resize(n); }
+  static void embed_rows(float* x, const float* wte, const float* wpe, const DecodeRows& rows, int R, int C) {
+    for (int i = 0; i < R; i++) {
+      const float* te = wte + size_t(rows.token[size_t(i)]) * C;
+      const float* pe = wpe + size_t(rows.pos[size_t(i)]) * C;
+      float* xi = x + size_t(i) * C;
+      for (int j = 0; j < C; j++) xi[j] = te[j] + pe[j];
+    }
+  }
+  static constexpr auto layernorm_forward = [](auto... a) { cpu::layernorm_forward(a...); };
+  static constexpr auto residual_forward = [](auto... a) { cpu::residual_forward(a...); };
+  static constexpr auto gelu_forward = [](auto... a) { cpu::gelu_forward(a...); };
+  static constexpr auto matmul_forward = [](auto... a) { cpu::matmul_forward(a...); };
+  static void block_matrix(float* y, const float* x, int R, const float* w, const float* b, const LoraMatrix& lora,
+                           const PopulationNoise* noise, int l, int slot, const DecodeRows& rows, int C, int OC) {
+    const LowRankFactors* f = noise ? noise->factors[size_t(l)][size_t(slot)] : nullptr;
+    frugal::block_matrix(y, x, R, w, b, lora, f, rows, noise ? noise->sigma : 0.0f, C, OC);
+  }
+  static void cache_layer(KVCache& cache, int l, float** k, float** v) {
+    const size_t layer = size_t(l) * cache.slots * cache.max_len * cache.channels;
+    *k = cache.k.data() + layer, *v = cache.v.data() + layer;
+  }
+  static void kv_write(float* kc, float* vc, const float* qkv, const DecodeRows& rows, int R, int C, int max_len) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < R; i++) {
+      const size_t at = (size_t(rows.slot[size_t(i)]) * max_len + size_t(rows.pos[size_t(i)])) * C;
+      std::copy_n(qkv + size_t(i) * 3 * C + C, C, kc + at);
+      std::copy_n(qkv + size_t(i) * 3 * C + 2 * C, C, vc + at);
+    }
+  }
+  static void cached_attention(float* out, const float* qkv, const float* kc, const float* vc, const DecodeRows& rows,
+                               int R, int C, int NH, int max_len) {
+    frugal::cached_attention(out, qkv, kc, vc, rows, R, C, NH, max_len);
+  }
+  static void gather_wanted(float* dst, const float* x, const DecodeRows& rows, int W, int C) {
+    for (int j = 0; j < W; j++) std::copy_n(x + size_t(rows.want[size_t(j)]) * C, C, dst + size_t(j) * C);
+  }
+};
+
+}  // namespace
+
+void decode_check_rows(const GPT2Config& c, int cache_slots, int cache_max_len, const DecodeRows& rows) {
+  for (size_t i = 0; i < rows.token.size(); i++) {
+    const int tok = rows.token[i], pos = rows.pos[i];
+    FRUGAL_CHECK(tok >= 0 && tok < c.vocab_size, "token id ", tok, " is outside the vocabulary [0, ", c.vocab_size, ")");
+    FRUGAL_CHECK(pos >= 0 && pos < c.max_seq_len, "position ", pos, " is beyond the model's context (", c.max_seq_len, ")");
+    FRUGAL_CHECK(pos < cache_max_len, "internal: position ", pos, " beyond the KV cache (", cache_max_len, ")");
+    FRUGAL_CHECK(rows.slot[i] >= 0 && rows.slot[i] < cache_slots, "internal: decode row slot out of range");
+  }
+  for (int w : rows.want)
+    FRUGAL_CHECK(w >= 0 && size_t(w) < rows.token.size(), "internal: a wanted decode row out of range");
+}
+
 void decode_forward(GPT2& model, GPT2BlockHook* blocks, const PopulationNoise* noise, KVCache& cache,
                     const DecodeRows& rows, DecodeScratch& s) {
   const GPT2Config& c = model.config;
-  const int R = static_cast<int>(rows.token.size()), C = c.channels, L = c.num_layers, Vp = c.padded_vocab_size;
-  FRUGAL_CHECK(cache.max_len <= c.max_seq_len && cache.k.size() >= size_t(L) * cache.slots * cache.max_len * C,
+  const int L = c.num_layers;
+  FRUGAL_CHECK(cache.max_len <= c.max_seq_len && cache.channels == c.channels &&
+                   cache.k.size() >= size_t(L) * cache.slots * cache.max_len * c.channels,
                "internal: KV cache not reserved for this model");
   FRUGAL_CHECK(!noise || noise->factors.size() == size_t(L), "internal: population noise for another depth");
-  const GPT2Tensors p = gpt2_views(model.layout, model.params.data());
-  s.x.resize(size_t(R) * C), s.ln.resize(size_t(R) * C), s.qkv.resize(size_t(R) * 3 * C), s.atty.resize(size_t(R) * C);
-  s.proj.resize(size_t(R) * C), s.fch.resize(size_t(R) * 4 * C), s.fch_gelu.resize(size_t(R) * 4 * C);
-  std::vector<float> mean(static_cast<size_t>(R)), rstd(static_cast<size_t>(R));
-  for (int i = 0; i < R; i++) {
-    const int tok = rows.token[size_t(i)], pos = rows.pos[size_t(i)];
-    FRUGAL_CHECK(tok >= 0 && tok < c.vocab_size, "token id ", tok, " is outside the vocabulary [0, ", c.vocab_size, ")");
-    FRUGAL_CHECK(pos >= 0 && pos < c.max_seq_len, "position ", pos, " is beyond the model's context (", c.max_seq_len, ")");
-    FRUGAL_CHECK(pos < cache.max_len, "internal: position ", pos, " beyond the KV cache (", cache.max_len, ")");
-    FRUGAL_CHECK(rows.slot[size_t(i)] >= 0 && rows.slot[size_t(i)] < cache.slots, "internal: decode row slot out of range");
-    const float* te = p.wte + size_t(tok) * C;
-    const float* pe = p.wpe + size_t(pos) * C;
-    float* x = s.x.data() + size_t(i) * C;
-    for (int j = 0; j < C; j++) x[j] = te[j] + pe[j];
-  }
-  const float sigma = noise ? noise->sigma : 0.0f;
-  for (int l = 0; l < L; l++) {
-    if (blocks && !blocks->runs(l)) continue;  // a skipped block is the identity
-    const GPT2BlockWeights w = blocks ? blocks->forward_weights(model, l) : gpt2_block_weights(model, l);
-    FRUGAL_CHECK(w.CH == C && w.M == 4 * C, "internal: the decoder runs full-width blocks only");
-    const std::array<const LowRankFactors*, 4> none{};
-    const auto& f = noise ? noise->factors[size_t(l)] : none;
-    const size_t lC = size_t(l) * C;
-    layernorm_forward(s.ln.data(), mean.data(), rstd.data(), s.x.data(), p.ln1w + lC, p.ln1b + lC, R, C);
-    block_matrix(s.qkv.data(), s.ln.data(), R, w.qkvw, w.qkvb, w.lora[lora_qkv], f[lora_qkv], rows, sigma, C, 3 * C);
-    float* kc = cache.k.data() + size_t(l) * cache.slots * cache.max_len * C;
-    float* vc = cache.v.data() + size_t(l) * cache.slots * cache.max_len * C;
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < R; i++) {
-      const size_t at = (size_t(rows.slot[size_t(i)]) * cache.max_len + size_t(rows.pos[size_t(i)])) * C;
-      std::copy_n(s.qkv.data() + size_t(i) * 3 * C + C, C, kc + at);
-      std::copy_n(s.qkv.data() + size_t(i) * 3 * C + 2 * C, C, vc + at);
-    }
-    cached_attention(s.atty.data(), s.qkv.data(), kc, vc, rows, R, C, c.num_heads, cache.max_len);
-    block_matrix(s.proj.data(), s.atty.data(), R, w.attprojw, p.attprojb + lC, w.lora[lora_attproj], f[lora_attproj], rows,
-                 sigma, C, C);
-    residual_forward(s.x.data(), s.x.data(), s.proj.data(), size_t(R) * C);
-    layernorm_forward(s.ln.data(), mean.data(), rstd.data(), s.x.data(), p.ln2w + lC, p.ln2b + lC, R, C);
-    block_matrix(s.fch.data(), s.ln.data(), R, w.fcw, w.fcb, w.lora[lora_fc], f[lora_fc], rows, sigma, C, 4 * C);
-    gelu_forward(s.fch_gelu.data(), s.fch.data(), size_t(R) * 4 * C);
-    block_matrix(s.proj.data(), s.fch_gelu.data(), R, w.fcprojw, p.fcprojb + lC, w.lora[lora_fcproj], f[lora_fcproj],
-                 rows, sigma, 4 * C, C);
-    residual_forward(s.x.data(), s.x.data(), s.proj.data(), size_t(R) * C);
-  }
-  // The head only for the wanted rows: a decoding step needs one row per sequence, a prefill one
-  // per prompt.
-  const int W = static_cast<int>(rows.want.size());
-  s.lnf_rows.resize(size_t(W) * C);
-  for (int j = 0; j < W; j++) std::copy_n(s.x.data() + size_t(rows.want[size_t(j)]) * C, C, s.lnf_rows.data() + size_t(j) * C);
-  mean.resize(size_t(std::max(W, 1))), rstd.resize(size_t(std::max(W, 1)));
-  layernorm_forward(s.lnf_rows.data(), mean.data(), rstd.data(), s.lnf_rows.data(), p.lnfw, p.lnfb, W, C);
-  s.logits.resize(size_t(W) * Vp);
-  if (W > 0) matmul_forward(s.logits.data(), s.lnf_rows.data(), p.wte, nullptr, W, C, Vp);
+  decode_check_rows(c, cache.slots, cache.max_len, rows);
+  decode_pass::forward<CpuDecodeKernels>(model, blocks, noise, cache, rows, static_cast<int>(rows.token.size()),
+                                         static_cast<int>(rows.want.size()), s);
 }
 
 int sample_token(const float* logits, int V, const SamplingSettings& s, float u, float* logprob, std::vector<float>& probs) {

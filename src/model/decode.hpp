@@ -28,7 +28,7 @@
 namespace frugal {
 
 struct KVCache {
-  int slots = 0, max_len = 0;
+  int slots = 0, max_len = 0, channels = 0;
   std::vector<float> k, v;  // (L, slots, max_len, C)
 };
 // Room for `slots` sequences of up to `max_len` positions (<= the model's context): sized to what
@@ -53,8 +53,11 @@ struct DecodeRows {
 
 // Activations of one decode_forward (reused across calls).
 struct DecodeScratch {
-  std::vector<float> x, ln, qkv, atty, proj, fch, fch_gelu, lnf_rows, logits;
+  std::vector<float> x, ln, qkv, atty, proj, fch, fch_gelu, lnf_rows, logits, mean, rstd;
 };
+// The host-side checks of a decode call (both back ends): token ids in the vocabulary, positions in
+// the context and the cache, slots in the cache, wanted rows among the rows.
+void decode_check_rows(const GPT2Config& c, int cache_slots, int cache_max_len, const DecodeRows& rows);
 
 // logits (want.size(), Vp) of the wanted rows, in s.logits. blocks: a hook supplying the weights
 // (LoRA) or nullptr; noise: EGGROLL's perturbation or nullptr.
