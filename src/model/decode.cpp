@@ -213,79 +213,13 @@ int sample_token(const float* logits, int V, const SamplingSettings& s, float u,
 
 void generate(GPT2& model, GPT2BlockHook* blocks, const PopulationNoise* noise, const GenerateRequest& req,
               const SamplingSettings& sampling, Generator& g, std::vector<Completion>& out) {
-  const GPT2Config& c = model.config;
-  const int n = static_cast<int>(req.prompts.size());
-  FRUGAL_CHECK(req.sequence_ids.size() == size_t(n), "internal: one sequence id per prompt");
-  FRUGAL_CHECK(!noise || req.members.size() == size_t(n), "internal: one member per prompt with population noise");
-  FRUGAL_CHECK(sampling.max_new_tokens >= 1, "max_new_tokens must be at least 1");
-  size_t longest = 1;
-  for (const auto& p : req.prompts) longest = std::max(longest, p.size());
-  kv_cache_reserve(g.cache, c, std::max(n, 1),
-                   static_cast<int>(std::min(longest + size_t(sampling.max_new_tokens), size_t(c.max_seq_len))));
-  out.assign(size_t(n), Completion{});
-  g.tokens_generated = 0;
-  g.flops = 0;
-  if (n == 0) return;
-  const auto count = [&](const DecodeRows& rows) {
-    const double C = c.channels;
-    double f = 2.0 * double(rows.want.size()) * C * c.padded_vocab_size;
-    for (int pos : rows.pos) f += c.num_layers * (2.0 * 12.0 * C * C + 4.0 * C * (pos + 1));
-    g.flops += f;
-  };
-  // Prefill: every prompt token as a row; logits of each prompt's last token.
-  g.rows.clear();
-  for (int i = 0; i < n; i++) {
-    const std::vector<int>& prompt = req.prompts[size_t(i)];
-    FRUGAL_CHECK(!prompt.empty(), "generation needs a non-empty prompt");
-    FRUGAL_CHECK(prompt.size() + size_t(sampling.max_new_tokens) <= size_t(c.max_seq_len), "a prompt of ", prompt.size(),
-                 " tokens plus max_new_tokens = ", sampling.max_new_tokens, " exceeds the model's context (model.block_size = ",
-                 c.max_seq_len, ")");
-    const int32_t member = noise ? req.members[size_t(i)] : 0;
-    for (size_t t = 0; t < prompt.size(); t++) g.rows.add(prompt[t], i, static_cast<int>(t), member);
-    g.rows.want.push_back(static_cast<int>(g.rows.token.size()) - 1);
-  }
-  std::vector<int> live(static_cast<size_t>(n));
-  std::iota(live.begin(), live.end(), 0);
-  const int V = c.vocab_size, Vp = c.padded_vocab_size;
-  while (!live.empty()) {
-    decode_forward(model, blocks, noise, g.cache, g.rows, g.scratch);
-    count(g.rows);
-    // Sample one token for every live sequence (row j of the logits is live[j]).
-    std::vector<int> next(live.size());
-#pragma omp parallel
-    {
-      std::vector<float> probs;
-#pragma omp for schedule(static)
-      for (size_t j = 0; j < live.size(); j++) {
-        const int i = live[j];
-        Completion& comp = out[size_t(i)];
-        const uint64_t t = comp.tokens.size();
-        const auto bits = philox_block(req.seed, static_cast<uint32_t>(Stream::sampling), req.sequence_ids[size_t(i)],
-                                       (static_cast<uint64_t>(req.step) << 16) | t);
-        float lp = 0;
-        next[j] = sample_token(g.scratch.logits.data() + j * size_t(Vp), V, sampling, u32_to_unit(bits.v[0]), &lp, probs);
-        comp.tokens.push_back(next[j]);
-        comp.logprobs.push_back(lp);
-      }
-    }
-    g.tokens_generated += static_cast<int64_t>(live.size());
-    std::vector<int> still;
-    g.rows.clear();
-    for (size_t j = 0; j < live.size(); j++) {
-      const int i = live[j];
-      Completion& comp = out[size_t(i)];
-      if (next[j] == sampling.end_token) continue;
-      if (comp.tokens.size() >= size_t(sampling.max_new_tokens)) {
-        comp.truncated = true;
-        continue;
-      }
-      still.push_back(i);
-      const int pos = static_cast<int>(req.prompts[size_t(i)].size() + comp.tokens.size()) - 1;
-      g.rows.add(next[j], i, pos, noise ? req.members[size_t(i)] : 0);
-      g.rows.want.push_back(static_cast<int>(g.rows.token.size()) - 1);
-    }
-    live.swap(still);
-  }
+  decode_pass::generate(
+      model.config, noise != nullptr, req, sampling, g.rows, g.tokens_generated, g.flops, out,
+      [&](int slots, int max_len) { kv_cache_reserve(g.cache, model.config, slots, max_len); },
+      [&](const DecodeRows& rows) {
+        decode_forward(model, blocks, noise, g.cache, rows, g.scratch);
+        return static_cast<const float*>(g.scratch.logits.data());
+      });
 }
 
 }  // namespace frugal

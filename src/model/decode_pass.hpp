@@ -16,6 +16,11 @@
 //
 // `rows` is the back end's view of a DecodeRows (host vectors on the CPU, device copies on a GPU);
 // R rows, W of them wanted. The caller checks the rows (token and position ranges) on the host.
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "core/rng.hpp"
 #include "model/decode.hpp"
 #include "model/gpt2_pass.hpp"
 
@@ -59,6 +64,86 @@ void forward(Model& model, BlockHook<Model>* blocks, const Noise* noise, Cache& 
   K::layernorm_forward(s.lnf_rows.data(), s.mean.data(), s.rstd.data(), s.lnf_rows.data(), p.lnfw, p.lnfb, W, C);
   K::resize(s.logits, size_t(W) * Vp);
   if (W > 0) K::matmul_forward(s.logits.data(), s.lnf_rows.data(), p.wte, nullptr, W, C, Vp);
+}
+
+// generate() (model/decode.hpp) for any back end: reserve(slots, max_len) sizes its KV cache,
+// decode(rows) runs decode_forward on the rows and returns the wanted rows' logits on the host
+// (want.size() x Vp). Sampling, stopping and the bookkeeping are the same whatever computes the logits.
+template <class Reserve, class Decode>
+void generate(const GPT2Config& c, bool has_noise, const GenerateRequest& req, const SamplingSettings& sampling,
+              DecodeRows& rows, int64_t& tokens_generated, double& flops, std::vector<Completion>& out,
+              Reserve&& reserve, Decode&& decode) {
+  const int n = static_cast<int>(req.prompts.size());
+  FRUGAL_CHECK(req.sequence_ids.size() == size_t(n), "internal: one sequence id per prompt");
+  FRUGAL_CHECK(!has_noise || req.members.size() == size_t(n), "internal: one member per prompt with population noise");
+  FRUGAL_CHECK(sampling.max_new_tokens >= 1, "max_new_tokens must be at least 1");
+  size_t longest = 1;
+  for (const auto& p : req.prompts) longest = std::max(longest, p.size());
+  reserve(std::max(n, 1), static_cast<int>(std::min(longest + size_t(sampling.max_new_tokens), size_t(c.max_seq_len))));
+  out.assign(size_t(n), Completion{});
+  tokens_generated = 0;
+  flops = 0;
+  if (n == 0) return;
+  const auto count = [&](const DecodeRows& r) {
+    const double C = c.channels;
+    double f = 2.0 * double(r.want.size()) * C * c.padded_vocab_size;
+    for (int pos : r.pos) f += c.num_layers * (2.0 * 12.0 * C * C + 4.0 * C * (pos + 1));
+    flops += f;
+  };
+  // Prefill: every prompt token as a row; logits of each prompt's last token.
+  rows.clear();
+  for (int i = 0; i < n; i++) {
+    const std::vector<int>& prompt = req.prompts[size_t(i)];
+    FRUGAL_CHECK(!prompt.empty(), "generation needs a non-empty prompt");
+    FRUGAL_CHECK(prompt.size() + size_t(sampling.max_new_tokens) <= size_t(c.max_seq_len), "a prompt of ", prompt.size(),
+                 " tokens plus max_new_tokens = ", sampling.max_new_tokens, " exceeds the model's context (model.block_size = ",
+                 c.max_seq_len, ")");
+    const int32_t member = has_noise ? req.members[size_t(i)] : 0;
+    for (size_t t = 0; t < prompt.size(); t++) rows.add(prompt[t], i, static_cast<int>(t), member);
+    rows.want.push_back(static_cast<int>(rows.token.size()) - 1);
+  }
+  std::vector<int> live(static_cast<size_t>(n));
+  std::iota(live.begin(), live.end(), 0);
+  const int V = c.vocab_size, Vp = c.padded_vocab_size;
+  while (!live.empty()) {
+    const float* logits = decode(static_cast<const DecodeRows&>(rows));
+    count(rows);
+    // Sample one token for every live sequence (row j of the logits is live[j]).
+    std::vector<int> next(live.size());
+#pragma omp parallel
+    {
+      std::vector<float> probs;
+#pragma omp for schedule(static)
+      for (size_t j = 0; j < live.size(); j++) {
+        const int i = live[j];
+        Completion& comp = out[size_t(i)];
+        const uint64_t t = comp.tokens.size();
+        const auto bits = philox_block(req.seed, static_cast<uint32_t>(Stream::sampling), req.sequence_ids[size_t(i)],
+                                       (static_cast<uint64_t>(req.step) << 16) | t);
+        float lp = 0;
+        next[j] = sample_token(logits + j * size_t(Vp), V, sampling, u32_to_unit(bits.v[0]), &lp, probs);
+        comp.tokens.push_back(next[j]);
+        comp.logprobs.push_back(lp);
+      }
+    }
+    tokens_generated += static_cast<int64_t>(live.size());
+    std::vector<int> still;
+    rows.clear();
+    for (size_t j = 0; j < live.size(); j++) {
+      const int i = live[j];
+      Completion& comp = out[size_t(i)];
+      if (next[j] == sampling.end_token) continue;
+      if (comp.tokens.size() >= size_t(sampling.max_new_tokens)) {
+        comp.truncated = true;
+        continue;
+      }
+      still.push_back(i);
+      const int pos = static_cast<int>(req.prompts[size_t(i)].size() + comp.tokens.size()) - 1;
+      rows.add(next[j], i, pos, has_noise ? req.members[size_t(i)] : 0);
+      rows.want.push_back(static_cast<int>(rows.token.size()) - 1);
+    }
+    live.swap(still);
+  }
 }
 
 }  // namespace frugal::decode_pass
