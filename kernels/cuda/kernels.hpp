@@ -193,6 +193,17 @@ void scatter_add_rows(float* dst, const float* src, const int* rows, int n_rows,
 void scatter_add_columns(float* dst, const float* src, const int* cols, int n_rows, int dst_cols, int n_cols,
                          float scale);
 
+// The KV-cached decoder (model/decode.cpp's loops), rows given by device int arrays:
+//   embed_rows        x (R,C) = wte[token[i]] + wpe[pos[i]]                          (bit-identical)
+//   kv_write          key and value of row i (from qkv (R,3C)) into the (slots, max_len, C) caches
+//                     at (slot[i], pos[i])                                           (bit-identical)
+//   cached_attention  out (R,C): row i's causal attention over its slot's positions [0, pos[i]],
+//                     per head; the CPU's sum order (one warp per row and head), expf the difference
+void embed_rows(float* x, const float* wte, const float* wpe, const int* token, const int* pos, int R, int C);
+void kv_write(float* kc, float* vc, const float* qkv, const int* slot, const int* pos, int R, int C, int max_len);
+void cached_attention(float* out, const float* qkv, const float* kc, const float* vc, const int* slot, const int* pos,
+                      int R, int C, int NH, int max_len);
+
 // One AdamW step over n parameters of one tensor (frugal::adamw_step's per-tensor update):
 //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr (m/bc1 / (sqrt(v/bc2) + eps) + wd p)
 // with bc1 = 1 - b1^t, bc2 = 1 - b2^t computed on the host in float exactly as the CPU does; t is

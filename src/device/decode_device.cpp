@@ -1,0 +1,102 @@
+#include "device/decode_device.hpp"
+
+#include "core/error.hpp"
+#include "model/decode_pass.hpp"
+
+namespace frugal {
+
+namespace {
+
+// The rows' device copies, as the kernel set sees them.
+struct DeviceRows {
+  const int *token, *slot, *pos, *want;
+  const int32_t* member;
+};
+
+void grow(cuda::DeviceBuffer& b, size_t n) {
+  if (b.size() < n) b = cuda::DeviceBuffer(n);
+}
+const int* up(cuda::IntDeviceBuffer& b, const std::vector<int>& v) {
+  if (b.size() < v.size()) b = cuda::IntDeviceBuffer(v.size());
+  if (!v.empty()) b.upload(v.data(), v.size());
+  return b.data();
+}
+
+// The CUDA kernel set of the shared decoder pass (model/decode_pass.hpp).
+struct CudaDecodeKernels {
+  static void resize(cuda::DeviceBuffer& b, size_t n) { grow(b, n); }
+  static void embed_rows(float* x, const float* wte, const float* wpe, const DeviceRows& rows, int R, int C) {
+    cuda::embed_rows(x, wte, wpe, rows.token, rows.pos, R, C);
+  }
+  static constexpr auto layernorm_forward = [](auto... a) { cuda::layernorm_forward(a...); };
+  static constexpr auto residual_forward = [](auto... a) { cuda::residual_forward(a...); };
+  static constexpr auto gelu_forward = [](auto... a) { cuda::gelu_forward(a...); };
+  static constexpr auto matmul_forward = [](auto... a) { cuda::matmul_forward(a...); };
+  static void block_matrix(float* y, const float* x, int R, const float* w, const float* b, const LoraMatrix& lora,
+                           const PopulationNoiseDevice* noise, int l, int slot, const DeviceRows& rows, int C, int OC) {
+    FRUGAL_CHECK(!lora.A, "LoRA adapters run on the CPU only (run.device = \"cpu\")");
+    const cuda::LowRankView<float>* f = noise ? noise->factors[size_t(l)][size_t(slot)] : nullptr;
+    if (f) {
+      FRUGAL_CHECK(f->rows == OC && f->cols == C, "internal: factors of another shape for block matrix ", slot);
+      cuda::lowrank_linear_forward(y, x, R, w, b, rows.member, *f, nullptr, noise->sigma);
+    } else {
+      cuda::matmul_forward(y, x, w, b, R, C, OC);
+    }
+  }
+  static void cache_layer(KVCacheDevice& cache, int l, float** k, float** v) {
+    const size_t layer = size_t(l) * cache.slots * cache.max_len * cache.channels;
+    *k = cache.k.data() + layer, *v = cache.v.data() + layer;
+  }
+  static void kv_write(float* kc, float* vc, const float* qkv, const DeviceRows& rows, int R, int C, int max_len) {
+    cuda::kv_write(kc, vc, qkv, rows.slot, rows.pos, R, C, max_len);
+  }
+  static void cached_attention(float* out, const float* qkv, const float* kc, const float* vc, const DeviceRows& rows,
+                               int R, int C, int NH, int max_len) {
+    cuda::cached_attention(out, qkv, kc, vc, rows.slot, rows.pos, R, C, NH, max_len);
+  }
+  static void gather_wanted(float* dst, const float* x, const DeviceRows& rows, int W, int C) {
+    cuda::gather_rows(dst, x, rows.want, W, C, 1.0f);
+  }
+};
+
+}  // namespace
+
+void kv_cache_reserve(KVCacheDevice& cache, const GPT2Config& c, int slots, int max_len) {
+  FRUGAL_CHECK(max_len >= 1 && max_len <= c.max_seq_len, "internal: KV cache length ", max_len, " outside [1, ",
+               c.max_seq_len, "]");
+  const size_t need = size_t(c.num_layers) * slots * max_len * c.channels;
+  cache.slots = slots, cache.max_len = max_len, cache.channels = c.channels;
+  grow(cache.k, need), grow(cache.v, need);
+}
+
+void decode_forward(GPT2Device& model, BlockHook<GPT2Device>* blocks, const PopulationNoiseDevice* noise,
+                    KVCacheDevice& cache, const DecodeRows& rows, DecodeScratchDevice& s, bool download) {
+  const GPT2Config& c = model.config;
+  const int L = c.num_layers;
+  FRUGAL_CHECK(cache.max_len <= c.max_seq_len && cache.channels == c.channels &&
+                   cache.k.size() >= size_t(L) * cache.slots * cache.max_len * c.channels,
+               "internal: KV cache not reserved for this model");
+  FRUGAL_CHECK(!noise || noise->factors.size() == size_t(L), "internal: population noise for another depth");
+  decode_check_rows(c, cache.slots, cache.max_len, rows);
+  const DeviceRows d{up(s.token, rows.token), up(s.slot, rows.slot), up(s.pos, rows.pos), up(s.want, rows.want),
+                     noise ? up(s.member, rows.member) : nullptr};
+  const int R = static_cast<int>(rows.token.size()), W = static_cast<int>(rows.want.size());
+  decode_pass::forward<CudaDecodeKernels>(model, blocks, noise, cache, d, R, W, s);
+  if (!download) return;
+  s.host_logits.resize(size_t(W) * c.padded_vocab_size);
+  if (W > 0) s.logits.download(s.host_logits.data(), s.host_logits.size());
+}
+
+void generate(GPT2Device& model, BlockHook<GPT2Device>* blocks, const PopulationNoiseDevice* noise,
+              const GenerateRequest& req, const SamplingSettings& sampling, GeneratorDevice& g,
+              std::vector<Completion>& out) {
+  decode_pass::generate(
+      model.config, noise != nullptr, req, sampling, g.rows, g.tokens_generated, g.flops, out,
+      [&](int slots, int max_len) { kv_cache_reserve(g.cache, model.config, slots, max_len); },
+      [&](const DecodeRows& rows) {
+        decode_forward(model, blocks, noise, g.cache, rows, g.scratch);
+        return static_cast<const float*>(g.scratch.host_logits.data());
+      });
+}
+
+}  // namespace frugal
