@@ -13,11 +13,14 @@
 //   4. shaping: z-scores with the group's mean subtracted and the global std (es.fitness)
 //   5. every rank computes the same update -sqrt(N) G_W per matrix (one GEMM over the stacked
 //      factors) and applies it (SGD as the paper's LLM runs, or Adam): the replicas stay identical.
+// run.device = "cuda": steps 1, 2 and 5's GEMMs run on the rank's GPU (methods/eggroll_lm_device.hpp);
+// the optimiser, the greedy evaluation and checkpoints use the host model, kept current.
 #include <array>
 #include <cmath>
 
 #include "core/error.hpp"
 #include "core/timer.hpp"
+#include "methods/eggroll_lm_device.hpp"
 #include "methods/es.hpp"
 #include "methods/rlvr.hpp"
 #include "optim/adamw.hpp"
@@ -58,6 +61,7 @@ class EggrollLm final : public Method {
     factors_.resize(size_t(L));
     noise_.sigma = sigma_;
     noise_.factors.assign(size_t(L), {});
+    if (cfg.str("run.device") == "cuda") device_ = eggroll_lm_device_create(model_, sigma_, rank_);
   }
 
   StepResult step(int64_t epoch) override {
@@ -83,8 +87,15 @@ class EggrollLm final : public Method {
       }
     }
     std::vector<Completion> completions;
-    generate(model_, nullptr, &noise_, GenerateRequest{prompts, ids, members, ctx_.seed, s_.first_step + epoch}, s_.sampling, gen_,
-             completions);
+    const GenerateRequest request{prompts, ids, members, ctx_.seed, s_.first_step + epoch};
+    int64_t tokens_generated = 0;
+    double gen_flops = 0;
+    if (device_) {
+      eggroll_lm_device_generate(*device_, request, s_.sampling, completions, &tokens_generated, &gen_flops);
+    } else {
+      generate(model_, nullptr, &noise_, request, s_.sampling, gen_, completions);
+      tokens_generated = gen_.tokens_generated, gen_flops = gen_.flops;
+    }
     const double gen_time = t_gen.seconds();
     std::vector<Verdict> verdicts(completions.size());
     std::vector<float> fitness_local(size_t(local), 0.0f);
@@ -100,27 +111,38 @@ class EggrollLm final : public Method {
     const std::vector<float> shaped = shape_fitness(fitness, fitness_kind_, s_.group);
 
     // g = -sqrt(N) G_W for every perturbed matrix, one GEMM each; everything else gets no update.
-    std::fill(model_.grads.begin(), model_.grads.end(), 0.0f);
     const float scale = -std::sqrt(static_cast<float>(population_));
     double update_flops = 0;
-    for (int l = 0; l < model_.config.num_layers; l++) {
-      const GPT2BlockWeights d = gpt2_block_weights(model_, l);
-      float* grad[4] = {d.dqkvw, d.dattprojw, d.dfcw, d.dfcprojw};
+    for (int l = 0; l < model_.config.num_layers; l++)
       for (int k = 0; k < 4; k++) {
         if (!perturbed_[size_t(k)]) continue;
-        const LowRankFactors& f = factors_[size_t(l)][size_t(k)];
-        lowrank_update(f, shaped.data(), population_, sigma_, grad[k], scratch_);
-        for (size_t j = 0; j < size_t(f.rows) * f.cols; j++) grad[k][j] *= scale;
-        update_flops += 2.0 * f.rows * f.cols * double(f.pairs) * f.rank;
+        int rows = 0, cols = 0;
+        block_matrix_shape(model_.config, k, &rows, &cols);
+        update_flops += 2.0 * rows * cols * double(population_ / 2) * rank_;
+      }
+    if (device_) {
+      eggroll_lm_device_update(*device_, shaped, scale, model_.grads);
+    } else {
+      std::fill(model_.grads.begin(), model_.grads.end(), 0.0f);
+      for (int l = 0; l < model_.config.num_layers; l++) {
+        const GPT2BlockWeights d = gpt2_block_weights(model_, l);
+        float* grad[4] = {d.dqkvw, d.dattprojw, d.dfcw, d.dfcprojw};
+        for (int k = 0; k < 4; k++) {
+          if (!perturbed_[size_t(k)]) continue;
+          const LowRankFactors& f = factors_[size_t(l)][size_t(k)];
+          lowrank_update(f, shaped.data(), population_, sigma_, grad[k], scratch_);
+          for (size_t j = 0; j < size_t(f.rows) * f.cols; j++) grad[k][j] *= scale;
+        }
       }
     }
     StepResult r;
     r.grad_norm = global_norm(model_.grads);
     r.lr = lr_;
     es_apply(opt_, model_.params, model_.grads, lr_);
+    if (device_) eggroll_lm_device_params(*device_, model_);
     r.loss = stats.reward_mean;
-    r.samples = gen_.tokens_generated;
-    r.flops = gen_.flops + update_flops;
+    r.samples = tokens_generated;
+    r.flops = gen_flops + update_flops;
     r.metrics = {{"reward_std", stats.reward_std},
                  {"accuracy", stats.accuracy},
                  {"fitness_max", *std::max_element(fitness.begin(), fitness.end())},
@@ -129,7 +151,7 @@ class EggrollLm final : public Method {
                  {"response_length_max", stats.length_max},
                  {"truncated_fraction", stats.truncated},
                  {"time_generate_s", gen_time},
-                 {"generate_tokens_per_s", gen_time > 0 ? double(gen_.tokens_generated) / gen_time : 0.0}};
+                 {"generate_tokens_per_s", gen_time > 0 ? double(tokens_generated) / gen_time : 0.0}};
     return r;
   }
 
@@ -139,13 +161,18 @@ class EggrollLm final : public Method {
   void state(StateFields& f) override {
     f.field("eggroll_lm.params", model_.params);
     adamw_state(f, opt_, "eggroll_lm.");
-    f.after_load([&] { noise_epoch_ = UINT32_MAX; });  // regenerate at the next step
+    f.after_load([&] {
+      noise_epoch_ = UINT32_MAX;  // regenerate at the next step
+      if (device_) eggroll_lm_device_params(*device_, model_);
+    });
   }
   int64_t num_params() const override { return static_cast<int64_t>(model_.params.size()); }
 
  private:
   // Every pair's factors of every perturbed matrix for epoch' `key` (all ranks: the update needs them).
   void regenerate(uint32_t key) {
+    noise_epoch_ = key;
+    if (device_) return eggroll_lm_device_regenerate(*device_, ctx_.seed, key, perturbed_, population_ / 2);
     for (int l = 0; l < model_.config.num_layers; l++)
       for (int k = 0; k < 4; k++) {
         if (!perturbed_[size_t(k)]) continue;
@@ -155,7 +182,6 @@ class EggrollLm final : public Method {
         lowrank_generate(f, NoiseKey{ctx_.seed, 16u + uint32_t(k), uint32_t(l), key}, 0, population_ / 2, rows, cols, rank_);
         noise_.factors[size_t(l)][size_t(k)] = &f;
       }
-    noise_epoch_ = key;
   }
 
   RunContext& ctx_;
@@ -172,6 +198,7 @@ class EggrollLm final : public Method {
   uint32_t noise_epoch_ = UINT32_MAX;
   std::vector<float> scratch_;
   Generator gen_;
+  EggrollLmDevicePtr device_;  // run.device = "cuda" only
 };
 
 }  // namespace
@@ -181,6 +208,7 @@ FRUGAL_REGISTER_METHOD(eggroll_lm, MethodInfo{"eggroll_lm",
                                               "verified answers, only N fitness values on the wire",
                                               Domain::rlvr,
                                               {add_model_keys, add_task_keys, add_rlvr_keys, add_es_keys, add_eggroll_lm_keys},
-                                              [](RunContext& ctx) { return std::make_unique<EggrollLm>(ctx); }});
+                                              [](RunContext& ctx) { return std::make_unique<EggrollLm>(ctx); },
+                                              /*cuda=*/true});
 
 }  // namespace frugal

@@ -1,0 +1,106 @@
+#include "methods/eggroll_lm_device.hpp"
+
+#include "core/error.hpp"
+#ifdef FRUGAL_HAVE_CUDA
+#include "device/decode_device.hpp"
+#include "device/gpt2_device.hpp"
+#include "model/gpt2_pass.hpp"
+#endif
+
+namespace frugal {
+
+#ifdef FRUGAL_HAVE_CUDA
+
+struct EggrollLmDevice {
+  struct Factors {
+    cuda::DeviceBuffer Bt, At;
+    cuda::LowRankView<float> view;
+  };
+  GPT2Device model;
+  float sigma = 0;
+  int rank = 1;
+  std::vector<std::array<Factors, 4>> factors;  // (L) x matrix kind
+  PopulationNoiseDevice noise;
+  GeneratorDevice gen;
+};
+
+void EggrollLmDeviceDeleter::operator()(EggrollLmDevice* d) const { delete d; }
+
+EggrollLmDevicePtr eggroll_lm_device_create(const GPT2& model, float sigma, int rank) {
+  EggrollLmDevicePtr d(new EggrollLmDevice);
+  d->model = gpt2_to_device(model);
+  d->sigma = sigma, d->rank = rank;
+  d->factors.resize(size_t(model.config.num_layers));
+  d->noise.sigma = sigma;
+  d->noise.factors.assign(size_t(model.config.num_layers), {});
+  return d;
+}
+
+void eggroll_lm_device_params(EggrollLmDevice& d, const GPT2& model) {
+  d.model.params.upload(model.params.data(), model.params.size());
+}
+
+void eggroll_lm_device_regenerate(EggrollLmDevice& d, uint64_t seed, uint32_t key, const std::array<bool, 4>& perturbed,
+                                  int pairs) {
+  const GPT2Config& c = d.model.config;
+  for (int l = 0; l < c.num_layers; l++)
+    for (int k = 0; k < 4; k++) {
+      if (!perturbed[size_t(k)]) continue;
+      int rows = 0, cols = 0;
+      block_matrix_shape(c, k, &rows, &cols);
+      EggrollLmDevice::Factors& f = d.factors[size_t(l)][size_t(k)];
+      const size_t nb = size_t(pairs) * d.rank * cols, na = size_t(pairs) * d.rank * rows;
+      if (f.Bt.size() != nb) f.Bt = cuda::DeviceBuffer(nb);
+      if (f.At.size() != na) f.At = cuda::DeviceBuffer(na);
+      cuda::lowrank_generate(f.Bt.data(), f.At.data(), NoiseKey{seed, 16u + uint32_t(k), uint32_t(l), key}, 0, pairs,
+                             rows, cols, d.rank);
+      f.view = cuda::LowRankView<float>{f.Bt.data(), f.At.data(), 0, pairs, d.rank, rows, cols};
+      d.noise.factors[size_t(l)][size_t(k)] = &f.view;
+    }
+}
+
+void eggroll_lm_device_generate(EggrollLmDevice& d, const GenerateRequest& request, const SamplingSettings& sampling,
+                                std::vector<Completion>& out, int64_t* tokens_generated, double* flops) {
+  generate(d.model, nullptr, &d.noise, request, sampling, d.gen, out);
+  *tokens_generated = d.gen.tokens_generated;
+  *flops = d.gen.flops;
+}
+
+void eggroll_lm_device_update(EggrollLmDevice& d, std::span<const float> fitness, float scale, std::vector<float>& grads) {
+  d.model.grads.zero();
+  for (int l = 0; l < d.model.config.num_layers; l++) {
+    const GPT2BlockWeights w = gpt2_pass::block_weights(d.model, l);
+    float* grad[4] = {w.dqkvw, w.dattprojw, w.dfcw, w.dfcprojw};
+    for (int k = 0; k < 4; k++) {
+      const cuda::LowRankView<float>* f = d.noise.factors[size_t(l)][size_t(k)];
+      if (!f) continue;
+      cuda::lowrank_update(grad[k], *f, fitness.data(), static_cast<int>(fitness.size()), d.sigma);
+      cuda::scale(grad[k], scale, size_t(f->rows) * f->cols);
+    }
+  }
+  grads.resize(d.model.grads.size());
+  d.model.grads.download(grads.data(), grads.size());
+}
+
+#else  // a build without CUDA: placement refuses run.device = "cuda" first; these say it again
+
+namespace {
+[[noreturn]] void no_cuda() {
+  fail("run.device = \"cuda\": this frugal was built without CUDA (no nvcc when it was configured)");
+}
+}  // namespace
+
+struct EggrollLmDevice {};
+void EggrollLmDeviceDeleter::operator()(EggrollLmDevice* d) const { delete d; }
+EggrollLmDevicePtr eggroll_lm_device_create(const GPT2&, float, int) { no_cuda(); }
+void eggroll_lm_device_params(EggrollLmDevice&, const GPT2&) { no_cuda(); }
+void eggroll_lm_device_regenerate(EggrollLmDevice&, uint64_t, uint32_t, const std::array<bool, 4>&, int) { no_cuda(); }
+void eggroll_lm_device_generate(EggrollLmDevice&, const GenerateRequest&, const SamplingSettings&,
+                                std::vector<Completion>&, int64_t*, double*) {
+  no_cuda();
+}
+void eggroll_lm_device_update(EggrollLmDevice&, std::span<const float>, float, std::vector<float>&) { no_cuda(); }
+
+#endif
+
+}  // namespace frugal
