@@ -24,6 +24,9 @@
 // made (eval.every = c costs nothing extra), else computed on eval.batches problems.
 // Minibatch m holds the problems whose index within the step is m mod M, so the global minibatch
 // - hence every update - is the same whatever the rank count.
+// run.device = "cuda" (full fine-tuning): generation, the log-prob passes (policy and reference),
+// the backward and AdamW run on the rank's GPU (methods/lm_device.hpp), the gradients all-reduced
+// through the host; evaluation, trajectories and the saved model use host copies of the parameters.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -32,6 +35,7 @@
 #include "core/timer.hpp"
 #include "extrapolate/trajectory.hpp"
 #include "kernels/cpu/crossentropy.hpp"
+#include "methods/lm_device.hpp"
 #include "methods/rlvr.hpp"
 #include "model/lora.hpp"
 #include "optim/adamw.hpp"
@@ -100,6 +104,12 @@ class Grpo final : public Method {
     trajectory_every_ = cfg.integer("grpo.trajectory_every");
     eval_problems_ = cfg.integer("eval.batches");
     FRUGAL_CHECK(trajectory_every_ == 0 || !ctx.run_dir.empty(), "grpo.trajectory_every needs a run directory to write to");
+    if (cfg.str("run.device") == "cuda") {
+      FRUGAL_CHECK(!lora_mode_, "grpo.finetune = \"lora\" runs on the CPU only so far (LoRA adapters are host-side); "
+                   "on run.device = \"cuda\" use grpo.finetune = \"full\"");
+      device_ = lm_device_create(model_, opt_);
+      if (beta_ > 0) lm_device_set_reference(*device_, reference_);
+    }
   }
 
   StepResult step(int64_t step) override {
@@ -116,9 +126,16 @@ class Grpo final : public Method {
       const std::vector<int> prompt = encode_text(problems_.back().prompt);
       for (int g = 0; g < G; g++) prompts_.push_back(prompt), ids.push_back(static_cast<uint32_t>(j * G + g));
     }
-    generate(model_, hook(), nullptr, GenerateRequest{prompts_, ids, {}, ctx_.seed, rl_step}, s_.sampling, gen_, completions_);
+    const GenerateRequest request{prompts_, ids, {}, ctx_.seed, rl_step};
+    int64_t tokens_generated = 0;
+    double flops = 0;
+    if (device_) {
+      lm_device_generate(*device_, request, s_.sampling, completions_, &tokens_generated, &flops);
+    } else {
+      generate(model_, hook(), nullptr, request, s_.sampling, gen_, completions_);
+      tokens_generated = gen_.tokens_generated, flops = gen_.flops;
+    }
     const double gen_time = t_gen.seconds();
-    double flops = gen_.flops;
 
     // 2. rewards and advantages, group by group (a group never straddles ranks).
     const int n = per_rank * G;
@@ -165,7 +182,7 @@ class Grpo final : public Method {
       for (int i : minibatch_rows_[size_t(m)]) ps.push_back(&prompts_[size_t(i)]), cs.push_back(&completions_[size_t(i)].tokens);
       TokenBatch& b = batches_[size_t(m)];
       build_token_batch(b, ps, cs);
-      batch_logprobs(model_, hook(), b, inv_temp_, old_logp_[size_t(m)], &entropy);
+      policy_logprobs(b, old_logp_[size_t(m)], &entropy);
       flops += gpt2_forward_flops(model_.config, b.B, b.T);
       for (size_t k = 0; k < b.counted.size(); k++)
         if (b.counted[k]) entropy_sum += entropy[k], token_count += 1;
@@ -178,7 +195,7 @@ class Grpo final : public Method {
           mismatch = std::max(mismatch, double(std::fabs(comp.logprobs[t] - old_logp_[size_t(m)][start + t])));
       }
       if (beta_ > 0) {
-        with_reference([&] { batch_logprobs(model_, nullptr, b, inv_temp_, ref_logp_[size_t(m)]); });
+        with_reference([&] { policy_logprobs(b, ref_logp_[size_t(m)], nullptr, /*adapters=*/false); });
         flops += gpt2_forward_flops(model_.config, b.B, b.T);
       }
       norm[size_t(m)] = minibatch_normaliser(m);
@@ -194,7 +211,7 @@ class Grpo final : public Method {
     for (int e = 0; e < epochs_; e++) {
       for (int m = 0; m < minibatches_; m++) {
         const TokenBatch& b = batches_[size_t(m)];
-        batch_logprobs(model_, hook(), b, inv_temp_, logp);
+        policy_logprobs(b, logp);
         weight.assign(logp.size(), 0.0f);
         for (int bi = 0; bi < b.B; bi++) {
           const int i = minibatch_rows_[size_t(m)][size_t(bi)];
@@ -223,17 +240,8 @@ class Grpo final : public Method {
             ratio_max = std::max(ratio_max, ratio);
           }
         }
-        const GPT2Config& c = model_.config;
-        cpu::token_logprob_backward(gpt2_dlogits(model_), model_.acts.logits.data(), b.targets.data(), weight.data(),
-                                    b.B * b.T, c.vocab_size, c.padded_vocab_size, inv_temp_);
-        std::vector<float>& grads = trainable_grads();
-        std::fill(grads.begin(), grads.end(), 0.0f);
-        if (lora_mode_) gpt2_zero_grad(model_);  // the frozen base's bias and LayerNorm gradients: unused scratch
-        gpt2_backward_from_dlogits(model_, hook());
-        flops += 3 * gpt2_forward_flops(c, b.B, b.T);
-        ctx_.comm.allreduce(std::span<float>(grads), ReduceOp::sum, "grpo.grad");
-        grad_norm = global_norm(grads);
-        adamw_step(opt_, trainable_params(), grads, lr, {}, clip_scale(grad_norm, grad_clip_));
+        grad_norm = policy_update(b, weight, lr);
+        flops += 3 * gpt2_forward_flops(model_.config, b.B, b.T);
       }
     }
     evaluated_ = false;  // the model moved
@@ -249,7 +257,7 @@ class Grpo final : public Method {
     r.loss = stats.reward_mean;  // the same on every rank (summed above)
     r.grad_norm = grad_norm;
     r.lr = lr;
-    r.samples = gen_.tokens_generated;
+    r.samples = tokens_generated;
     r.flops = flops;
     const double tokens = std::max(sums[4], 1.0);
     r.metrics = {{"reward_std", stats.reward_std},
@@ -268,19 +276,22 @@ class Grpo final : public Method {
                  {"time_generate_s", gen_time},
                  {"time_logprobs_s", lp_time},
                  {"time_update_s", upd_time},
-                 {"generate_tokens_per_s", gen_time > 0 ? double(gen_.tokens_generated) / gen_time : 0.0}};
+                 {"generate_tokens_per_s", gen_time > 0 ? double(tokens_generated) / gen_time : 0.0}};
     return r;
   }
 
   double evaluate(int64_t problems) override {
+    params_to_host();
     last_accuracy_ = rlvr_greedy_accuracy(model_, hook(), s_, problems, ctx_.comm, gen_);
     evaluated_ = problems == eval_problems_;
     return last_accuracy_;
   }
 
   void state(StateFields& f) override {
+    if (device_ && !f.loading()) lm_device_to_host(*device_, model_, opt_);
     f.field("grpo.params", lora_mode_ ? lora_.params : model_.params);
     adamw_state(f, opt_, "grpo.");
+    if (device_ && f.loading()) lm_device_from_host(*device_, model_, opt_);
   }
   int64_t num_params() const override {
     return static_cast<int64_t>(lora_mode_ ? lora_.params.size() : model_.params.size());
@@ -290,6 +301,7 @@ class Grpo final : public Method {
   void finished() override {
     // The last checkpoint, where the run ended on one (run.steps, or run.max_samples before it).
     if (trajectory_every_ > 0 && steps_done_ > 0 && steps_done_ % trajectory_every_ == 0) write_trajectory(steps_done_);
+    params_to_host();
     if (ctx_.comm.rank() == 0) save_run_model(ctx_, merged_model());
   }
 
@@ -302,6 +314,7 @@ class Grpo final : public Method {
   // first_step + step), adapters merged, and its eval accuracy (every rank takes part in the
   // evaluation; rank 0 writes).
   void write_trajectory(int64_t step) {
+    params_to_host();
     const double accuracy = evaluated_ ? last_accuracy_
                             : eval_problems_ > 0 ? rlvr_greedy_accuracy(model_, hook(), s_, eval_problems_, ctx_.comm, gen_)
                                                  : std::nan("");
@@ -320,12 +333,56 @@ class Grpo final : public Method {
   }
 
   // Runs fn with the model computing the reference policy: LoRA off (fn passes no hook), or the
-  // frozen base weights swapped in under full fine-tuning.
+  // frozen base weights swapped in under full fine-tuning (on the device: its copy of them).
   template <typename Fn>
   void with_reference(Fn fn) {
-    if (!lora_mode_) std::swap(model_.params, reference_);
+    const auto swap = [&] {
+      if (lora_mode_) return;
+      if (device_) lm_device_swap_reference(*device_);
+      else std::swap(model_.params, reference_);
+    };
+    swap();
     fn();
-    if (!lora_mode_) std::swap(model_.params, reference_);
+    swap();
+  }
+
+  // The log-probs (and entropies) of a batch's targets under the policy (with its adapters unless
+  // adapters is false); the model keeps the activations for policy_update.
+  void policy_logprobs(const TokenBatch& b, std::vector<float>& logp, std::vector<float>* entropy = nullptr,
+                       bool adapters = true) {
+    if (!device_) return batch_logprobs(model_, adapters ? hook() : nullptr, b, inv_temp_, logp, entropy);
+    logp.resize(size_t(b.B) * b.T);
+    if (entropy) entropy->resize(logp.size());
+    lm_device_token_logprobs(*device_, b.inputs.data(), b.targets.data(), b.B, b.T, inv_temp_, logp.data(),
+                             entropy ? entropy->data() : nullptr);
+  }
+
+  // The backward of sum_k weight[k] logp_k for the last policy_logprobs of b, the gradients summed
+  // over ranks (tag grpo.grad), clipped, AdamW. Returns the gradient norm.
+  double policy_update(const TokenBatch& b, const std::vector<float>& weight, float lr) {
+    if (device_) {
+      lm_device_logprob_backward(*device_, weight.data(), inv_temp_);
+      lm_device_grads_to_host(*device_, model_);
+      ctx_.comm.allreduce(std::span<float>(model_.grads), ReduceOp::sum, "grpo.grad");
+      lm_device_grads_from_host(*device_, model_);
+      return lm_device_update(*device_, grad_clip_, lr);
+    }
+    const GPT2Config& c = model_.config;
+    cpu::token_logprob_backward(gpt2_dlogits(model_), model_.acts.logits.data(), b.targets.data(), weight.data(),
+                                b.B * b.T, c.vocab_size, c.padded_vocab_size, inv_temp_);
+    std::vector<float>& grads = trainable_grads();
+    std::fill(grads.begin(), grads.end(), 0.0f);
+    if (lora_mode_) gpt2_zero_grad(model_);  // the frozen base's bias and LayerNorm gradients: unused scratch
+    gpt2_backward_from_dlogits(model_, hook());
+    ctx_.comm.allreduce(std::span<float>(grads), ReduceOp::sum, "grpo.grad");
+    const double norm = global_norm(grads);
+    adamw_step(opt_, trainable_params(), grads, lr, {}, clip_scale(norm, grad_clip_));
+    return norm;
+  }
+
+  // On a GPU: the device's parameters into the host model (evaluation, trajectory, the saved model).
+  void params_to_host() {
+    if (device_) lm_device_params_to_host(*device_, model_);
   }
 
   // The loss normaliser of minibatch m over all ranks: kept sequences, or kept completion tokens
@@ -368,6 +425,7 @@ class Grpo final : public Method {
   double last_accuracy_ = 0;
   bool evaluated_ = false;  // last_accuracy_ is the current model's, on eval_problems_ problems
   GPT2 merged_;             // rank 0, LoRA: the model with the adapters merged in (merged_model())
+  LmDevicePtr device_;      // run.device = "cuda" (full fine-tuning) only
 };
 
 }  // namespace
@@ -377,6 +435,6 @@ FRUGAL_REGISTER_METHOD(grpo, MethodInfo{"grpo",
                                         "KL to the base; LoRA or full fine-tuning",
                                         Domain::rlvr,
                                         {add_model_keys, add_task_keys, add_rlvr_keys, add_optim_keys, add_lora_keys, add_grpo_keys},
-                                        [](RunContext& ctx) { return std::make_unique<Grpo>(ctx); }});
+                                        [](RunContext& ctx) { return std::make_unique<Grpo>(ctx); }, /*cuda=*/true});
 
 }  // namespace frugal

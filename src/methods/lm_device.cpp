@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #ifdef FRUGAL_HAVE_CUDA
 #include "device/adamw_device.hpp"
+#include "device/decode_device.hpp"
 #include "device/gpt2_device.hpp"
 #include "device/subnet_device.hpp"
 #include "kernels/cuda/kernels.hpp"
@@ -22,12 +23,15 @@ struct LmDevice {
   // EST: this step's subnetwork as the model's block hook, and the update mask.
   SubnetSlicesDevice subnet;
   cuda::ByteDeviceBuffer update_mask;
+  // RL: generation, the reference parameters, the entropies of the token head.
+  GeneratorDevice gen;
+  cuda::DeviceBuffer reference, head_entropy;
 };
 
 void LmDeviceDeleter::operator()(LmDevice* d) const { delete d; }
 
 LmDevicePtr lm_device_create(const GPT2& model, const AdamW& opt) {
-  return LmDevicePtr(new LmDevice{gpt2_to_device(model), adamw_to_device(opt), {}, {}, 1.0f, {}, {}});
+  return LmDevicePtr(new LmDevice{gpt2_to_device(model), adamw_to_device(opt), {}, {}, 1.0f, {}, {}, {}, {}, {}});
 }
 
 float lm_device_forward_backward(LmDevice& d, const int* inputs, const int* targets, int B, int T,
@@ -54,7 +58,7 @@ void fit(cuda::DeviceBuffer& b, size_t n) {
 }  // namespace
 
 void lm_device_token_logprobs(LmDevice& d, const int* inputs, const int* targets, int B, int T, float inv_temp,
-                              float* logp) {
+                              float* logp, float* entropy) {
   const GPT2Config& c = d.model.config;
   const size_t BT = size_t(B) * T;
   for (size_t i = 0; i < BT; i++)
@@ -64,9 +68,11 @@ void lm_device_token_logprobs(LmDevice& d, const int* inputs, const int* targets
   if (d.head_targets.size() != BT) d.head_targets = cuda::IntDeviceBuffer(BT);
   d.head_targets.upload(targets, BT);
   fit(d.head_rows, BT);
-  cuda::token_logprob_forward(d.head_rows.data(), nullptr, d.model.acts.logits.data(), d.head_targets.data(), int(BT),
-                              c.vocab_size, c.padded_vocab_size, inv_temp);
+  if (entropy) fit(d.head_entropy, BT);
+  cuda::token_logprob_forward(d.head_rows.data(), entropy ? d.head_entropy.data() : nullptr, d.model.acts.logits.data(),
+                              d.head_targets.data(), int(BT), c.vocab_size, c.padded_vocab_size, inv_temp);
   d.head_rows.download(logp, BT);
+  if (entropy) d.head_entropy.download(entropy, BT);
   d.head_inv_temp = inv_temp;
 }
 
@@ -80,6 +86,23 @@ void lm_device_logprob_backward(LmDevice& d, const float* weight, float inv_temp
   cuda::token_logprob_backward(gpt2_dlogits(d.model), d.model.acts.logits.data(), d.head_targets.data(),
                                d.head_rows.data(), int(BT), c.vocab_size, c.padded_vocab_size, inv_temp);
   gpt2_backward_from_dlogits(d.model);
+}
+
+void lm_device_generate(LmDevice& d, const GenerateRequest& request, const SamplingSettings& sampling,
+                        std::vector<Completion>& out, int64_t* tokens_generated, double* flops) {
+  generate(d.model, nullptr, nullptr, request, sampling, d.gen, out);
+  *tokens_generated = d.gen.tokens_generated;
+  *flops = d.gen.flops;
+}
+
+void lm_device_set_reference(LmDevice& d, const std::vector<float>& params) {
+  FRUGAL_CHECK(params.size() == d.model.params.size(), "internal: reference parameters of another model");
+  d.reference = cuda::DeviceBuffer(params);
+}
+
+void lm_device_swap_reference(LmDevice& d) {
+  FRUGAL_CHECK(d.reference.size() == d.model.params.size(), "internal: no reference parameters on the device");
+  std::swap(d.model.params, d.reference);
 }
 
 double lm_device_update(LmDevice& d, double max_norm, float lr, std::span<const uint8_t> update_mask) {
@@ -143,7 +166,13 @@ void LmDeviceDeleter::operator()(LmDevice* d) const { delete d; }
 LmDevicePtr lm_device_create(const GPT2&, const AdamW&) { no_cuda(); }
 float lm_device_forward_backward(LmDevice&, const int*, const int*, int, int, const GPT2Subnet*) { no_cuda(); }
 float lm_device_loss(LmDevice&, const int*, const int*, int, int) { no_cuda(); }
-void lm_device_token_logprobs(LmDevice&, const int*, const int*, int, int, float, float*) { no_cuda(); }
+void lm_device_token_logprobs(LmDevice&, const int*, const int*, int, int, float, float*, float*) { no_cuda(); }
+void lm_device_generate(LmDevice&, const GenerateRequest&, const SamplingSettings&, std::vector<Completion>&, int64_t*,
+                        double*) {
+  no_cuda();
+}
+void lm_device_set_reference(LmDevice&, const std::vector<float>&) { no_cuda(); }
+void lm_device_swap_reference(LmDevice&) { no_cuda(); }
 void lm_device_logprob_backward(LmDevice&, const float*, float) { no_cuda(); }
 double lm_device_update(LmDevice&, double, float, std::span<const uint8_t>) { no_cuda(); }
 void lm_device_grads_to_host(const LmDevice&, GPT2&) { no_cuda(); }

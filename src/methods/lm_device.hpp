@@ -8,6 +8,7 @@
 #include <memory>
 #include <span>
 
+#include "model/decode.hpp"
 #include "model/gpt2.hpp"
 #include "model/subnet.hpp"
 #include "optim/adamw.hpp"
@@ -31,12 +32,21 @@ float lm_device_forward_backward(LmDevice& d, const int* inputs, const int* targ
 // Mean loss of a forward only (evaluation).
 float lm_device_loss(LmDevice& d, const int* inputs, const int* targets, int B, int T);
 // The teacher-forced head of RL and SFT on a language model: a forward (logits only) of host token
-// ids, and the log-probabilities (B*T, to the host) of the targets under softmax(logits inv_temp).
+// ids, and the log-probabilities (B*T, to the host) of the targets under softmax(logits inv_temp),
+// with their distributions' entropies when entropy is non-null.
 void lm_device_token_logprobs(LmDevice& d, const int* inputs, const int* targets, int B, int T, float inv_temp,
-                              float* logp);
+                              float* logp, float* entropy = nullptr);
 // Zeroes the gradients and runs the backward of sum_n weight[n] logp_n (weight: B*T host floats) for
 // the last lm_device_token_logprobs; the gradients stay on the device.
 void lm_device_logprob_backward(LmDevice& d, const float* weight, float inv_temp);
+// KV-cached generation (model/decode.hpp's generate) on the device model; tokens generated and
+// FLOPs as Generator's.
+void lm_device_generate(LmDevice& d, const GenerateRequest& request, const SamplingSettings& sampling,
+                        std::vector<Completion>& out, int64_t* tokens_generated, double* flops);
+// A second parameter set on the device (GRPO's frozen reference), and swapping it with the model's:
+// two swaps around a forward compute the reference policy.
+void lm_device_set_reference(LmDevice& d, const std::vector<float>& params);
+void lm_device_swap_reference(LmDevice& d);
 // Clips the device gradients to max_norm (<= 0: no clipping) and takes one AdamW step with learning
 // rate lr on the device, only where update_mask is 1 if one is given (EST; host bytes, one per
 // parameter, uploaded). Returns the norm before clipping.

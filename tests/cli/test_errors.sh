@@ -36,10 +36,10 @@ expect_error "impossible value" "must be divisible by model.n_head" run --model.
 expect_error "out of range" "below its minimum" run --data.batch_size=0
 expect_error "unknown device" "run.device" run --run.device=tpu
 expect_error "NCCL for CPU buffers" 'run.device_comm = "nccl" moves GPU buffers' run --run.device_comm=nccl
-# run.device = cuda for a method still on the CPU (grpo) is an error on every machine, each with
+# run.device = cuda for a method still on the CPU (ppo) is an error on every machine, each with
 # its own reason: no GPU visible (this CI), a build without CUDA, or - with a GPU - the method. Never
 # a CPU run.
-out=$(run --run.name=cuda-asked --run.method=grpo --run.device=cuda 2>&1)
+out=$(run --run.name=cuda-asked --run.method=ppo --run.device=cuda 2>&1)
 rc=$?
 if [ $rc -eq 0 ]; then
   echo "FAIL: run.device = cuda: exit 0 (a CPU run under a cuda label)"; failures=$((failures + 1))

@@ -186,4 +186,39 @@ TEST_F(CudaLmDevice, SubnetworkStepFollowsTheCpu) {
   EXPECT_GT(moved_inside, 0u);
 }
 
+// What grpo does for its KL term with run.device = "cuda": the reference parameters swapped in on the
+// device give the reference model's log-probabilities bit for bit, and swapping back restores the
+// policy's; generation through the worker equals generation through the device model itself.
+TEST_F(CudaLmDevice, ReferenceSwapAndGeneration) {
+  GPT2 reference = cpu;
+  for (float& p : reference.params) p *= 0.9f;
+  LmDevicePtr dev = lm_device_create(cpu, opt), ref = lm_device_create(reference, opt);
+  lm_device_set_reference(*dev, reference.params);
+  const int BT = B * T;
+  std::vector<float> policy(static_cast<size_t>(BT)), swapped(policy.size()), want(policy.size()), back(policy.size());
+  lm_device_token_logprobs(*dev, tokens.data(), tokens.data() + 1, B, T, 1.0f, policy.data());
+  lm_device_token_logprobs(*ref, tokens.data(), tokens.data() + 1, B, T, 1.0f, want.data());
+  lm_device_swap_reference(*dev);
+  lm_device_token_logprobs(*dev, tokens.data(), tokens.data() + 1, B, T, 1.0f, swapped.data());
+  lm_device_swap_reference(*dev);
+  lm_device_token_logprobs(*dev, tokens.data(), tokens.data() + 1, B, T, 1.0f, back.data());
+  EXPECT_EQ(swapped, want);
+  EXPECT_EQ(back, policy);
+  EXPECT_NE(policy, want);
+
+  std::vector<std::vector<int>> prompts = {{1, 2, 3}, {4, 5}, {6}};
+  const std::vector<uint32_t> ids = {0, 1, 2};
+  SamplingSettings s;
+  s.max_new_tokens = 6, s.end_token = 3;
+  std::vector<Completion> got, want_gen;
+  int64_t tokens_generated = 0;
+  double flops = 0;
+  lm_device_generate(*dev, GenerateRequest{prompts, ids, {}, 5, 0}, s, got, &tokens_generated, &flops);
+  Generator g;
+  generate(cpu, nullptr, nullptr, GenerateRequest{prompts, ids, {}, 5, 0}, s, g, want_gen);
+  ASSERT_EQ(got.size(), want_gen.size());
+  for (size_t i = 0; i < got.size(); i++) EXPECT_EQ(got[i].tokens, want_gen[i].tokens) << "sequence " << i;
+  EXPECT_EQ(tokens_generated, g.tokens_generated);
+}
+
 }  // namespace
