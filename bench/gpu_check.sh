@@ -124,6 +124,7 @@ done
 #   grpo       full fine-tuning: generation, the policy and reference log-prob passes, backward and
 #              AdamW on the GPU, from the same base (accuracy ~2%: a few of 256 eval problems, so one
 #              greedy answer flipped by rounding moves it by 1/256 - hence 0.25 relative)
+#   grpo_lora  the same with LoRA: the adapters' products on the GPU, their AdamW on the host
 # ddp, ddp-nccl, diloco, est and sft must agree to 1e-3 relative (cuBLAS vs OpenBLAS summation order,
 # compounded over 30 steps); sparseloco and demo to 2e-2: a top-k near a tie or a sign near zero
 # can go the other way on rounding-level differences, and then the runs part by a selection. The ES
@@ -143,11 +144,13 @@ sft=(configs/rlvr/arithmetic.toml --run.steps=20 --eval.every=20 --eval.batches=
 est=(configs/est/base.toml --run.steps=30 --eval.every=30)  # all three stages: sampled blocks, heads/units, dense
 elm=(configs/rlvr/arithmetic.toml --run.steps=3 --eval.every=3 --model.init_from="$OUT/runs/sft-cpu/model.bin")
 grpo=("${elm[@]}" --grpo.finetune=full)
+grpo_lora=("${elm[@]}" --grpo.finetune=lora)
 # name : method : tolerance : config array : the line compared (the last eval, or the last step)
 for run in ddp:ddp:1e-3:tiny:eval ddp-nccl:ddp:1e-3:tiny:eval diloco:diloco:1e-3:tiny:eval \
            sparseloco:sparseloco:2e-2:tiny:eval demo:demo:2e-2:tiny:eval eggroll:eggroll:1e-2:pendulum:eval \
            openai_es:openai_es:1e-2:pendulum:eval sft:sft:1e-3:sft:step est:est:1e-3:est:eval \
-           eggroll_lm:eggroll_lm:1e-3:elm:eval grpo:grpo:0.25:grpo:eval; do
+           eggroll_lm:eggroll_lm:1e-3:elm:eval grpo:grpo:0.25:grpo:eval \
+           grpo_lora:grpo:0.25:grpo_lora:eval; do
   IFS=: read -r name method tol config line <<<"$run"
   declare -n args=$config
   for device in cpu cuda; do

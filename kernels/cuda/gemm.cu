@@ -109,6 +109,24 @@ void sgemm_nt(int M, int N, int K, float alpha, const float* A, const float* B, 
                                   &beta, C, N));
 }
 
+void sgemm_nn(int M, int N, int K, float alpha, const float* A, const float* B, float beta, float* C) {
+  FRUGAL_CHECK(M >= 0 && N >= 0 && K >= 0, "cuda::sgemm_nn: negative shape M=", M, " N=", N, " K=", K);
+  if (M == 0 || N == 0) return;
+  // Row-major C (M,N) = A (M,K) . B (K,N)  <=>  column-major C^T (N,M) = B^T (N,K) . A^T (K,M): B's
+  // memory is column-major (N,K) = B^T and A's (K,M) = A^T, both used as they lie.
+  FRUGAL_CUBLAS_CHECK(cublasSgemm(detail::cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, N, M, K, &alpha, B, std::max(1, N),
+                                  A, std::max(1, K), &beta, C, N));
+}
+
+void sgemm_tn(int M, int N, int K, float alpha, const float* A, const float* B, float beta, float* C) {
+  FRUGAL_CHECK(M >= 0 && N >= 0 && K >= 0, "cuda::sgemm_tn: negative shape M=", M, " N=", N, " K=", K);
+  if (M == 0 || N == 0) return;
+  // Row-major C (M,N) = A^T . B with A (K,M), B (K,N)  <=>  column-major C^T (N,M) = B^T (N,K) . A (K,M):
+  // B's memory is column-major (N,K) = B^T, as is; A's is column-major (M,K) = A^T, transposed.
+  FRUGAL_CUBLAS_CHECK(cublasSgemm(detail::cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_T, N, M, K, &alpha, B, std::max(1, N),
+                                  A, std::max(1, M), &beta, C, N));
+}
+
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC) {
   FRUGAL_CHECK(N >= 0 && C >= 0 && OC >= 0, "cuda::matmul_forward: negative shape N=", N, " C=", C, " OC=", OC);
   if (N == 0 || OC == 0) return;

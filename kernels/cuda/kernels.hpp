@@ -110,6 +110,10 @@ void set_tf32(bool on);
 
 // C (M,N) = alpha A (M,K) . B (N,K)^T + beta C, all row-major (mirrors frugal::cpu::sgemm_nt).
 void sgemm_nt(int M, int N, int K, float alpha, const float* A, const float* B, float beta, float* C);
+// C (M,N) = alpha A (M,K) . B (K,N) + beta C, and C (M,N) = alpha A^T . B + beta C with A (K,M),
+// B (K,N): cpu::sgemm_nn and cpu::sgemm_tn (the LoRA adapters' products).
+void sgemm_nn(int M, int N, int K, float alpha, const float* A, const float* B, float beta, float* C);
+void sgemm_tn(int M, int N, int K, float alpha, const float* A, const float* B, float beta, float* C);
 // The same in bf16: bf16 operands and C, fp32 accumulation (tensor cores), C rounded once. K > 0.
 void gemm_nt(int M, int N, int K, float alpha, const bf16* A, const bf16* B, float beta, bf16* C);
 

@@ -34,13 +34,13 @@ struct CudaDecodeKernels {
   static constexpr auto matmul_forward = [](auto... a) { cuda::matmul_forward(a...); };
   static void block_matrix(float* y, const float* x, int R, const float* w, const float* b, const LoraMatrix& lora,
                            const PopulationNoiseDevice* noise, int l, int slot, const DeviceRows& rows, int C, int OC) {
-    FRUGAL_CHECK(!lora.A, "LoRA adapters run on the CPU only (run.device = \"cpu\")");
     const cuda::LowRankView<float>* f = noise ? noise->factors[size_t(l)][size_t(slot)] : nullptr;
     if (f) {
+      FRUGAL_CHECK(!lora.A, "internal: a matrix is either perturbed (ES) or adapted (LoRA), not both");
       FRUGAL_CHECK(f->rows == OC && f->cols == C, "internal: factors of another shape for block matrix ", slot);
       cuda::lowrank_linear_forward(y, x, R, w, b, rows.member, *f, nullptr, noise->sigma);
     } else {
-      cuda::matmul_forward(y, x, w, b, R, C, OC);
+      block_linear_forward(y, x, w, b, lora, R, C, OC, DeviceTag{});
     }
   }
   static void cache_layer(KVCacheDevice& cache, int l, float** k, float** v) {

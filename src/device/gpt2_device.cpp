@@ -7,6 +7,40 @@ namespace frugal {
 
 namespace {
 
+// Two per-thread device buffers for the LoRA adapters' (N, r) intermediates, grown on demand.
+float* lora_scratch(int which, size_t n) {
+  thread_local cuda::DeviceBuffer buffers[2];
+  if (buffers[which].size() < n) buffers[which] = cuda::DeviceBuffer(n);
+  return buffers[which].data();
+}
+
+}  // namespace
+
+void block_linear_forward(float* out, const float* inp, const float* w, const float* b, const LoraMatrix& lora, int N,
+                          int C, int OC, DeviceTag) {
+  cuda::matmul_forward(out, inp, w, b, N, C, OC);
+  if (!lora.A) return;
+  float* h = lora_scratch(0, size_t(N) * lora.rank);
+  cuda::sgemm_nt(N, lora.rank, C, 1.0f, inp, lora.A, 0.0f, h);          // h = inp A^T
+  cuda::sgemm_nt(N, OC, lora.rank, lora.scale, h, lora.B, 1.0f, out);   // out += s h B^T
+}
+
+void block_linear_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
+                           const LoraMatrix& lora, int N, int C, int OC, DeviceTag) {
+  cuda::matmul_backward(dinp, dw, db, dout, inp, w, N, C, OC);
+  if (!lora.A) return;
+  const int r = lora.rank;
+  float* h = lora_scratch(0, size_t(N) * r);
+  float* dh = lora_scratch(1, size_t(N) * r);
+  cuda::sgemm_nt(N, r, C, 1.0f, inp, lora.A, 0.0f, h);              // h = inp A^T   (recomputed)
+  cuda::sgemm_nn(N, r, OC, lora.scale, dout, lora.B, 0.0f, dh);     // dh = s dout B (N, r)
+  cuda::sgemm_tn(OC, r, N, lora.scale, dout, h, 1.0f, lora.dB);     // dB += s dout^T h
+  cuda::sgemm_tn(r, C, N, 1.0f, dh, inp, 1.0f, lora.dA);            // dA += dh^T inp
+  if (dinp) cuda::sgemm_nn(N, C, r, 1.0f, dh, lora.A, 1.0f, dinp);  // dinp += dh A
+}
+
+namespace {
+
 // The CUDA kernel set of the shared passes (model/gpt2_pass.hpp): the same calls as the CPU's.
 struct CudaKernels {
   static constexpr auto encoder_forward = [](auto... a) { cuda::encoder_forward(a...); };
@@ -25,17 +59,8 @@ struct CudaKernels {
   static constexpr auto copy = [](auto... a) { cuda::copy(a...); };
   static constexpr auto accumulate = [](auto... a) { cuda::accumulate(a...); };
 
-  // Adapters (LoRA) are host-side hooks so far; no device hook hands one out.
-  static void block_linear_forward(float* out, const float* inp, const float* w, const float* b,
-                                   const LoraMatrix& lora, int N, int C, int OC) {
-    FRUGAL_CHECK(!lora.A, "LoRA adapters run on the CPU only (run.device = \"cpu\")");
-    cuda::matmul_forward(out, inp, w, b, N, C, OC);
-  }
-  static void block_linear_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
-                                    const float* w, const LoraMatrix& lora, int N, int C, int OC) {
-    FRUGAL_CHECK(!lora.A, "LoRA adapters run on the CPU only (run.device = \"cpu\")");
-    cuda::matmul_backward(dinp, dw, db, dout, inp, w, N, C, OC);
-  }
+  static constexpr auto block_linear_forward = [](auto... a) { frugal::block_linear_forward(a..., DeviceTag{}); };
+  static constexpr auto block_linear_backward = [](auto... a) { frugal::block_linear_backward(a..., DeviceTag{}); };
 
   static void resize(cuda::DeviceBuffer& b, size_t n) {
     b = cuda::DeviceBuffer(n);

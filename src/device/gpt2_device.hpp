@@ -34,4 +34,13 @@ float* gpt2_dlogits(GPT2Device& model);  // a device pointer
 void gpt2_backward_from_dlogits(GPT2Device& model, BlockHook<GPT2Device>* blocks = nullptr);
 void gpt2_zero_grad(GPT2Device& model);
 
+// model/gpt2.hpp's block_linear_forward/backward on device pointers (the tag picks the overload): the
+// linear layer plus its LoRA adapter's two thin GEMMs (device/lora_device.hpp), shared by the
+// training passes and the decoder.
+struct DeviceTag {};
+void block_linear_forward(float* out, const float* inp, const float* w, const float* b, const LoraMatrix& lora, int N,
+                          int C, int OC, DeviceTag);
+void block_linear_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
+                           const LoraMatrix& lora, int N, int C, int OC, DeviceTag);
+
 }  // namespace frugal

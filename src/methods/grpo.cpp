@@ -24,9 +24,11 @@
 // made (eval.every = c costs nothing extra), else computed on eval.batches problems.
 // Minibatch m holds the problems whose index within the step is m mod M, so the global minibatch
 // - hence every update - is the same whatever the rank count.
-// run.device = "cuda" (full fine-tuning): generation, the log-prob passes (policy and reference),
-// the backward and AdamW run on the rank's GPU (methods/lm_device.hpp), the gradients all-reduced
-// through the host; evaluation, trajectories and the saved model use host copies of the parameters.
+// run.device = "cuda": generation, the log-prob passes (policy and reference) and the backward run on
+// the rank's GPU (methods/lm_device.hpp), the gradients all-reduced through the host. Full
+// fine-tuning keeps AdamW on the GPU too; LoRA keeps its adapters' AdamW on the host (the adapters are
+// small: their gradients come down, their parameters go up). Evaluation, trajectories and the saved
+// model use host copies of the parameters.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -105,10 +107,9 @@ class Grpo final : public Method {
     eval_problems_ = cfg.integer("eval.batches");
     FRUGAL_CHECK(trajectory_every_ == 0 || !ctx.run_dir.empty(), "grpo.trajectory_every needs a run directory to write to");
     if (cfg.str("run.device") == "cuda") {
-      FRUGAL_CHECK(!lora_mode_, "grpo.finetune = \"lora\" runs on the CPU only so far (LoRA adapters are host-side); "
-                   "on run.device = \"cuda\" use grpo.finetune = \"full\"");
-      device_ = lm_device_create(model_, opt_);
-      if (beta_ > 0) lm_device_set_reference(*device_, reference_);
+      device_ = lm_device_create(model_, lora_mode_ ? AdamW{} : opt_);
+      if (lora_mode_) lm_device_attach_lora(*device_, lora_);
+      else if (beta_ > 0) lm_device_set_reference(*device_, reference_);
     }
   }
 
@@ -288,10 +289,13 @@ class Grpo final : public Method {
   }
 
   void state(StateFields& f) override {
-    if (device_ && !f.loading()) lm_device_to_host(*device_, model_, opt_);
+    if (device_ && !lora_mode_ && !f.loading()) lm_device_to_host(*device_, model_, opt_);
     f.field("grpo.params", lora_mode_ ? lora_.params : model_.params);
     adamw_state(f, opt_, "grpo.");
-    if (device_ && f.loading()) lm_device_from_host(*device_, model_, opt_);
+    if (device_ && f.loading()) {
+      if (lora_mode_) lm_device_lora_params_from_host(*device_, lora_);
+      else lm_device_from_host(*device_, model_, opt_);
+    }
   }
   int64_t num_params() const override {
     return static_cast<int64_t>(lora_mode_ ? lora_.params.size() : model_.params.size());
@@ -354,18 +358,27 @@ class Grpo final : public Method {
     logp.resize(size_t(b.B) * b.T);
     if (entropy) entropy->resize(logp.size());
     lm_device_token_logprobs(*device_, b.inputs.data(), b.targets.data(), b.B, b.T, inv_temp_, logp.data(),
-                             entropy ? entropy->data() : nullptr);
+                             entropy ? entropy->data() : nullptr, adapters);
   }
 
   // The backward of sum_k weight[k] logp_k for the last policy_logprobs of b, the gradients summed
   // over ranks (tag grpo.grad), clipped, AdamW. Returns the gradient norm.
   double policy_update(const TokenBatch& b, const std::vector<float>& weight, float lr) {
-    if (device_) {
+    if (device_ && !lora_mode_) {
       lm_device_logprob_backward(*device_, weight.data(), inv_temp_);
       lm_device_grads_to_host(*device_, model_);
       ctx_.comm.allreduce(std::span<float>(model_.grads), ReduceOp::sum, "grpo.grad");
       lm_device_grads_from_host(*device_, model_);
       return lm_device_update(*device_, grad_clip_, lr);
+    }
+    if (device_) {  // LoRA: the adapters' gradients down, AdamW on the host, their parameters up
+      lm_device_logprob_backward(*device_, weight.data(), inv_temp_);
+      lm_device_lora_grads_to_host(*device_, lora_);
+      ctx_.comm.allreduce(std::span<float>(lora_.grads), ReduceOp::sum, "grpo.grad");
+      const double norm = global_norm(lora_.grads);
+      adamw_step(opt_, lora_.params, lora_.grads, lr, {}, clip_scale(norm, grad_clip_));
+      lm_device_lora_params_from_host(*device_, lora_);
+      return norm;
     }
     const GPT2Config& c = model_.config;
     cpu::token_logprob_backward(gpt2_dlogits(model_), model_.acts.logits.data(), b.targets.data(), weight.data(),
@@ -380,9 +393,10 @@ class Grpo final : public Method {
     return norm;
   }
 
-  // On a GPU: the device's parameters into the host model (evaluation, trajectory, the saved model).
+  // On a GPU under full fine-tuning: the device's parameters into the host model (evaluation,
+  // trajectory, the saved model). Under LoRA the host already holds both the base and the adapters.
   void params_to_host() {
-    if (device_) lm_device_params_to_host(*device_, model_);
+    if (device_ && !lora_mode_) lm_device_params_to_host(*device_, model_);
   }
 
   // The loss normaliser of minibatch m over all ranks: kept sequences, or kept completion tokens
@@ -425,7 +439,7 @@ class Grpo final : public Method {
   double last_accuracy_ = 0;
   bool evaluated_ = false;  // last_accuracy_ is the current model's, on eval_problems_ problems
   GPT2 merged_;             // rank 0, LoRA: the model with the adapters merged in (merged_model())
-  LmDevicePtr device_;      // run.device = "cuda" (full fine-tuning) only
+  LmDevicePtr device_;      // run.device = "cuda" only (declared after lora_, which it refers to)
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "device/adamw_device.hpp"
 #include "device/decode_device.hpp"
 #include "device/gpt2_device.hpp"
+#include "device/lora_device.hpp"
 #include "device/subnet_device.hpp"
 #include "kernels/cuda/kernels.hpp"
 #endif
@@ -26,12 +27,15 @@ struct LmDevice {
   // RL: generation, the reference parameters, the entropies of the token head.
   GeneratorDevice gen;
   cuda::DeviceBuffer reference, head_entropy;
+  // LoRA: the adapters on the device, and the hook of the token head's last forward.
+  std::unique_ptr<LoraDevice> lora;
+  BlockHook<GPT2Device>* head_hook = nullptr;
 };
 
 void LmDeviceDeleter::operator()(LmDevice* d) const { delete d; }
 
 LmDevicePtr lm_device_create(const GPT2& model, const AdamW& opt) {
-  return LmDevicePtr(new LmDevice{gpt2_to_device(model), adamw_to_device(opt), {}, {}, 1.0f, {}, {}, {}, {}, {}});
+  return LmDevicePtr(new LmDevice{gpt2_to_device(model), adamw_to_device(opt), {}, {}, 1.0f, {}, {}, {}, {}, {}, nullptr, nullptr});
 }
 
 float lm_device_forward_backward(LmDevice& d, const int* inputs, const int* targets, int B, int T,
@@ -58,13 +62,14 @@ void fit(cuda::DeviceBuffer& b, size_t n) {
 }  // namespace
 
 void lm_device_token_logprobs(LmDevice& d, const int* inputs, const int* targets, int B, int T, float inv_temp,
-                              float* logp, float* entropy) {
+                              float* logp, float* entropy, bool adapters) {
   const GPT2Config& c = d.model.config;
   const size_t BT = size_t(B) * T;
   for (size_t i = 0; i < BT; i++)
     FRUGAL_CHECK(targets[i] >= 0 && targets[i] < c.vocab_size, "target id ", targets[i], " at position ", i,
                  " is outside the vocabulary [0, ", c.vocab_size, ")");
-  gpt2_forward(d.model, inputs, nullptr, B, T);
+  d.head_hook = adapters && d.lora ? d.lora.get() : nullptr;
+  gpt2_forward(d.model, inputs, nullptr, B, T, d.head_hook);
   if (d.head_targets.size() != BT) d.head_targets = cuda::IntDeviceBuffer(BT);
   d.head_targets.upload(targets, BT);
   fit(d.head_rows, BT);
@@ -82,17 +87,30 @@ void lm_device_logprob_backward(LmDevice& d, const float* weight, float inv_temp
   FRUGAL_CHECK(BT > 0 && BT == size_t(d.model.acts.B) * d.model.acts.T && inv_temp == d.head_inv_temp,
                "internal: lm_device_logprob_backward needs lm_device_token_logprobs of the same batch first");
   d.head_rows.upload(weight, BT);  // the log-probabilities are on the host now: reuse the buffer
-  gpt2_zero_grad(d.model);
+  gpt2_zero_grad(d.model);  // with adapters: the frozen base's bias and LayerNorm gradients, unused scratch
+  if (d.head_hook) d.lora->grads.zero();
   cuda::token_logprob_backward(gpt2_dlogits(d.model), d.model.acts.logits.data(), d.head_targets.data(),
                                d.head_rows.data(), int(BT), c.vocab_size, c.padded_vocab_size, inv_temp);
-  gpt2_backward_from_dlogits(d.model);
+  gpt2_backward_from_dlogits(d.model, d.head_hook);
 }
 
 void lm_device_generate(LmDevice& d, const GenerateRequest& request, const SamplingSettings& sampling,
                         std::vector<Completion>& out, int64_t* tokens_generated, double* flops) {
-  generate(d.model, nullptr, nullptr, request, sampling, d.gen, out);
+  generate(d.model, d.lora.get(), nullptr, request, sampling, d.gen, out);
   *tokens_generated = d.gen.tokens_generated;
   *flops = d.gen.flops;
+}
+
+void lm_device_attach_lora(LmDevice& d, const LoraAdapters& host) { d.lora = std::make_unique<LoraDevice>(host); }
+
+void lm_device_lora_params_from_host(LmDevice& d, const LoraAdapters& host) {
+  FRUGAL_CHECK(d.lora, "internal: no LoRA adapters attached to the device worker");
+  d.lora->params.upload(host.params.data(), host.params.size());
+}
+
+void lm_device_lora_grads_to_host(const LmDevice& d, LoraAdapters& host) {
+  FRUGAL_CHECK(d.lora, "internal: no LoRA adapters attached to the device worker");
+  d.lora->grads.download(host.grads.data(), host.grads.size());
 }
 
 void lm_device_set_reference(LmDevice& d, const std::vector<float>& params) {
@@ -166,7 +184,10 @@ void LmDeviceDeleter::operator()(LmDevice* d) const { delete d; }
 LmDevicePtr lm_device_create(const GPT2&, const AdamW&) { no_cuda(); }
 float lm_device_forward_backward(LmDevice&, const int*, const int*, int, int, const GPT2Subnet*) { no_cuda(); }
 float lm_device_loss(LmDevice&, const int*, const int*, int, int) { no_cuda(); }
-void lm_device_token_logprobs(LmDevice&, const int*, const int*, int, int, float, float*, float*) { no_cuda(); }
+void lm_device_token_logprobs(LmDevice&, const int*, const int*, int, int, float, float*, float*, bool) { no_cuda(); }
+void lm_device_attach_lora(LmDevice&, const LoraAdapters&) { no_cuda(); }
+void lm_device_lora_params_from_host(LmDevice&, const LoraAdapters&) { no_cuda(); }
+void lm_device_lora_grads_to_host(const LmDevice&, LoraAdapters&) { no_cuda(); }
 void lm_device_generate(LmDevice&, const GenerateRequest&, const SamplingSettings&, std::vector<Completion>&, int64_t*,
                         double*) {
   no_cuda();

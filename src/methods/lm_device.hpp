@@ -10,6 +10,7 @@
 
 #include "model/decode.hpp"
 #include "model/gpt2.hpp"
+#include "model/lora.hpp"
 #include "model/subnet.hpp"
 #include "optim/adamw.hpp"
 
@@ -34,13 +35,21 @@ float lm_device_loss(LmDevice& d, const int* inputs, const int* targets, int B, 
 // The teacher-forced head of RL and SFT on a language model: a forward (logits only) of host token
 // ids, and the log-probabilities (B*T, to the host) of the targets under softmax(logits inv_temp),
 // with their distributions' entropies when entropy is non-null.
+// With LoRA adapters attached (lm_device_attach_lora) the policy is base + adapters unless adapters
+// is false (GRPO's reference: the base alone).
 void lm_device_token_logprobs(LmDevice& d, const int* inputs, const int* targets, int B, int T, float inv_temp,
-                              float* logp, float* entropy = nullptr);
+                              float* logp, float* entropy = nullptr, bool adapters = true);
 // Zeroes the gradients and runs the backward of sum_n weight[n] logp_n (weight: B*T host floats) for
-// the last lm_device_token_logprobs; the gradients stay on the device.
+// the last lm_device_token_logprobs; the gradients stay on the device (the adapters' only, with
+// adapters: the base is frozen).
 void lm_device_logprob_backward(LmDevice& d, const float* weight, float inv_temp);
-// KV-cached generation (model/decode.hpp's generate) on the device model; tokens generated and
-// FLOPs as Generator's.
+// LoRA on the device (device/lora_device.hpp): the adapters' parameters go up and their gradients come
+// down (they are small: the optimiser stays on the host). `host` must outlive the worker.
+void lm_device_attach_lora(LmDevice& d, const LoraAdapters& host);
+void lm_device_lora_params_from_host(LmDevice& d, const LoraAdapters& host);
+void lm_device_lora_grads_to_host(const LmDevice& d, LoraAdapters& host);
+// KV-cached generation (model/decode.hpp's generate) on the device model, with the attached adapters
+// if any; tokens generated and FLOPs as Generator's.
 void lm_device_generate(LmDevice& d, const GenerateRequest& request, const SamplingSettings& sampling,
                         std::vector<Completion>& out, int64_t* tokens_generated, double* flops);
 // A second parameter set on the device (GRPO's frozen reference), and swapping it with the model's:

@@ -32,19 +32,20 @@ LoraAdapters::LoraAdapters(const GPT2Config& c, const LoraConfig& config, uint64
   }
 }
 
+LoraMatrix LoraAdapters::matrix(int l, int s, const float* params, float* grads) const {
+  if (tensor_[s] < 0) return {};
+  const TensorSpec& a = layout_.tensors[size_t(tensor_[s])];
+  const TensorSpec& b = layout_.tensors[size_t(tensor_[s]) + 1];
+  const size_t a_off = a.offset + size_t(l) * config_.rank * in_[s];
+  const size_t b_off = b.offset + size_t(l) * out_[s] * config_.rank;
+  return LoraMatrix{params + a_off, params + b_off, grads + a_off, grads + b_off, config_.rank,
+                    config_.alpha / static_cast<float>(config_.rank)};
+}
+
 GPT2BlockWeights LoraAdapters::weights(GPT2& model, int l) {
   GPT2BlockWeights w = gpt2_block_weights(model, l);
   w.dqkvw = w.dattprojw = w.dfcw = w.dfcprojw = nullptr;  // the base is frozen
-  const float scale = config_.alpha / static_cast<float>(config_.rank);
-  for (int s = 0; s < 4; s++) {
-    if (tensor_[s] < 0) continue;
-    const TensorSpec& a = layout_.tensors[size_t(tensor_[s])];
-    const TensorSpec& b = layout_.tensors[size_t(tensor_[s]) + 1];
-    const size_t a_off = a.offset + size_t(l) * config_.rank * in_[s];
-    const size_t b_off = b.offset + size_t(l) * out_[s] * config_.rank;
-    w.lora[s] = LoraMatrix{params.data() + a_off, params.data() + b_off, grads.data() + a_off, grads.data() + b_off,
-                           config_.rank, scale};
-  }
+  for (int s = 0; s < 4; s++) w.lora[s] = matrix(l, s, params.data(), grads.data());
   return w;
 }
 

@@ -41,6 +41,10 @@ class LoraAdapters final : public GPT2BlockHook {
   void backward_done(GPT2&, int) override {}
   bool base_frozen() const override { return true; }
 
+  // Block l's adapter on matrix `slot` (LoraSlot) within a buffer of this layout that lives anywhere
+  // (the host's params/grads, or a GPU's copies: device/lora_device.hpp); no adapter: A == nullptr.
+  LoraMatrix matrix(int l, int slot, const float* params, float* grads) const;
+
   // W <- W + sign (alpha / r) B A for every adapted matrix of `model` (sign -1 unmerges): the
   // merged model computes what base + adapters compute, so it can be written as an llm.c checkpoint.
   void merge_into(GPT2& model, float sign = 1.0f) const;

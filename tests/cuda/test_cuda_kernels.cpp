@@ -186,6 +186,42 @@ TEST_F(CudaKernels, SgemmNtDegenerateShapes) {
   EXPECT_THROW(fc::sgemm_nt(-1, 3, 4, 1.0f, dA.data(), dB.data(), 0.0f, dC.data()), frugal::Error);
 }
 
+TEST_F(CudaKernels, SgemmNnAndTnMatchCpu) {
+  // The LoRA adapters' products: C = alpha A B + beta C (A (M,K), B (K,N)) and C = alpha A^T B + beta C
+  // (A (K,M), B (K,N)), odd shapes and a thin rank-8 one, against cpu::sgemm_nn / sgemm_tn.
+  std::mt19937 rng(31);
+  struct Shape {
+    int M, N, K;
+  };
+  for (const Shape s : {Shape{5, 7, 3}, Shape{33, 8, 70}, Shape{8, 96, 130}, Shape{1, 1, 1}}) {
+    SCOPED_TRACE("M=" + std::to_string(s.M) + " N=" + std::to_string(s.N) + " K=" + std::to_string(s.K));
+    const float alpha = 0.75f, beta = 0.5f;
+    const auto A = random_vec(size_t(s.M) * s.K, rng), B = random_vec(size_t(s.K) * s.N, rng);
+    const auto C0 = random_vec(size_t(s.M) * s.N, rng);
+    for (const bool transposed : {false, true}) {
+      auto want = C0;
+      if (transposed) frugal::cpu::sgemm_tn(s.M, s.N, s.K, alpha, A.data(), B.data(), beta, want.data());
+      else frugal::cpu::sgemm_nn(s.M, s.N, s.K, alpha, A.data(), B.data(), beta, want.data());
+      fc::DeviceBuffer dA(A), dB(B), dC(C0);
+      if (transposed) fc::sgemm_tn(s.M, s.N, s.K, alpha, dA.data(), dB.data(), beta, dC.data());
+      else fc::sgemm_nn(s.M, s.N, s.K, alpha, dA.data(), dB.data(), beta, dC.data());
+      const auto got = dC.to_host();
+      // Scale per element: |alpha| sum |a||b| + |beta c0|, with A read as (M,K) or as (K,M).
+      double worst = 0.0;
+      for (int i = 0; i < s.M; i++)
+        for (int j = 0; j < s.N; j++) {
+          double scale = std::fabs(double(beta) * C0[size_t(i) * s.N + j]);
+          for (int k = 0; k < s.K; k++) {
+            const float a = transposed ? A[size_t(k) * s.M + i] : A[size_t(i) * s.K + k];
+            scale += std::fabs(double(alpha) * a * B[size_t(k) * s.N + j]);
+          }
+          worst = std::max(worst, std::fabs(double(got[size_t(i) * s.N + j]) - want[size_t(i) * s.N + j]) / scale);
+        }
+      EXPECT_LE(worst, 1e-5) << (transposed ? "sgemm_tn" : "sgemm_nn");
+    }
+  }
+}
+
 TEST_F(CudaKernels, LayernormForwardMatchesCpu) {
   std::mt19937 rng(3);
   struct LnShape {

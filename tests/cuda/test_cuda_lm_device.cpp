@@ -14,6 +14,7 @@
 #include "kernels/cuda/kernels.hpp"
 #include "methods/lm_device.hpp"
 #include "model/gpt2.hpp"
+#include "model/lora.hpp"
 #include "model/subnet.hpp"
 #include "optim/adamw.hpp"
 
@@ -219,6 +220,66 @@ TEST_F(CudaLmDevice, ReferenceSwapAndGeneration) {
   ASSERT_EQ(got.size(), want_gen.size());
   for (size_t i = 0; i < got.size(); i++) EXPECT_EQ(got[i].tokens, want_gen[i].tokens) << "sequence " << i;
   EXPECT_EQ(tokens_generated, g.tokens_generated);
+}
+
+// What grpo does with LoRA on run.device = "cuda": the adapters on the device (B non-zero, as after
+// some training) give the CPU's log-probabilities with the adapters and without them (the reference),
+// the adapters' gradients of a weighted log-prob sum, and the same generations.
+TEST_F(CudaLmDevice, LoraFollowsTheCpu) {
+  LoraConfig lc;
+  lc.rank = 4;
+  LoraAdapters lora(cpu.config, lc, 13);
+  std::mt19937 rng(29);
+  std::normal_distribution<float> dist(0.0f, 0.05f);
+  for (float& p : lora.params) p += dist(rng);  // B = 0 at initialisation: move it
+  LmDevicePtr dev = lm_device_create(cpu, AdamW{});
+  lm_device_attach_lora(*dev, lora);
+  const GPT2Config& c = cpu.config;
+  const int BT = B * T;
+  const float inv_temp = 1.25f;
+  const int* inputs = tokens.data();
+  const int* targets = tokens.data() + 1;
+  std::vector<float> weight(static_cast<size_t>(BT));
+  for (int i = 0; i < BT; i++) weight[size_t(i)] = i % 3 == 0 ? 0.0f : 0.5f / float(BT);
+
+  for (const bool adapters : {false, true}) {
+    std::vector<float> want(static_cast<size_t>(BT)), got(want.size());
+    gpt2_forward(cpu, inputs, nullptr, B, T, adapters ? &lora : nullptr);
+    cpu::token_logprob_forward(want.data(), nullptr, cpu.acts.logits.data(), targets, BT, c.vocab_size,
+                               c.padded_vocab_size, inv_temp);
+    lm_device_token_logprobs(*dev, inputs, targets, B, T, inv_temp, got.data(), nullptr, adapters);
+    for (int i = 0; i < BT; i++)
+      EXPECT_NEAR(got[size_t(i)], want[size_t(i)], 1e-4 * (1.0 + std::fabs(want[size_t(i)]))) << "adapters " << adapters;
+  }
+  // The backward of the last (adapted) forward: only the adapters' gradients are compared.
+  std::fill(lora.grads.begin(), lora.grads.end(), 0.0f);
+  cpu::token_logprob_backward(gpt2_dlogits(cpu), cpu.acts.logits.data(), targets, weight.data(), BT, c.vocab_size,
+                              c.padded_vocab_size, inv_temp);
+  gpt2_zero_grad(cpu);
+  gpt2_backward_from_dlogits(cpu, &lora);
+  const std::vector<float> want_grads = lora.grads;
+  lm_device_logprob_backward(*dev, weight.data(), inv_temp);
+  lm_device_lora_grads_to_host(*dev, lora);
+  double num = 0, den = 0;
+  for (size_t k = 0; k < want_grads.size(); k++) {
+    num += (double(lora.grads[k]) - want_grads[k]) * (double(lora.grads[k]) - want_grads[k]);
+    den += double(want_grads[k]) * want_grads[k];
+  }
+  EXPECT_GT(den, 0.0);
+  EXPECT_LT(std::sqrt(num / den), 1e-4) << "adapter gradients, relative L2";
+
+  std::vector<std::vector<int>> prompts = {{1, 2, 3}, {4, 5}, {6}, {7, 8, 9, 10}};
+  const std::vector<uint32_t> ids = {0, 1, 2, 3};
+  SamplingSettings s;
+  s.max_new_tokens = 6, s.end_token = 3;
+  std::vector<Completion> got, want_gen;
+  int64_t tokens_generated = 0;
+  double flops = 0;
+  lm_device_generate(*dev, GenerateRequest{prompts, ids, {}, 5, 0}, s, got, &tokens_generated, &flops);
+  Generator g;
+  generate(cpu, &lora, nullptr, GenerateRequest{prompts, ids, {}, 5, 0}, s, g, want_gen);
+  ASSERT_EQ(got.size(), want_gen.size());
+  for (size_t i = 0; i < got.size(); i++) EXPECT_EQ(got[i].tokens, want_gen[i].tokens) << "sequence " << i;
 }
 
 }  // namespace
