@@ -109,6 +109,8 @@ done
 # run.device = cuda against run.device = cpu, the final evaluations compared:
 #   ddp        model and AdamW on the GPU, gradients all-reduced through the host
 #   ddp-nccl   the same, gradients all-reduced by NCCL on the GPUs (run.device_comm = nccl)
+#   ddp-bf16   the same with model.dtype = bf16 (bf16 matmul operands) against the fp32 CPU run: 3e-2,
+#              bf16's 2^-9 rounding of every operand carried through 30 steps
 #   diloco     inner steps wholly on the GPU, the outer step on the host (parameters staged)
 #   sparseloco the same, the compression and exchange on the host
 #   demo       forward and backward on the GPU, compression and sign update on the host
@@ -146,7 +148,7 @@ elm=(configs/rlvr/arithmetic.toml --run.steps=3 --eval.every=3 --model.init_from
 grpo=("${elm[@]}" --grpo.finetune=full)
 grpo_lora=("${elm[@]}" --grpo.finetune=lora)
 # name : method : tolerance : config array : the line compared (the last eval, or the last step)
-for run in ddp:ddp:1e-3:tiny:eval ddp-nccl:ddp:1e-3:tiny:eval diloco:diloco:1e-3:tiny:eval \
+for run in ddp:ddp:1e-3:tiny:eval ddp-nccl:ddp:1e-3:tiny:eval ddp-bf16:ddp:3e-2:tiny:eval diloco:diloco:1e-3:tiny:eval \
            sparseloco:sparseloco:2e-2:tiny:eval demo:demo:2e-2:tiny:eval eggroll:eggroll:1e-2:pendulum:eval \
            openai_es:openai_es:1e-2:pendulum:eval sft:sft:1e-3:sft:step est:est:1e-3:est:eval \
            eggroll_lm:eggroll_lm:1e-3:elm:eval grpo:grpo:0.25:grpo:eval \
@@ -156,6 +158,7 @@ for run in ddp:ddp:1e-3:tiny:eval ddp-nccl:ddp:1e-3:tiny:eval diloco:diloco:1e-3
   for device in cpu cuda; do
     extra=()
     [ "$name" = ddp-nccl ] && [ $device = cuda ] && extra=(--run.device_comm=nccl)
+    [ "$name" = ddp-bf16 ] && [ $device = cuda ] && extra=(--model.dtype=bf16)
     # A bundle's Open MPI loads its plugins from the node's Open MPI install: a node without one (or
     # with an incompatible one) fails here in MPI_Init, said in the log; timeout: never the budget.
     if ! timeout 300 "${launch[@]}" "$BUILD"/frugal run "${args[@]}" --run.out_dir="$OUT/runs" \

@@ -1,7 +1,8 @@
 // A GPT-2 124M training step on one GPU: the device model (device/gpt2_device.hpp) running the same
 // passes as the CPU model, plus the device AdamW. Prints the step's time split (forward, backward,
-// optimiser), tokens/s and MFU against the GPU's datasheet peak (gpu_timing.hpp), in FP32 and TF32,
-// beside the GEMM-only ceiling that bench_gemm_gpu measures for the same shapes.
+// optimiser), tokens/s and MFU against the GPU's datasheet peak (gpu_timing.hpp), in FP32, TF32 and
+// bf16 matmuls (model.dtype), beside the GEMM-only ceiling that bench_gemm_gpu measures for the same
+// shapes.
 // FLOPs are frugal's own count of what the kernels issue (gpt2_forward_flops, causal attention
 // included), x3 for forward + backward. Random weights (GPT-2 init) and random tokens: the speed of
 // a step does not depend on them.
@@ -73,17 +74,26 @@ int main(int argc, char** argv) {
                 prop.name, B, T, BT, step_flops * 1e-12, loss, std::log(double(c.vocab_size)));
     std::printf("%-5s %10s %10s %10s %10s | %12s %10s %8s\n", "math", "forward", "backward", "adamw", "step",
                 "tokens/s", "TFLOP/s", "MFU");
-    for (const bool tf32 : {false, true}) {
-      fc::set_tf32(tf32);
+    // model.dtype's three GEMM precisions; the MFU of bf16 is against the bf16 tensor-core peak (the
+    // issue's floor: 35%), though only the matmuls run in bf16 (fp32 activations; attention in TF32).
+    const struct {
+      const char* name;
+      fc::MatmulPrecision precision;
+    } modes[] = {{"fp32", fc::MatmulPrecision::fp32}, {"tf32", fc::MatmulPrecision::tf32}, {"bf16", fc::MatmulPrecision::bf16}};
+    for (const auto& mode : modes) {
+      fc::set_matmul_precision(mode.precision);
       const Split s = time_step(model, opt, tokens, B, T);
       const double rate = step_flops / s.step * 1e-12;
-      const double peak_rate = peak ? (tf32 ? peak->tf32 : peak->fp32) : 0.0;
-      std::printf("%-5s %8.1f ms %8.1f ms %8.2f ms %8.1f ms | %12.0f %10.1f", tf32 ? "tf32" : "fp32", s.forward * 1e3,
+      const double peak_rate = !peak ? 0.0
+                               : mode.precision == fc::MatmulPrecision::bf16 ? peak->bf16
+                               : mode.precision == fc::MatmulPrecision::tf32 ? peak->tf32
+                                                                             : peak->fp32;
+      std::printf("%-5s %8.1f ms %8.1f ms %8.2f ms %8.1f ms | %12.0f %10.1f", mode.name, s.forward * 1e3,
                   s.backward * 1e3, s.optimizer * 1e3, s.step * 1e3, BT / s.step, rate);
       if (peak) std::printf(" %7.1f%% of %.0f TFLOP/s (%s datasheet)", 100.0 * rate / peak_rate, peak_rate, peak->name);
       std::printf("\n");
     }
-    fc::set_tf32(false);
+    fc::set_matmul_precision(fc::MatmulPrecision::fp32);
 
     // Where the time goes: attention's share, timed alone on one block's shapes.
     const size_t C = c.channels, NH = c.num_heads;

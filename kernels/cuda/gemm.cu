@@ -42,10 +42,28 @@ cublasHandle_t cublas_handle() {
 
 }  // namespace detail
 
-void set_tf32(bool on) {
-  FRUGAL_CUBLAS_CHECK(
-      cublasSetMathMode(detail::cublas_handle(), on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+namespace {
+thread_local MatmulPrecision g_precision = MatmulPrecision::fp32;
+
+// Three per-thread bf16 buffers for matmul operands rounded on the fly (bf16 precision), grown on demand.
+bf16* bf16_operand(int which, const float* src, size_t n) {
+  thread_local DeviceArray<bf16> buffers[3];
+  if (buffers[which].size() < n) buffers[which] = DeviceArray<bf16>(n);
+  convert(buffers[which].data(), src, n);
+  return buffers[which].data();
 }
+}  // namespace
+
+void set_matmul_precision(MatmulPrecision p) {
+  // TF32 math for the FP32 GEMMs under tf32, and under bf16 for those that stay FP32 (attention, LoRA).
+  FRUGAL_CUBLAS_CHECK(cublasSetMathMode(detail::cublas_handle(),
+                                        p == MatmulPrecision::fp32 ? CUBLAS_DEFAULT_MATH : CUBLAS_TF32_TENSOR_OP_MATH));
+  g_precision = p;
+}
+
+MatmulPrecision matmul_precision() { return g_precision; }
+
+void set_tf32(bool on) { set_matmul_precision(on ? MatmulPrecision::tf32 : MatmulPrecision::fp32); }
 
 namespace {
 
@@ -137,6 +155,17 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
     broadcast_rows(out, bias, N, OC);
     beta = 1.0f;
   }
+  if (g_precision == MatmulPrecision::bf16 && C > 0) {
+    // The same product on bf16 operands (rounded here), fp32 accumulation and output: sgemm_nt's
+    // operand swap through cublasGemmEx.
+    const bf16* w = bf16_operand(0, weight, size_t(OC) * C);
+    const bf16* x = bf16_operand(1, inp, size_t(N) * C);
+    const float one = 1.0f;
+    FRUGAL_CUBLAS_CHECK(cublasGemmEx(detail::cublas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w, CUDA_R_16BF,
+                                     C, x, CUDA_R_16BF, C, &beta, out, CUDA_R_32F, OC, CUBLAS_COMPUTE_32F,
+                                     CUBLAS_GEMM_DEFAULT));
+    return;
+  }
   // out (N,OC) = inp (N,C) . weight (OC,C)^T + beta out
   sgemm_nt(N, OC, C, 1.0f, inp, weight, beta, out);
 }
@@ -161,6 +190,20 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
                      const float* weight, int N, int C, int OC) {
   FRUGAL_CHECK(N >= 0 && C >= 0 && OC >= 0, "cuda::matmul_backward: negative shape N=", N, " C=", C, " OC=", OC);
   const float one = 1.0f;
+  if (g_precision == MatmulPrecision::bf16 && N > 0 && C > 0 && OC > 0 && (dinp || dweight)) {
+    // The two products below on bf16 operands (rounded here), fp32 accumulation into the fp32
+    // gradients; dbias stays an fp32 column sum.
+    const bf16* d = bf16_operand(0, dout, size_t(N) * OC);
+    if (dinp)
+      FRUGAL_CUBLAS_CHECK(cublasGemmEx(detail::cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one,
+                                       bf16_operand(1, weight, size_t(OC) * C), CUDA_R_16BF, C, d, CUDA_R_16BF, OC,
+                                       &one, dinp, CUDA_R_32F, C, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    if (dweight)
+      FRUGAL_CUBLAS_CHECK(cublasGemmEx(detail::cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one,
+                                       bf16_operand(2, inp, size_t(N) * C), CUDA_R_16BF, C, d, CUDA_R_16BF, OC, &one,
+                                       dweight, CUDA_R_32F, C, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    dinp = dweight = nullptr;  // done: only dbias below
+  }
   // The handle is fetched per GEMM, not up front, so empty shapes never touch the device.
   // Row-major X (R,S) is column-major X^T (S,R), so each row-major product is issued transposed.
   // dinp (N,C) += dout (N,OC) . W (OC,C)  <=>  dinp^T (C,N) += W^T (C,OC) . dout^T (OC,N); W's memory is

@@ -103,9 +103,17 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 // The same in bf16 (cuBLAS tensor cores, fp32 accumulation, output rounded to bf16 once).
 void matmul_forward(bf16* out, const bf16* inp, const bf16* weight, const bf16* bias, int N, int C, int OC);
 
-// FP32 GEMMs of the calling thread (sgemm_nt, matmul_forward/backward) in TF32 on the tensor cores
-// (inputs rounded to 10-bit mantissas, fp32 accumulation: ~1e-3 relative) when on, plain FP32
-// (the default) when off.
+// The precision of the calling thread's FP32 GEMMs (model.dtype on a GPU):
+//   fp32  plain FP32 (the default): the CPU's results to FP32 rounding
+//   tf32  TF32 tensor cores: inputs rounded to 10-bit mantissas, fp32 accumulation (~1e-3 relative)
+//   bf16  matmul_forward/backward on bf16 operands (rounded per call into per-thread scratch) on the
+//         bf16 tensor cores, fp32 accumulation, fp32 outputs and gradients (~1e-2 relative); the
+//         other GEMMs (attention, LoRA, sgemm_*) in TF32. Activations, master weights and optimiser
+//         state stay fp32: bf16 matmuls, not yet bf16 activations.
+enum class MatmulPrecision { fp32, tf32, bf16 };
+void set_matmul_precision(MatmulPrecision p);
+MatmulPrecision matmul_precision();
+// set_matmul_precision(on ? tf32 : fp32).
 void set_tf32(bool on);
 
 // C (M,N) = alpha A (M,K) . B (N,K)^T + beta C, all row-major (mirrors frugal::cpu::sgemm_nt).

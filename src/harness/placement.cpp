@@ -75,4 +75,15 @@ Placement place_rank(const std::string& device, MPI_Comm comm) {
 #endif
 }
 
+void set_compute_precision(const std::string& dtype, const Placement& placement) {
+  FRUGAL_CHECK(dtype == "fp32" || placement.device == "cuda", "model.dtype = \"", dtype,
+               "\" sets the precision of GPU GEMMs: it needs run.device = \"cuda\" (the CPU computes in fp32)");
+#ifdef FRUGAL_HAVE_CUDA
+  if (placement.device != "cuda") return;
+  cuda::set_matmul_precision(dtype == "bf16"   ? cuda::MatmulPrecision::bf16
+                             : dtype == "tf32" ? cuda::MatmulPrecision::tf32
+                                               : cuda::MatmulPrecision::fp32);
+#endif
+}
+
 }  // namespace frugal

@@ -39,4 +39,8 @@ int gpu_for_local_rank(int local_rank, int local_ranks, int visible, const std::
 // Places this rank (collective over comm: every rank calls it) and makes its GPU current.
 Placement place_rank(const std::string& device, MPI_Comm comm);
 
+// model.dtype for this rank's GEMMs (kernels/cuda set_matmul_precision): fp32 anywhere; tf32 and
+// bf16 only where the rank computes on a GPU (an error naming the key otherwise).
+void set_compute_precision(const std::string& dtype, const Placement& placement);
+
 }  // namespace frugal

@@ -348,6 +348,7 @@ int run_experiment(const std::string& config_path, const std::vector<std::string
   // Phase 1b: the method (with its data), resume state, trace file.
   try {
     Placement placement = place_rank(cfg.str("run.device"), MPI_COMM_WORLD);
+    set_compute_precision(cfg.str("model.dtype"), placement);
     // Methods run on the GPU one by one as they are ported: the others say so rather than train on
     // the CPU while the trace says cuda.
     FRUGAL_CHECK(placement.device == "cpu" || find_method(cfg.str("run.method")).cuda,

@@ -223,6 +223,10 @@ void add_model_keys(Schema& s) {
   s.add("model.vocab_multiple", int64_t{64}, "pad the vocabulary to a multiple of this (GEMM-friendly shapes)", 1, 4096);
   s.add("model.init_std", 0.02, "standard deviation of the weight initialisation", 0.0, 10.0);
   s.add("model.init_from", std::string(""), "llm.c GPT-2 checkpoint (.bin) to start from instead of random weights");
+  s.add("model.dtype", std::string("fp32"),
+        "GEMM precision on a GPU: fp32, tf32 (TF32 tensor cores), bf16 (bf16 matmul operands, fp32 accumulation, "
+        "activations and master weights); the CPU computes in fp32 only",
+        {}, {}, {"fp32", "tf32", "bf16"});
 }
 
 GPT2Config gpt2_config_from(const Config& cfg, int data_vocab_size) {

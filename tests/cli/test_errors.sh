@@ -36,6 +36,7 @@ expect_error "impossible value" "must be divisible by model.n_head" run --model.
 expect_error "out of range" "below its minimum" run --data.batch_size=0
 expect_error "unknown device" "run.device" run --run.device=tpu
 expect_error "NCCL for CPU buffers" 'run.device_comm = "nccl" moves GPU buffers' run --run.device_comm=nccl
+expect_error "GPU precision on the CPU" 'model.dtype = "bf16" sets the precision of GPU GEMMs' run --model.dtype=bf16
 # run.device = cuda for a method still on the CPU (ppo) is an error on every machine, each with
 # its own reason: no GPU visible (this CI), a build without CUDA, or - with a GPU - the method. Never
 # a CPU run.

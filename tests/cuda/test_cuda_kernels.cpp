@@ -145,6 +145,58 @@ TEST_F(CudaKernels, MatmulForwardTf32WithinItsRounding) {
   EXPECT_LE(gemm_rel_error(dC.to_host(), want, A, B, nullptr, s.M, s.N, s.K), 1e-5) << "FP32 after set_tf32(false)";
 }
 
+// bf16 matmuls (model.dtype = bf16): operands rounded to 8 mantissa bits (2^-9 relative each), fp32
+// accumulation: per term ~4e-3 of its size at worst, so 1e-2 of the summed magnitudes. Forward with
+// bias, and the backward's dinp and dweight (accumulated into fp32), against the CPU; then FP32 again.
+TEST_F(CudaKernels, MatmulBf16WithinItsRounding) {
+  std::mt19937 rng(44);
+  fc::set_matmul_precision(fc::MatmulPrecision::bf16);
+  EXPECT_EQ(fc::matmul_precision(), fc::MatmulPrecision::bf16);
+  double worst = 0.0;
+  for (const auto& s : kShapes) {
+    const int N = s.M, OC = s.N, C = s.K;
+    SCOPED_TRACE("N=" + std::to_string(N) + " C=" + std::to_string(C) + " OC=" + std::to_string(OC));
+    const auto inp = random_vec(size_t(N) * C, rng), weight = random_vec(size_t(OC) * C, rng);
+    const auto bias = random_vec(size_t(OC), rng), dout = random_vec(size_t(N) * OC, rng);
+    std::vector<float> want(size_t(N) * OC);
+    frugal::cpu::matmul_forward(want.data(), inp.data(), weight.data(), bias.data(), N, C, OC);
+    fc::DeviceBuffer d_inp(inp), d_weight(weight), d_bias(bias), d_out(std::vector<float>(size_t(N) * OC, 1e30f));
+    fc::matmul_forward(d_out.data(), d_inp.data(), d_weight.data(), d_bias.data(), N, C, OC);
+    const double err = gemm_rel_error(d_out.to_host(), want, inp, weight, bias.data(), N, OC, C);
+    EXPECT_LE(err, 1e-2) << "forward";
+    worst = std::max(worst, err);
+
+    // Backward from zero gradients: dinp (N,C) = dout W, dW (OC,C) = dout^T inp. The error of each
+    // is measured like the forward's, on the transposed operands.
+    std::vector<float> dinp(size_t(N) * C, 0.0f), dw(size_t(OC) * C, 0.0f), db(size_t(OC), 0.0f);
+    frugal::cpu::matmul_backward(dinp.data(), dw.data(), db.data(), dout.data(), inp.data(), weight.data(), N, C, OC);
+    fc::DeviceBuffer d_dout(dout), d_dinp(std::vector<float>(dinp.size(), 0.0f)), d_dw(std::vector<float>(dw.size(), 0.0f)),
+        d_db(std::vector<float>(db.size(), 0.0f));
+    fc::matmul_backward(d_dinp.data(), d_dw.data(), d_db.data(), d_dout.data(), d_inp.data(), d_weight.data(), N, C, OC);
+    std::vector<float> wT(size_t(C) * OC), doutT(size_t(OC) * N), inpT(size_t(C) * N);
+    for (int o = 0; o < OC; o++)
+      for (int c = 0; c < C; c++) wT[size_t(c) * OC + o] = weight[size_t(o) * C + c];
+    for (int n = 0; n < N; n++) {
+      for (int o = 0; o < OC; o++) doutT[size_t(o) * N + n] = dout[size_t(n) * OC + o];
+      for (int c = 0; c < C; c++) inpT[size_t(c) * N + n] = inp[size_t(n) * C + c];
+    }
+    EXPECT_LE(gemm_rel_error(d_dinp.to_host(), dinp, dout, wT, nullptr, N, C, OC), 1e-2) << "dinp";
+    EXPECT_LE(gemm_rel_error(d_dw.to_host(), dw, doutT, inpT, nullptr, OC, C, N), 1e-2) << "dweight";
+    EXPECT_LE(gemm_rel_error(d_db.to_host(), db, std::vector<float>(size_t(OC) * N, 1.0f), doutT, nullptr, 1, OC, N),
+              1e-5)
+        << "dbias stays an fp32 sum";
+  }
+  EXPECT_GT(worst, 1e-5) << "bf16 asked for, but every product came out at FP32 accuracy";
+  fc::set_matmul_precision(fc::MatmulPrecision::fp32);
+  const auto& s = kShapes.back();
+  const auto A = random_vec(size_t(s.M) * s.K, rng), B = random_vec(size_t(s.N) * s.K, rng);
+  std::vector<float> want(size_t(s.M) * s.N);
+  frugal::cpu::matmul_forward(want.data(), A.data(), B.data(), nullptr, s.M, s.K, s.N);
+  fc::DeviceBuffer dA(A), dB(B), dC(want.size());
+  fc::matmul_forward(dC.data(), dA.data(), dB.data(), nullptr, s.M, s.K, s.N);
+  EXPECT_LE(gemm_rel_error(dC.to_host(), want, A, B, nullptr, s.M, s.N, s.K), 1e-5) << "FP32 after bf16";
+}
+
 TEST_F(CudaKernels, SgemmNtAlphaBetaMatchesCpu) {
   std::mt19937 rng(7);
   const float alpha = 0.75f, beta = -1.5f;

@@ -282,4 +282,28 @@ TEST_F(CudaLmDevice, LoraFollowsTheCpu) {
   for (size_t i = 0; i < got.size(); i++) EXPECT_EQ(got[i].tokens, want_gen[i].tokens) << "sequence " << i;
 }
 
+// model.dtype = bf16 on the device worker: the loss and the gradients of a step with bf16 matmul
+// operands stay within bf16's rounding of the CPU's fp32 step (1e-2), and differ from it (the mode
+// is really on).
+TEST_F(CudaLmDevice, Bf16MatmulsStayNearFp32) {
+  GPT2 staging = cpu;
+  LmDevicePtr dev = lm_device_create(staging, opt);
+  gpt2_zero_grad(cpu);
+  const float want = gpt2_forward(cpu, tokens.data(), tokens.data() + 1, B, T);
+  gpt2_backward(cpu);
+  cuda::set_matmul_precision(cuda::MatmulPrecision::bf16);
+  const float got = lm_device_forward_backward(*dev, tokens.data(), tokens.data() + 1, B, T);
+  cuda::set_matmul_precision(cuda::MatmulPrecision::fp32);
+  lm_device_grads_to_host(*dev, staging);
+  EXPECT_NEAR(got, want, 1e-2 * std::fabs(want));
+  double num = 0, den = 0;
+  for (size_t k = 0; k < cpu.grads.size(); k++) {
+    num += (double(staging.grads[k]) - cpu.grads[k]) * (double(staging.grads[k]) - cpu.grads[k]);
+    den += double(cpu.grads[k]) * cpu.grads[k];
+  }
+  const double rel = std::sqrt(num / den);
+  EXPECT_LT(rel, 1e-2) << "gradients, relative L2";
+  EXPECT_GT(rel, 1e-6) << "bf16 asked for, but the gradients came out at fp32 accuracy";
+}
+
 }  // namespace
