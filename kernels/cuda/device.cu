@@ -129,6 +129,7 @@ template class DeviceArray<float>;
 template class DeviceArray<int>;
 template class DeviceArray<uint8_t>;
 template class DeviceArray<bf16>;
+template class DeviceArray<uint16_t>;
 
 namespace detail {
 

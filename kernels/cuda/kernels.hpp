@@ -57,8 +57,8 @@ struct DeviceProperties {
 DeviceProperties use_device(int index);
 
 // Owns n elements of T in device memory (cudaMalloc); move-only. Contents start uninitialised.
-// Defined in device.cu and instantiated there for float, int (token ids, targets) and uint8_t
-// (update masks) only: the header stays free of CUDA syntax.
+// Defined in device.cu and instantiated there for float, int (token ids, targets), uint8_t (update
+// masks), bf16 and uint16_t (in-chunk indices) only: the header stays free of CUDA syntax.
 template <typename T>
 class DeviceArray {
  public:
@@ -89,6 +89,7 @@ extern template class DeviceArray<float>;
 extern template class DeviceArray<int>;
 extern template class DeviceArray<uint8_t>;
 extern template class DeviceArray<bf16>;
+extern template class DeviceArray<uint16_t>;
 
 // out[i] = in[i] rounded to nearest-even bf16, n device elements.
 void convert(bf16* out, const float* in, size_t n);
@@ -157,6 +158,8 @@ void residual_backward(float* da, float* db, const float* dout, size_t n);
 void accumulate(float* dst, const float* src, size_t n);
 // dst = src, n device floats (a device-to-device copy)
 void copy(float* dst, const float* src, size_t n);
+// out = a - b, n elements (bit-identical to CPU)
+void subtract(float* out, const float* a, const float* b, size_t n);
 // x *= s, n elements (bit-identical to CPU: one float multiply each)
 void scale(float* x, float s, size_t n);
 
@@ -215,6 +218,25 @@ void embed_rows(float* x, const float* wte, const float* wpe, const int* token, 
 void kv_write(float* kc, float* vc, const float* qkv, const int* slot, const int* pos, int R, int C, int max_len);
 void cached_attention(float* out, const float* qkv, const float* kc, const float* vc, const int* slot, const int* pos,
                       int R, int C, int NH, int max_len);
+
+// SparseLoCo's compressor on the device (compress/error_feedback.hpp's ef_compress, steps 3-5 and 7;
+// the 2-bit quantiser's statistics stay on the host). A tensor's chunk geometry as
+// compress::ChunkLayout (c1 x c2 tiles of a matrix, or segments of c2 of a vector):
+struct ChunkGeometry {
+  int64_t rows = 1, cols = 0, c1 = 1, c2 = 0;
+  bool vector = false;
+};
+// e = beta e + g over n elements (one unfused multiply and add: bit-identical to the CPU).
+void ef_update(float* e, const float* g, float beta, size_t n);
+// Per chunk of x: the k = chunk_k(len, top_k) largest |x| (fp32 bit patterns with the sign cleared,
+// ties to the lower in-chunk index), their in-chunk indices ascending into idx and their values into
+// values, chunk c's entries from c * chunk_k(c1 c2, top_k): compress::select_topk's selection and
+// layout, bit for bit. One block per chunk (a bitonic sort of (|x|, index) keys in shared memory).
+void chunk_topk_abs(const float* x, const ChunkGeometry& g, int64_t top_k, uint16_t* idx, float* values);
+// e[element of entry t] -= values[t] for every entry of such a selection (error feedback's step 7).
+void chunk_scatter_sub(float* e, const ChunkGeometry& g, int64_t top_k, const uint16_t* idx, const float* values);
+// Entries of such a selection over the whole tensor (compress::sparse_nnz).
+int64_t chunk_topk_nnz(const ChunkGeometry& g, int64_t top_k);
 
 // One AdamW step over n parameters of one tensor (frugal::adamw_step's per-tensor update):
 //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr (m/bc1 / (sqrt(v/bc2) + eps) + wd p)

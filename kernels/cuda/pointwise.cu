@@ -65,6 +65,10 @@ __global__ void accumulate_kernel(float* dst, const float* src, size_t n) {
   for (size_t i = first_index(); i < n; i += grid_stride()) dst[i] += src[i];
 }
 
+__global__ void subtract_kernel(float* out, const float* a, const float* b, size_t n) {
+  for (size_t i = first_index(); i < n; i += grid_stride()) out[i] = a[i] - b[i];
+}
+
 __global__ void scale_kernel(float* x, float s, size_t n) {
   for (size_t i = first_index(); i < n; i += grid_stride()) x[i] *= s;
 }
@@ -99,6 +103,12 @@ void accumulate(float* dst, const float* src, size_t n) {
   if (n == 0) return;
   accumulate_kernel<<<grid_for(n), kBlock>>>(dst, src, n);
   FRUGAL_CUDA_CHECK_LAUNCH("accumulate_kernel");
+}
+
+void subtract(float* out, const float* a, const float* b, size_t n) {
+  if (n == 0) return;
+  subtract_kernel<<<grid_for(n), kBlock>>>(out, a, b, n);
+  FRUGAL_CUDA_CHECK_LAUNCH("subtract_kernel");
 }
 
 void scale(float* x, float s, size_t n) {

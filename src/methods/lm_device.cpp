@@ -145,6 +145,8 @@ void lm_device_grads_from_host(LmDevice& d, const GPT2& host) {
   d.model.grads.upload(host.grads.data(), host.grads.size());
 }
 
+std::span<float> lm_device_params(LmDevice& d) { return {d.model.params.data(), d.model.params.size()}; }
+
 std::span<float> lm_device_grads(LmDevice& d) { return {d.model.grads.data(), d.model.grads.size()}; }
 
 void lm_device_scale_grads(LmDevice& d, float s) { cuda::scale(d.model.grads.data(), s, d.model.grads.size()); }
@@ -198,6 +200,7 @@ void lm_device_logprob_backward(LmDevice&, const float*, float) { no_cuda(); }
 double lm_device_update(LmDevice&, double, float, std::span<const uint8_t>) { no_cuda(); }
 void lm_device_grads_to_host(const LmDevice&, GPT2&) { no_cuda(); }
 void lm_device_grads_from_host(LmDevice&, const GPT2&) { no_cuda(); }
+std::span<float> lm_device_params(LmDevice&) { no_cuda(); }
 std::span<float> lm_device_grads(LmDevice&) { no_cuda(); }
 void lm_device_scale_grads(LmDevice&, float) { no_cuda(); }
 void lm_device_params_to_host(const LmDevice&, GPT2&) { no_cuda(); }

@@ -63,6 +63,8 @@ double lm_device_update(LmDevice& d, double max_norm, float lr, std::span<const 
 // The gradients device -> host.grads and host.grads -> device: an all-reduce through the host (MPI).
 void lm_device_grads_to_host(const LmDevice& d, GPT2& host);
 void lm_device_grads_from_host(LmDevice& d, const GPT2& host);
+// The device parameter buffer (the worker's own parameters, as a compressor on the GPU reads them).
+std::span<float> lm_device_params(LmDevice& d);
 // The device gradient buffer (for a collective on the GPU: NCCL), and scaling it in place.
 std::span<float> lm_device_grads(LmDevice& d);
 void lm_device_scale_grads(LmDevice& d, float s);

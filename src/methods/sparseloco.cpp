@@ -6,11 +6,16 @@
 //   aggregate each coordinate as the mean over the replicas that selected it;
 //   theta_g <- theta_g - alpha * aggregate;  theta_r <- theta_g.
 // Aggregation runs in rank order, so every replica ends the outer step with bit-identical theta_g.
+// run.device = "cuda": the inner steps run wholly on the GPU, and so do the pseudo-gradient, the error
+// feedback and the top-k of the outer step (methods/sparseloco_device.hpp: the kept entries come down,
+// the host quantises them); the exchange, aggregation and outer update run on the host, whose global
+// parameters go back up once per outer step.
 #include <cmath>
 
 #include "compress/error_feedback.hpp"
 #include "methods/lm.hpp"
 #include "methods/outer_sync.hpp"
+#include "methods/sparseloco_device.hpp"
 
 namespace frugal {
 namespace {
@@ -34,6 +39,7 @@ class SparseLoCo final : public LmMethod {
     blocks_ = blocks_for(w_.model.layout);
     sent_.resize(blocks_.size());
     w_.grads_on_device = w_.device != nullptr;  // local steps only: the gradients never leave the GPU
+    if (w_.device) device_ = sparseloco_device_create(global_, error_);
   }
 
   StepResult step(int64_t step) override {
@@ -49,25 +55,29 @@ class SparseLoCo final : public LmMethod {
 
   void state(StateFields& f) override {
     LmMethod::state(f);  // inner worker and global parameters
+    if (device_ && !f.loading()) sparseloco_device_error_to_host(*device_, error_);
     f.field("sparseloco.error", error_);
+    if (device_ && f.loading()) sparseloco_device_restore(*device_, global_, error_);
   }
 
  private:
-  // On a GPU the inner steps run there and the compression, exchange and outer update on the host
-  // (parameters down, the new global parameters up: two transfers per H steps).
   WireStats outer_step() {
-    lm_params_to_host(w_);
     const size_t n = global_.size();
+    if (device_) {  // steps 1-7 on the GPU, the quantiser on the host
+      sparseloco_device_compress(*device_, *w_.device, blocks_, opt_, sent_);
+    } else {
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) pseudo_grad_[i] = global_[i] - w_.model.params[i];
-    for (size_t b = 0; b < blocks_.size(); b++)  // steps 3-7, per tensor (block)
-      ef_compress(error_.data() + blocks_[b].offset, pseudo_grad_.data() + blocks_[b].offset, blocks_[b].layout, opt_, sent_[b]);
+      for (size_t i = 0; i < n; i++) pseudo_grad_[i] = global_[i] - w_.model.params[i];
+      for (size_t b = 0; b < blocks_.size(); b++)  // steps 3-7, per tensor (block)
+        ef_compress(error_.data() + blocks_[b].offset, pseudo_grad_.data() + blocks_[b].offset, blocks_[b].layout, opt_,
+                    sent_[b]);
+    }
     const WireStats stats =
         sparse_allgather_aggregate(ctx_.comm, sent_, blocks_, mode_, wire_, aggregate_.data(), workspace_, "sparseloco.outer");
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) global_[i] -= outer_lr_ * aggregate_[i];  // plain SGD: EF is the momentum
     w_.model.params = global_;
-    lm_params_to_device(w_);
+    if (device_) sparseloco_device_adopt_global(*device_, *w_.device, global_);
     return stats;
   }
 
@@ -78,6 +88,7 @@ class SparseLoCo final : public LmMethod {
   EfOptions opt_;
   EncodeOptions wire_;
   Aggregation mode_ = Aggregation::mean_selected;
+  SparseLocoDevicePtr device_;  // run.device = "cuda" only
   int64_t inner_steps_ = 15;
   float outer_lr_ = 1.0f;  // alpha: applied once, to the aggregate (methods.md section 7)
 };
