@@ -120,6 +120,7 @@ done
 #              masked AdamW there, the packed gradients all-reduced through the host
 #   sft        forward, token head, backward and AdamW on the GPU (arithmetic task); compared on the
 #              last step's training loss, since 20 steps leave the greedy accuracy at 0 on both
+#   sft-nccl   the same, gradients all-reduced by NCCL on the GPUs
 #   eggroll_lm the population's perturbed KV-cached generation and the update GEMMs on the GPU, from
 #              the sft run's model: a smoke run end to end (that base earns almost no reward, so the
 #              updates are near 0); test_cuda_decode compares the generations token for token
@@ -150,14 +151,14 @@ grpo_lora=("${elm[@]}" --grpo.finetune=lora)
 # name : method : tolerance : config array : the line compared (the last eval, or the last step)
 for run in ddp:ddp:1e-3:tiny:eval ddp-nccl:ddp:1e-3:tiny:eval ddp-bf16:ddp:3e-2:tiny:eval diloco:diloco:1e-3:tiny:eval \
            sparseloco:sparseloco:2e-2:tiny:eval demo:demo:2e-2:tiny:eval eggroll:eggroll:1e-2:pendulum:eval \
-           openai_es:openai_es:1e-2:pendulum:eval sft:sft:1e-3:sft:step est:est:1e-3:est:eval \
+           openai_es:openai_es:1e-2:pendulum:eval sft:sft:1e-3:sft:step sft-nccl:sft:1e-3:sft:step est:est:1e-3:est:eval \
            eggroll_lm:eggroll_lm:1e-3:elm:eval grpo:grpo:0.25:grpo:eval \
            grpo_lora:grpo:0.25:grpo_lora:eval; do
   IFS=: read -r name method tol config line <<<"$run"
   declare -n args=$config
   for device in cpu cuda; do
     extra=()
-    [ "$name" = ddp-nccl ] && [ $device = cuda ] && extra=(--run.device_comm=nccl)
+    [ "${name#*-}" = nccl ] && [ $device = cuda ] && extra=(--run.device_comm=nccl)
     [ "$name" = ddp-bf16 ] && [ $device = cuda ] && extra=(--model.dtype=bf16)
     # A bundle's Open MPI loads its plugins from the node's Open MPI install: a node without one (or
     # with an incompatible one) fails here in MPI_Init, said in the log; timeout: never the budget.

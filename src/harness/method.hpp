@@ -63,13 +63,17 @@ struct MethodInfo {
   std::vector<void (*)(Schema&)> sections;
   std::function<std::unique_ptr<Method>(RunContext&)> make;
   bool cuda = false;  // runs with run.device = "cuda" (the others refuse it by name)
+  // All-reduces GPU buffers through the communicator's device back end with run.device_comm = "nccl"
+  // (the others refuse that setting by name rather than ignore it).
+  bool device_comm = false;
 };
 
 bool register_method(MethodInfo info);
 const std::vector<MethodInfo>& registered_methods();
 const MethodInfo& find_method(const std::string& name);
-// The methods with cuda = true, comma-separated (for messages).
+// The methods with cuda = true, and those with device_comm = true, comma-separated (for messages).
 std::string cuda_method_names();
+std::string device_comm_method_names();
 
 // The schema of the whole suite: the harness's sections plus every registered method's.
 const Schema& suite_schema();

@@ -37,6 +37,13 @@ std::string cuda_method_names() {
   return names;
 }
 
+std::string device_comm_method_names() {
+  std::string names;
+  for (const auto& m : methods())
+    if (m.device_comm) names += (names.empty() ? "" : ", ") + m.name;
+  return names;
+}
+
 const Schema& suite_schema() {
   static const Schema schema = [] {
     Schema s;

@@ -47,7 +47,8 @@ void add_run_keys(Schema& s, const std::vector<std::string>& methods) {
         {"cpu", "cuda"});
   s.add("run.device_comm", std::string("host"),
         "how GPU buffers cross ranks: host (staged through host memory, MPI) or nccl (NCCL on the GPUs; "
-        "ddp's gradient all-reduce - the other methods exchange on the host)", {}, {}, {"host", "nccl"});
+        "the gradient all-reduces of ddp, sft and grpo with full fine-tuning - the other methods exchange on the host)",
+        {}, {}, {"host", "nccl"});
   s.add("run.threads", int64_t{0}, "OpenMP/BLAS threads per rank (0 = OMP_NUM_THREADS, else cores / ranks on the node)", 0, 4096);
   s.add("run.log_every", int64_t{10}, "rank 0 prints a progress line every this many steps (0 = never)", 0, 1e12);
   s.add("eval.every", int64_t{50}, "evaluate every this many steps (0 = only at the end)", 0, 1e12);
@@ -357,6 +358,9 @@ int run_experiment(const std::string& config_path, const std::vector<std::string
     comm = std::make_unique<Communicator>(make_mpi_backend(), networks_from(cfg));
     if (cfg.str("run.device_comm") == "nccl") {
       FRUGAL_CHECK(placement.device == "cuda", "run.device_comm = \"nccl\" moves GPU buffers: it needs run.device = \"cuda\"");
+      FRUGAL_CHECK(find_method(cfg.str("run.method")).device_comm, "run.device_comm = \"nccl\": method '",
+                   cfg.str("run.method"), "' exchanges through the host only (NCCL on the GPUs: ", device_comm_method_names(),
+                   ")");
       comm->set_device_backend(make_nccl_backend());
     }
     run = std::make_unique<Run>(cfg, *comm, paths, threads, std::move(placement));

@@ -25,6 +25,7 @@ class Ddp final : public LmMethod {
 
 FRUGAL_REGISTER_METHOD(ddp, MethodInfo{"ddp", "data-parallel AdamW, gradients all-reduced every step (1 rank = plain AdamW)",
                                        Domain::language, {add_model_keys, add_data_keys, add_optim_keys},
-                                       [](RunContext& ctx) { return std::make_unique<Ddp>(ctx); }, /*cuda=*/true});
+                                       [](RunContext& ctx) { return std::make_unique<Ddp>(ctx); }, /*cuda=*/true,
+                                       /*device_comm=*/true});
 
 }  // namespace frugal

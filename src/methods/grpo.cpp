@@ -25,7 +25,8 @@
 // Minibatch m holds the problems whose index within the step is m mod M, so the global minibatch
 // - hence every update - is the same whatever the rank count.
 // run.device = "cuda": generation, the log-prob passes (policy and reference) and the backward run on
-// the rank's GPU (methods/lm_device.hpp), the gradients all-reduced through the host. Full
+// the rank's GPU (methods/lm_device.hpp), the gradients all-reduced through the host (full
+// fine-tuning with run.device_comm = "nccl": on the GPUs). Full
 // fine-tuning keeps AdamW on the GPU too; LoRA keeps its adapters' AdamW on the host (the adapters are
 // small: their gradients come down, their parameters go up). Evaluation, trajectories and the saved
 // model use host copies of the parameters.
@@ -107,6 +108,9 @@ class Grpo final : public Method {
     eval_problems_ = cfg.integer("eval.batches");
     FRUGAL_CHECK(trajectory_every_ == 0 || !ctx.run_dir.empty(), "grpo.trajectory_every needs a run directory to write to");
     if (cfg.str("run.device") == "cuda") {
+      FRUGAL_CHECK(!lora_mode_ || cfg.str("run.device_comm") != "nccl",
+                   "run.device_comm = \"nccl\" all-reduces full fine-tuning's gradients; grpo.finetune = \"lora\" "
+                   "exchanges its adapters' gradients through the host (run.device_comm = \"host\")");
       device_ = lm_device_create(model_, lora_mode_ ? AdamW{} : opt_);
       if (lora_mode_) lm_device_attach_lora(*device_, lora_);
       else if (beta_ > 0) lm_device_set_reference(*device_, reference_);
@@ -366,9 +370,13 @@ class Grpo final : public Method {
   double policy_update(const TokenBatch& b, const std::vector<float>& weight, float lr) {
     if (device_ && !lora_mode_) {
       lm_device_logprob_backward(*device_, weight.data(), inv_temp_);
-      lm_device_grads_to_host(*device_, model_);
-      ctx_.comm.allreduce(std::span<float>(model_.grads), ReduceOp::sum, "grpo.grad");
-      lm_device_grads_from_host(*device_, model_);
+      if (ctx_.comm.has_device_backend()) {  // run.device_comm = nccl: on the GPUs
+        ctx_.comm.device_allreduce(lm_device_grads(*device_), ReduceOp::sum, "grpo.grad");
+      } else {
+        lm_device_grads_to_host(*device_, model_);
+        ctx_.comm.allreduce(std::span<float>(model_.grads), ReduceOp::sum, "grpo.grad");
+        lm_device_grads_from_host(*device_, model_);
+      }
       return lm_device_update(*device_, grad_clip_, lr);
     }
     if (device_) {  // LoRA: the adapters' gradients down, AdamW on the host, their parameters up
@@ -449,6 +457,7 @@ FRUGAL_REGISTER_METHOD(grpo, MethodInfo{"grpo",
                                         "KL to the base; LoRA or full fine-tuning",
                                         Domain::rlvr,
                                         {add_model_keys, add_task_keys, add_rlvr_keys, add_optim_keys, add_lora_keys, add_grpo_keys},
-                                        [](RunContext& ctx) { return std::make_unique<Grpo>(ctx); }, /*cuda=*/true});
+                                        [](RunContext& ctx) { return std::make_unique<Grpo>(ctx); }, /*cuda=*/true,
+                                        /*device_comm=*/true});
 
 }  // namespace frugal

@@ -8,7 +8,7 @@
 //
 // run.device = "cuda": forward, token head, backward and AdamW on the rank's GPU (methods/lm_device);
 // the log-probabilities come down for the loss and the weights, the gradients cross the host for the
-// all-reduce. Greedy evaluation and the saved model run on host copies of the parameters
+// all-reduce (or stay on the GPUs with run.device_comm = "nccl"). Greedy evaluation and the saved model run on host copies of the parameters
 // (generation on the GPU does not exist yet).
 #include <algorithm>
 
@@ -69,9 +69,13 @@ class Sft final : public Method {
     r.lr = schedule_lr(schedule_, step);
     if (device_) {
       lm_device_logprob_backward(*device_, weight.data(), 1.0f);
-      lm_device_grads_to_host(*device_, model_);
-      ctx_.comm.allreduce(std::span<float>(model_.grads), ReduceOp::sum, "sft.grad");
-      lm_device_grads_from_host(*device_, model_);
+      if (ctx_.comm.has_device_backend()) {  // run.device_comm = nccl: on the GPUs
+        ctx_.comm.device_allreduce(lm_device_grads(*device_), ReduceOp::sum, "sft.grad");
+      } else {
+        lm_device_grads_to_host(*device_, model_);
+        ctx_.comm.allreduce(std::span<float>(model_.grads), ReduceOp::sum, "sft.grad");
+        lm_device_grads_from_host(*device_, model_);
+      }
       r.grad_norm = lm_device_update(*device_, grad_clip_, static_cast<float>(r.lr));
     } else {
       cpu::token_logprob_backward(gpt2_dlogits(model_), model_.acts.logits.data(), b.targets.data(), weight.data(),
@@ -124,6 +128,7 @@ FRUGAL_REGISTER_METHOD(sft, MethodInfo{"sft",
                                        "<run dir>/model.bin for RL",
                                        Domain::sft,
                                        {add_model_keys, add_task_keys, add_rlvr_keys, add_optim_keys, add_sft_keys},
-                                       [](RunContext& ctx) { return std::make_unique<Sft>(ctx); }, /*cuda=*/true});
+                                       [](RunContext& ctx) { return std::make_unique<Sft>(ctx); }, /*cuda=*/true,
+                                       /*device_comm=*/true});
 
 }  // namespace frugal
