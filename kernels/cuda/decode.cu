@@ -1,8 +1,9 @@
 // The KV-cached decoder's own kernels (model/decode.cpp's loops): token + position embeddings of
 // arbitrary rows, each row's key and value into its cache slot, and each row's causal attention over
 // its slot's cached positions. One warp per (row, head) for the attention, its scores in a per-call
-// device scratch; the sums run in the CPU's order (sequential over t2 and channels, unfused), so the
-// scores and outputs differ from the CPU only by expf.
+// device scratch; the dot products and the weighted sums run in the CPU's order (sequential over t2
+// and channels, unfused), the softmax denominator is a warp sum: the outputs differ from the CPU's by
+// expf and that sum's order.
 #include <cmath>
 #include <cstddef>
 

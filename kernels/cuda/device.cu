@@ -20,6 +20,11 @@ bool device_available() noexcept {
   return count > 0;
 }
 
+void copy_to_host(float* host, const float* device, size_t n) {
+  if (n == 0) return;
+  FRUGAL_CUDA_CHECK(cudaMemcpy(host, device, n * sizeof(float), cudaMemcpyDeviceToHost));
+}
+
 void synchronize() { FRUGAL_CUDA_CHECK(cudaDeviceSynchronize()); }
 
 int device_count() noexcept {

@@ -42,6 +42,8 @@ bool device_available() noexcept;
 
 // Waits for all work queued on the current device (cudaDeviceSynchronize).
 void synchronize();
+// n floats from a device pointer (anywhere inside a buffer) to host memory; blocks until done.
+void copy_to_host(float* host, const float* device, size_t n);
 
 // The devices this process sees (CUDA_VISIBLE_DEVICES applied): 0 when none or no driver; never throws.
 int device_count() noexcept;

@@ -25,6 +25,7 @@ namespace frugal::cuda {
 namespace {
 
 constexpr int kBlock = 256;
+constexpr int kMaxGridY = 65535;  // gridDim.y's hardware limit: launches over more rows or pairs split
 constexpr int kWarps = kBlock / 32;
 constexpr int kVec = 8;         // elements per vector access: 2 float4 or 1 uint4 of bf16 (16 bytes)
 
@@ -474,9 +475,14 @@ void fullrank_forward_impl(T* y, const T* x, int batch, const T* w, const T* bia
   const bool vec = cols % kVec == 0 && aligned16(x) && aligned16(w) && aligned16(E);
   using D = native_t<T>;
   auto kernel = vec ? fullrank_forward_kernel<D, true> : fullrank_forward_kernel<D, false>;
-  kernel<<<dim3((rows + kWarps - 1) / kWarps, batch), kBlock>>>(dev(y), dev(x), dev(w), dev(bias), member, dev(E),
-                                                                 dev(bias_noise), first_pair, rows, cols, sigma);
-  FRUGAL_CUDA_CHECK_LAUNCH("fullrank_forward_kernel");
+  // Rows of the batch on grid.y, in launches of at most kMaxGridY (the hardware's limit on y).
+  for (int b0 = 0; b0 < batch; b0 += kMaxGridY) {
+    const int nb = std::min(kMaxGridY, batch - b0);
+    kernel<<<dim3((rows + kWarps - 1) / kWarps, nb), kBlock>>>(dev(y) + int64_t(b0) * rows, dev(x) + int64_t(b0) * cols,
+                                                               dev(w), dev(bias), member + b0, dev(E), dev(bias_noise),
+                                                               first_pair, rows, cols, sigma);
+    FRUGAL_CUDA_CHECK_LAUNCH("fullrank_forward_kernel");
+  }
 }
 
 template <typename T>
@@ -506,9 +512,12 @@ void lowrank_generate(float* Bt, float* At, const NoiseKey& key, int first_pair,
   const NoiseCounter c = noise_counter(key);
   if (pairs == 0) return;
   const int64_t blocks = (int64_t(cols + rows) * rank + 3) / 4;
-  lowrank_generate_kernel<<<dim3(static_cast<unsigned>((blocks + kBlock - 1) / kBlock), pairs), kBlock>>>(
-      Bt, At, c, first_pair, rows, cols, rank, blocks);
-  FRUGAL_CUDA_CHECK_LAUNCH("lowrank_generate_kernel");
+  for (int p0 = 0; p0 < pairs; p0 += kMaxGridY) {  // pairs on grid.y, at most kMaxGridY per launch
+    const int np = std::min(kMaxGridY, pairs - p0);
+    lowrank_generate_kernel<<<dim3(static_cast<unsigned>((blocks + kBlock - 1) / kBlock), np), kBlock>>>(
+        Bt + int64_t(p0) * rank * cols, At + int64_t(p0) * rank * rows, c, first_pair + p0, rows, cols, rank, blocks);
+    FRUGAL_CUDA_CHECK_LAUNCH("lowrank_generate_kernel");
+  }
 }
 
 void vector_noise_generate(float* eps, const NoiseKey& key, int first_pair, int pairs, int len) {
@@ -516,9 +525,12 @@ void vector_noise_generate(float* eps, const NoiseKey& key, int first_pair, int 
   const NoiseCounter c = noise_counter(key);
   if (pairs == 0) return;
   const int64_t blocks = (int64_t(len) + 3) / 4;
-  vector_noise_kernel<<<dim3(static_cast<unsigned>((blocks + kBlock - 1) / kBlock), pairs), kBlock>>>(
-      eps, c, first_pair, len, blocks);
-  FRUGAL_CUDA_CHECK_LAUNCH("vector_noise_kernel");
+  for (int p0 = 0; p0 < pairs; p0 += kMaxGridY) {  // pairs on grid.y, at most kMaxGridY per launch
+    const int np = std::min(kMaxGridY, pairs - p0);
+    vector_noise_kernel<<<dim3(static_cast<unsigned>((blocks + kBlock - 1) / kBlock), np), kBlock>>>(
+        eps + int64_t(p0) * len, c, first_pair + p0, len, blocks);
+    FRUGAL_CUDA_CHECK_LAUNCH("vector_noise_kernel");
+  }
 }
 
 void lowrank_linear_correction(float* y, const float* x, int batch, const float* bias, const int32_t* member,

@@ -62,8 +62,11 @@ struct CudaKernels {
   static constexpr auto block_linear_forward = [](auto... a) { frugal::block_linear_forward(a..., DeviceTag{}); };
   static constexpr auto block_linear_backward = [](auto... a) { frugal::block_linear_backward(a..., DeviceTag{}); };
 
+  // Grow-only: a batch of another (B, T) (RL's minibatches, evaluation) reuses the allocation instead
+  // of a cudaFree (which synchronises) and a cudaMalloc per forward; the passes index by (B, T), never
+  // by a buffer's size. Zeroed like the CPU's assign.
   static void resize(cuda::DeviceBuffer& b, size_t n) {
-    b = cuda::DeviceBuffer(n);
+    if (b.size() < n) b = cuda::DeviceBuffer(n);
     b.zero();
   }
   static void zero(cuda::DeviceBuffer& b) { b.zero(); }

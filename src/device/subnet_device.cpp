@@ -26,7 +26,8 @@ void SubnetSlicesDevice::set(const GPT2Subnet& subnet, const GPT2Config& c) {
   const size_t C = size_t(c.channels);
   for (int l = 0; l < c.num_layers; l++) {
     Block& b = blocks_[size_t(l)];
-    if (!subnet.layer_on[size_t(l)]) continue;
+    b.plan = BlockSlicePlan{};
+    if (!subnet.layer_on[size_t(l)]) continue;  // a skipped block: runs(l) is false, nothing gathered
     b.plan = subnet_block_plan(subnet, c, l);
     if (b.plan.attn) {
       const size_t CH = size_t(b.plan.CH);

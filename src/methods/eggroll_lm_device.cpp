@@ -67,19 +67,22 @@ void eggroll_lm_device_generate(EggrollLmDevice& d, const GenerateRequest& reque
 }
 
 void eggroll_lm_device_update(EggrollLmDevice& d, std::span<const float> fitness, float scale, std::vector<float>& grads) {
-  d.model.grads.zero();
+  // Only the perturbed matrices have an update: each is computed on the device and brought down into
+  // its place in the host gradient, zero elsewhere.
+  grads.assign(d.model.grads.size(), 0.0f);
+  const float* base = d.model.grads.data();
   for (int l = 0; l < d.model.config.num_layers; l++) {
     const GPT2BlockWeights w = gpt2_pass::block_weights(d.model, l);
     float* grad[4] = {w.dqkvw, w.dattprojw, w.dfcw, w.dfcprojw};
     for (int k = 0; k < 4; k++) {
       const cuda::LowRankView<float>* f = d.noise.factors[size_t(l)][size_t(k)];
       if (!f) continue;
+      const size_t n = size_t(f->rows) * f->cols;
       cuda::lowrank_update(grad[k], *f, fitness.data(), static_cast<int>(fitness.size()), d.sigma);
-      cuda::scale(grad[k], scale, size_t(f->rows) * f->cols);
+      cuda::scale(grad[k], scale, n);
+      cuda::copy_to_host(grads.data() + (grad[k] - base), grad[k], n);
     }
   }
-  grads.resize(d.model.grads.size());
-  d.model.grads.download(grads.data(), grads.size());
 }
 
 #else  // a build without CUDA: placement refuses run.device = "cuda" first; these say it again

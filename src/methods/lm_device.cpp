@@ -30,12 +30,16 @@ struct LmDevice {
   // LoRA: the adapters on the device, and the hook of the token head's last forward.
   std::unique_ptr<LoraDevice> lora;
   BlockHook<GPT2Device>* head_hook = nullptr;
+  // Forwards so far, and the token head's: its backward needs the activations of its own forward,
+  // of the parameters then current (not a reference forward's or an evaluation's since).
+  uint64_t forwards = 0, head_forward = 0;
+  const float* head_params = nullptr;
 };
 
 void LmDeviceDeleter::operator()(LmDevice* d) const { delete d; }
 
 LmDevicePtr lm_device_create(const GPT2& model, const AdamW& opt) {
-  return LmDevicePtr(new LmDevice{gpt2_to_device(model), adamw_to_device(opt), {}, {}, 1.0f, {}, {}, {}, {}, {}, nullptr, nullptr});
+  return LmDevicePtr(new LmDevice{gpt2_to_device(model), adamw_to_device(opt), {}, {}, 1.0f, {}, {}, {}, {}, {}, nullptr, nullptr, 0, 0, nullptr});
 }
 
 float lm_device_forward_backward(LmDevice& d, const int* inputs, const int* targets, int B, int T,
@@ -47,11 +51,13 @@ float lm_device_forward_backward(LmDevice& d, const int* inputs, const int* targ
   }
   gpt2_zero_grad(d.model);
   const float loss = gpt2_forward(d.model, inputs, targets, B, T, blocks);
+  d.forwards++;
   gpt2_backward(d.model, blocks);
   return loss;
 }
 
 float lm_device_loss(LmDevice& d, const int* inputs, const int* targets, int B, int T) {
+  d.forwards++;
   return gpt2_forward(d.model, inputs, targets, B, T);
 }
 
@@ -70,6 +76,8 @@ void lm_device_token_logprobs(LmDevice& d, const int* inputs, const int* targets
                  " is outside the vocabulary [0, ", c.vocab_size, ")");
   d.head_hook = adapters && d.lora ? d.lora.get() : nullptr;
   gpt2_forward(d.model, inputs, nullptr, B, T, d.head_hook);
+  d.head_forward = ++d.forwards;
+  d.head_params = d.model.params.data();
   if (d.head_targets.size() != BT) d.head_targets = cuda::IntDeviceBuffer(BT);
   d.head_targets.upload(targets, BT);
   fit(d.head_rows, BT);
@@ -84,8 +92,10 @@ void lm_device_token_logprobs(LmDevice& d, const int* inputs, const int* targets
 void lm_device_logprob_backward(LmDevice& d, const float* weight, float inv_temp) {
   const GPT2Config& c = d.model.config;
   const size_t BT = d.head_targets.size();
-  FRUGAL_CHECK(BT > 0 && BT == size_t(d.model.acts.B) * d.model.acts.T && inv_temp == d.head_inv_temp,
-               "internal: lm_device_logprob_backward needs lm_device_token_logprobs of the same batch first");
+  FRUGAL_CHECK(BT > 0 && BT == size_t(d.model.acts.B) * d.model.acts.T && inv_temp == d.head_inv_temp &&
+                   d.head_forward == d.forwards && d.head_params == d.model.params.data(),
+               "internal: lm_device_logprob_backward needs lm_device_token_logprobs of the same batch and parameters "
+               "as the last forward");
   d.head_rows.upload(weight, BT);  // the log-probabilities are on the host now: reuse the buffer
   gpt2_zero_grad(d.model);  // with adapters: the frozen base's bias and LayerNorm gradients, unused scratch
   if (d.head_hook) d.lora->grads.zero();

@@ -8,8 +8,8 @@
 //
 // run.device = "cuda": forward, token head, backward and AdamW on the rank's GPU (methods/lm_device);
 // the log-probabilities come down for the loss and the weights, the gradients cross the host for the
-// all-reduce (or stay on the GPUs with run.device_comm = "nccl"). Greedy evaluation and the saved model run on host copies of the parameters
-// (generation on the GPU does not exist yet).
+// all-reduce (or stay on the GPUs with run.device_comm = "nccl"). Greedy evaluation runs on the host
+// model, brought up to date, and so does the saved model.
 #include <algorithm>
 
 #include "core/error.hpp"

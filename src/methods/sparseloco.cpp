@@ -26,7 +26,7 @@ class SparseLoCo final : public LmMethod {
  public:
   explicit SparseLoCo(RunContext& ctx)
       : LmMethod(ctx, "sparseloco.inner.", "sparseloco.global"), error_(global_.size(), 0.0f),
-        pseudo_grad_(global_.size()), aggregate_(global_.size()) {
+        aggregate_(global_.size()) {
     const Config& c = ctx.config;
     inner_steps_ = c.integer("sparseloco.inner_steps");
     opt_.beta = static_cast<float>(c.real("sparseloco.ef_beta"));
@@ -66,6 +66,7 @@ class SparseLoCo final : public LmMethod {
     if (device_) {  // steps 1-7 on the GPU, the quantiser on the host
       sparseloco_device_compress(*device_, *w_.device, blocks_, opt_, sent_);
     } else {
+      pseudo_grad_.resize(n);  // the CPU's scratch (on a GPU the pseudo-gradient lives there)
 #pragma omp parallel for schedule(static)
       for (size_t i = 0; i < n; i++) pseudo_grad_[i] = global_[i] - w_.model.params[i];
       for (size_t b = 0; b < blocks_.size(); b++)  // steps 3-7, per tensor (block)

@@ -150,6 +150,9 @@ TEST_F(CudaKernels, MatmulForwardTf32WithinItsRounding) {
 // bias, and the backward's dinp and dweight (accumulated into fp32), against the CPU; then FP32 again.
 TEST_F(CudaKernels, MatmulBf16WithinItsRounding) {
   std::mt19937 rng(44);
+  struct Fp32Again {  // even when an assertion returns early: later tests on this thread expect fp32
+    ~Fp32Again() { fc::set_matmul_precision(fc::MatmulPrecision::fp32); }
+  } restore;
   fc::set_matmul_precision(fc::MatmulPrecision::bf16);
   EXPECT_EQ(fc::matmul_precision(), fc::MatmulPrecision::bf16);
   double worst = 0.0;

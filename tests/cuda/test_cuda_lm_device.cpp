@@ -291,9 +291,14 @@ TEST_F(CudaLmDevice, Bf16MatmulsStayNearFp32) {
   gpt2_zero_grad(cpu);
   const float want = gpt2_forward(cpu, tokens.data(), tokens.data() + 1, B, T);
   gpt2_backward(cpu);
-  cuda::set_matmul_precision(cuda::MatmulPrecision::bf16);
-  const float got = lm_device_forward_backward(*dev, tokens.data(), tokens.data() + 1, B, T);
-  cuda::set_matmul_precision(cuda::MatmulPrecision::fp32);
+  float got = 0;
+  {
+    struct Fp32Again {  // even when the step throws: later tests on this thread expect fp32
+      ~Fp32Again() { cuda::set_matmul_precision(cuda::MatmulPrecision::fp32); }
+    } restore;
+    cuda::set_matmul_precision(cuda::MatmulPrecision::bf16);
+    got = lm_device_forward_backward(*dev, tokens.data(), tokens.data() + 1, B, T);
+  }
   lm_device_grads_to_host(*dev, staging);
   EXPECT_NEAR(got, want, 1e-2 * std::fabs(want));
   double num = 0, den = 0;

@@ -257,6 +257,38 @@ TEST_F(CudaPerturb, FullRankForwardMatchesCpu) {
   }
 }
 
+// Populations past gridDim.y's 65535 limit (es.population allows 2^24): the noise generators and
+// OpenAI-ES's forward split their launches; the results still equal the CPU's.
+TEST_F(CudaPerturb, PopulationsPastTheGridLimit) {
+  const int pairs = 70001, rows = 3, cols = 8;
+  frugal::LowRankFactors f;
+  frugal::lowrank_generate(f, NoiseKey{7, 0, 1, 3}, 5, pairs, rows, cols, 2);
+  fc::DeviceBuffer bt(std::vector<float>(f.Bt.size(), kNaN)), at(std::vector<float>(f.At.size(), kNaN));
+  fc::lowrank_generate(bt.data(), at.data(), NoiseKey{7, 0, 1, 3}, 5, pairs, rows, cols, 2);
+  EXPECT_TRUE(bits_equal(bt.to_host(), f.Bt));
+  EXPECT_TRUE(bits_equal(at.to_host(), f.At));
+  frugal::VectorNoise v;
+  frugal::vector_noise_generate(v, NoiseKey{7, 1, 1, 3}, 5, pairs, rows);
+  fc::DeviceBuffer eps(std::vector<float>(v.eps.size(), kNaN));
+  fc::vector_noise_generate(eps.data(), NoiseKey{7, 1, 1, 3}, 5, pairs, rows);
+  EXPECT_TRUE(bits_equal(eps.to_host(), v.eps));
+
+  const int batch = 2 * pairs;  // every member once, in order
+  std::mt19937 rng(8);
+  const auto x = random_vec(size_t(batch) * cols, rng), w = random_vec(size_t(rows) * cols, rng, 0.3f);
+  std::vector<int32_t> member(static_cast<size_t>(batch));
+  for (int b = 0; b < batch; b++) member[size_t(b)] = 2 * 5 + b;
+  frugal::FullRankNoise e;
+  frugal::fullrank_generate(e, NoiseKey{7, 0, 1, 3}, 5, pairs, rows, cols);
+  std::vector<float> want(size_t(batch) * rows);
+  frugal::fullrank_linear_forward(x.data(), batch, w.data(), nullptr, member.data(), e, &v, 0.1f, want.data());
+  fc::DeviceBuffer dx(x), dw(w), dE(e.E), y(std::vector<float>(want.size(), kNaN));
+  fc::IntDeviceBuffer mem(std::vector<int>(member.begin(), member.end()));
+  fc::fullrank_linear_forward(y.data(), dx.data(), batch, dw.data(), nullptr, mem.data(), dE.data(), 5, rows, cols,
+                              eps.data(), 0.1f);
+  EXPECT_LT(rel_l2(y.to_host(), want), 1e-5);
+}
+
 TEST_F(CudaPerturb, UpdatesMatchCpu) {
   const int pairs = 12, members = 24, rows = 96, cols = 130;
   std::mt19937 rng(3);
