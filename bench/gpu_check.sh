@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The GPU check, one command, for a session that has a GPU (issues "Ranks own GPUs" and "EGGROLL on
-# the GPU): the machine, a CUDA build, every GPU test, the GPU benchmarks, short runs of the
-# ported methods (cpu vs cuda). Everything it prints also lands in $OUT (default ./gpu_check_out):
+# the GPU"): the machine, a CUDA build, every GPU test, short runs of the ported methods (cpu vs
+# cuda), then the GPU benchmarks. Everything it prints also lands in $OUT (default ./gpu_check_out):
 # env.txt, build.log, tests.log, bench.log, run_<method>_<device>.log. Budget: under 10 minutes on
 # a 16-core H200 machine (the build is most of it).
 #
 #   bash bench/gpu_check.sh                                   # from the repository root
 #   GPU_CHECK_BUNDLE=gpu_bundle.tgz bash bench/gpu_check.sh   # programs prebuilt by gpu_bundle.sh
+#   GPU_CHECK_QUICK=1 ...                                     # the benchmarks' smaller grids (--quick)
 #
 # Building needs what setup.sh installs (MPI, HDF5, OpenBLAS, toml++, Random123, GoogleTest,
 # Benchmark, zstd) plus the CUDA toolkit; a missing one is named before anything is built. A node
@@ -76,6 +77,7 @@ else
 fi
 
 # ---- every GPU test (tests/cuda): each kernel against its CPU twin --------------------------------
+# Order: the tests, then the short runs, then the benchmarks (the slowest, and only timings).
 : >"$OUT/tests.log"
 for t in "$BUILD"/tests/test_cuda_*; do
   [ -x "$t" ] || continue
@@ -93,17 +95,6 @@ for t in "$BUILD"/tests/test_cuda_*; do
   fi
 done
 rm -f "$OUT/one.log"
-
-# ---- benchmarks ------------------------------------------------------------------------------------
-# The GPU benchmarks the issues ask for (GPT-2 124M step on one GPU, NCCL all-reduce, EGGROLL's
-# perturbed forward on the device) run here as they land: every bench/ executable named *_gpu*.
-: >"$OUT/bench.log"
-for b in "$BUILD"/bench/bench_*gpu*; do
-  [ -x "$b" ] || continue
-  echo "== $b" | tee -a "$OUT/bench.log"
-  timeout 300 "$b" 2>&1 | tee -a "$OUT/bench.log" || { log "$(basename "$b") failed"; status=1; }
-done
-[ -s "$OUT/bench.log" ] || log "no GPU benchmark built yet (bench/*gpu*)"
 
 # ---- short runs: the same small config on the CPU and on the GPU, per ported method --------------
 # run.device = cuda against run.device = cpu, the final evaluations compared:
@@ -136,9 +127,7 @@ done
 # rank (an MPI singleton) when running a bundle, whose MPI library need not match the node's mpirun.
 if [ ! -x "$BUILD/frugal" ]; then
   log "no short runs: no frugal executable in $BUILD"
-  log "done, exit $status"
-  exit $status
-fi
+else
 launch=()
 [ -z "${GPU_CHECK_BUNDLE:-}" ] && command -v mpirun >/dev/null && launch=(mpirun --allow-run-as-root --oversubscribe -np 2)
 tiny=(configs/quickstart/tiny.toml)
@@ -186,5 +175,22 @@ for run in ddp:ddp:1e-3:tiny:eval ddp-nccl:ddp:1e-3:tiny:eval ddp-bf16:ddp:3e-2:
 done
 grep -h "devices\|frugal:" "$OUT/run_ddp_cuda.log" | head -2 | tee -a "$OUT/summary.txt"
 rm -rf "$OUT/runs"
+fi
+
+# ---- benchmarks ------------------------------------------------------------------------------------
+# The GPU benchmarks the issues ask for (GPT-2 124M step on one GPU, NCCL all-reduce, EGGROLL's
+# perturbed forward on the device, generation) run here as they land: every bench/ executable named
+# *_gpu*. Last, after the tests and the short runs, so that a check cut short by its time limit has
+# lost only timings. GPU_CHECK_QUICK=1 passes --quick to the benchmarks that take it (smaller grids).
+: >"$OUT/bench.log"
+for b in "$BUILD"/bench/bench_*gpu*; do
+  [ -x "$b" ] || continue
+  echo "== $b" | tee -a "$OUT/bench.log"
+  args=()
+  [ "${GPU_CHECK_QUICK:-0}" = 1 ] && grep -q -- "--quick" "$b" && args=(--quick)
+  timeout 300 "$b" "${args[@]}" 2>&1 | tee -a "$OUT/bench.log" || { log "$(basename "$b") failed"; status=1; }
+done
+[ -s "$OUT/bench.log" ] || log "no GPU benchmark built yet (bench/*gpu*)"
+
 log "done, exit $status"
 exit $status
