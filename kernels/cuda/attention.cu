@@ -16,23 +16,16 @@
 
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/kernels.hpp"
+#include "kernels/cuda/warp.cuh"
 
 namespace frugal::cuda {
 
 namespace {
 
-constexpr int kWarp = 32;
+using detail::kWarp;
+using detail::warp_max;
+using detail::warp_sum;
 constexpr int kBlock = 256;  // 8 warps = 8 rows per block
-constexpr unsigned kFull = 0xffffffffu;
-
-__device__ inline float warp_sum(float v) {
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFull, v, offset);
-  return v;
-}
-__device__ inline float warp_max(float v) {
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(kFull, v, offset));
-  return v;
-}
 
 // Row r = (b NH + h) T + t of att: softmax of the scaled scores the GEMM wrote, in place, over
 // t2 <= t; exact zeros above the diagonal.

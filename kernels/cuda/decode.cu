@@ -9,26 +9,20 @@
 
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/kernels.hpp"
+#include "kernels/cuda/warp.cuh"
 
 namespace frugal::cuda {
 
 namespace {
 
 constexpr int kBlock = 256;
-constexpr int kWarp = 32;
-constexpr unsigned kFull = 0xffffffffu;
+using detail::kWarp;
+using detail::warp_max;
+using detail::warp_sum;
 
 __device__ inline size_t first_index() { return static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
 __device__ inline size_t grid_stride() { return static_cast<size_t>(gridDim.x) * blockDim.x; }
 
-__device__ inline float warp_sum(float v) {
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFull, v, offset);
-  return v;
-}
-__device__ inline float warp_max(float v) {
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(kFull, v, offset));
-  return v;
-}
 
 __global__ void embed_rows_kernel(float* x, const float* wte, const float* wpe, const int* token, const int* pos,
                                   size_t C, size_t n) {

@@ -6,19 +6,15 @@
 
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/kernels.hpp"
+#include "kernels/cuda/warp.cuh"
 
 namespace frugal::cuda {
 
 namespace {
 
-constexpr int kWarp = 32;
+using detail::kWarp;
+using detail::warp_sum;
 constexpr int kBlock = 256;  // 8 warps = 8 rows per block
-
-// Sum over the 32 lanes; every lane ends with the total (xor butterfly).
-__device__ inline float warp_sum(float v) {
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
 
 // out (N,C), mean (N), rstd (N) <- inp (N,C), weight (C), bias (C).
 __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp,

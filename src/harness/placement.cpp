@@ -70,9 +70,13 @@ Placement place_rank(const std::string& device, MPI_Comm comm) {
             version(d.driver_version) + ", runtime " + version(d.runtime_version) + ")";
   return p;
 #else
+  fail_without_cuda();
+#endif
+}
+
+void fail_without_cuda() {
   fail("run.device = \"cuda\": this frugal was built without CUDA (no nvcc when it was configured); ",
        "install the CUDA toolkit and rebuild, or use run.device = \"cpu\"");
-#endif
 }
 
 void set_compute_precision(const std::string& dtype, const Placement& placement) {

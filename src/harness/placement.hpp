@@ -39,6 +39,10 @@ int gpu_for_local_rank(int local_rank, int local_ranks, int visible, const std::
 // Places this rank (collective over comm: every rank calls it) and makes its GPU current.
 Placement place_rank(const std::string& device, MPI_Comm comm);
 
+// The error of every GPU entry point in a build without CUDA (placement refuses run.device = "cuda"
+// there first; the device helpers of the methods say it again if reached).
+[[noreturn]] void fail_without_cuda();
+
 // model.dtype for this rank's GEMMs (kernels/cuda set_matmul_precision): fp32 anywhere; tf32 and
 // bf16 only where the rank computes on a GPU (an error naming the key otherwise).
 void set_compute_precision(const std::string& dtype, const Placement& placement);

@@ -1,6 +1,7 @@
 #include "methods/eggroll_lm_device.hpp"
 
 #include "core/error.hpp"
+#include "harness/placement.hpp"
 #ifdef FRUGAL_HAVE_CUDA
 #include "device/decode_device.hpp"
 #include "device/gpt2_device.hpp"
@@ -87,22 +88,16 @@ void eggroll_lm_device_update(EggrollLmDevice& d, std::span<const float> fitness
 
 #else  // a build without CUDA: placement refuses run.device = "cuda" first; these say it again
 
-namespace {
-[[noreturn]] void no_cuda() {
-  fail("run.device = \"cuda\": this frugal was built without CUDA (no nvcc when it was configured)");
-}
-}  // namespace
-
 struct EggrollLmDevice {};
 void EggrollLmDeviceDeleter::operator()(EggrollLmDevice* d) const { delete d; }
-EggrollLmDevicePtr eggroll_lm_device_create(const GPT2&, float, int) { no_cuda(); }
-void eggroll_lm_device_params(EggrollLmDevice&, const GPT2&) { no_cuda(); }
-void eggroll_lm_device_regenerate(EggrollLmDevice&, uint64_t, uint32_t, const std::array<bool, 4>&, int) { no_cuda(); }
+EggrollLmDevicePtr eggroll_lm_device_create(const GPT2&, float, int) { fail_without_cuda(); }
+void eggroll_lm_device_params(EggrollLmDevice&, const GPT2&) { fail_without_cuda(); }
+void eggroll_lm_device_regenerate(EggrollLmDevice&, uint64_t, uint32_t, const std::array<bool, 4>&, int) { fail_without_cuda(); }
 void eggroll_lm_device_generate(EggrollLmDevice&, const GenerateRequest&, const SamplingSettings&,
                                 std::vector<Completion>&, int64_t*, double*) {
-  no_cuda();
+  fail_without_cuda();
 }
-void eggroll_lm_device_update(EggrollLmDevice&, std::span<const float>, float, std::vector<float>&) { no_cuda(); }
+void eggroll_lm_device_update(EggrollLmDevice&, std::span<const float>, float, std::vector<float>&) { fail_without_cuda(); }
 
 #endif
 

@@ -1,6 +1,7 @@
 #include "methods/es_device.hpp"
 
 #include "core/error.hpp"
+#include "harness/placement.hpp"
 #ifdef FRUGAL_HAVE_CUDA
 #include "kernels/cuda/kernels.hpp"
 #endif
@@ -160,14 +161,8 @@ std::unique_ptr<EsPerturbation> make_fullrank_perturbation_cuda(float sigma) {
 
 #else  // a build without CUDA: placement refuses run.device = "cuda" first; these say it again
 
-namespace {
-[[noreturn]] void no_cuda() {
-  fail("run.device = \"cuda\": this frugal was built without CUDA (no nvcc when it was configured)");
-}
-}  // namespace
-
-std::unique_ptr<EsPerturbation> make_lowrank_perturbation_cuda(int, float) { no_cuda(); }
-std::unique_ptr<EsPerturbation> make_fullrank_perturbation_cuda(float) { no_cuda(); }
+std::unique_ptr<EsPerturbation> make_lowrank_perturbation_cuda(int, float) { fail_without_cuda(); }
+std::unique_ptr<EsPerturbation> make_fullrank_perturbation_cuda(float) { fail_without_cuda(); }
 
 #endif
 

@@ -38,6 +38,7 @@
 #include "core/timer.hpp"
 #include "extrapolate/trajectory.hpp"
 #include "kernels/cpu/crossentropy.hpp"
+#include "methods/lm.hpp"
 #include "methods/lm_device.hpp"
 #include "methods/rlvr.hpp"
 #include "model/lora.hpp"
@@ -370,13 +371,7 @@ class Grpo final : public Method {
   double policy_update(const TokenBatch& b, const std::vector<float>& weight, float lr) {
     if (device_ && !lora_mode_) {
       lm_device_logprob_backward(*device_, weight.data(), inv_temp_);
-      if (ctx_.comm.has_device_backend()) {  // run.device_comm = nccl: on the GPUs
-        ctx_.comm.device_allreduce(lm_device_grads(*device_), ReduceOp::sum, "grpo.grad");
-      } else {
-        lm_device_grads_to_host(*device_, model_);
-        ctx_.comm.allreduce(std::span<float>(model_.grads), ReduceOp::sum, "grpo.grad");
-        lm_device_grads_from_host(*device_, model_);
-      }
+      lm_device_allreduce_grads_sum(*device_, model_, ctx_.comm, "grpo.grad");
       return lm_device_update(*device_, grad_clip_, lr);
     }
     if (device_) {  // LoRA: the adapters' gradients down, AdamW on the host, their parameters up

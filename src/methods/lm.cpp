@@ -103,6 +103,16 @@ void lm_allreduce_grads_mean(LmWorker& w, Communicator& comm, std::string_view t
   }
 }
 
+void lm_device_allreduce_grads_sum(LmDevice& d, GPT2& staging, Communicator& comm, std::string_view tag) {
+  if (comm.has_device_backend()) {
+    comm.device_allreduce(lm_device_grads(d), ReduceOp::sum, tag);
+    return;
+  }
+  lm_device_grads_to_host(d, staging);
+  comm.allreduce(std::span<float>(staging.grads), ReduceOp::sum, tag);
+  lm_device_grads_from_host(d, staging);
+}
+
 void lm_params_to_host(LmWorker& w) {
   if (w.device) lm_device_params_to_host(*w.device, w.model);
 }

@@ -59,6 +59,9 @@ StepResult lm_local_adamw_step(LmWorker& w, const TokenStream& train, int64_t st
 // The mean of the gradients over the ranks, in place, wherever they are: model.grads through the
 // communicator's host back end, or the GPU's buffer through its device back end (grads_on_device).
 void lm_allreduce_grads_mean(LmWorker& w, Communicator& comm, std::string_view tag);
+// The sum over ranks of a device worker's gradients (sft, grpo): on the GPUs through the
+// communicator's device back end (run.device_comm = "nccl"), else through staging.grads (MPI).
+void lm_device_allreduce_grads_sum(LmDevice& d, GPT2& staging, Communicator& comm, std::string_view tag);
 // Host staging of the worker's parameters for methods whose outer step runs on the host (DiLoCo,
 // SparseLoCo, DeMo): lm_params_to_host before reading w.model.params, lm_params_to_device after
 // changing them. No-ops on the CPU, where w.model.params is the model.

@@ -1,6 +1,7 @@
 #include "methods/lm_device.hpp"
 
 #include "core/error.hpp"
+#include "harness/placement.hpp"
 #ifdef FRUGAL_HAVE_CUDA
 #include "device/adamw_device.hpp"
 #include "device/decode_device.hpp"
@@ -185,38 +186,32 @@ void lm_device_from_host(LmDevice& d, const GPT2& host, const AdamW& opt) {
 
 #else  // a build without CUDA: placement refuses run.device = "cuda" first; these say it again
 
-namespace {
-[[noreturn]] void no_cuda() {
-  fail("run.device = \"cuda\": this frugal was built without CUDA (no nvcc when it was configured)");
-}
-}  // namespace
-
 struct LmDevice {};
 void LmDeviceDeleter::operator()(LmDevice* d) const { delete d; }
-LmDevicePtr lm_device_create(const GPT2&, const AdamW&) { no_cuda(); }
-float lm_device_forward_backward(LmDevice&, const int*, const int*, int, int, const GPT2Subnet*) { no_cuda(); }
-float lm_device_loss(LmDevice&, const int*, const int*, int, int) { no_cuda(); }
-void lm_device_token_logprobs(LmDevice&, const int*, const int*, int, int, float, float*, float*, bool) { no_cuda(); }
-void lm_device_attach_lora(LmDevice&, const LoraAdapters&) { no_cuda(); }
-void lm_device_lora_params_from_host(LmDevice&, const LoraAdapters&) { no_cuda(); }
-void lm_device_lora_grads_to_host(const LmDevice&, LoraAdapters&) { no_cuda(); }
+LmDevicePtr lm_device_create(const GPT2&, const AdamW&) { fail_without_cuda(); }
+float lm_device_forward_backward(LmDevice&, const int*, const int*, int, int, const GPT2Subnet*) { fail_without_cuda(); }
+float lm_device_loss(LmDevice&, const int*, const int*, int, int) { fail_without_cuda(); }
+void lm_device_token_logprobs(LmDevice&, const int*, const int*, int, int, float, float*, float*, bool) { fail_without_cuda(); }
+void lm_device_attach_lora(LmDevice&, const LoraAdapters&) { fail_without_cuda(); }
+void lm_device_lora_params_from_host(LmDevice&, const LoraAdapters&) { fail_without_cuda(); }
+void lm_device_lora_grads_to_host(const LmDevice&, LoraAdapters&) { fail_without_cuda(); }
 void lm_device_generate(LmDevice&, const GenerateRequest&, const SamplingSettings&, std::vector<Completion>&, int64_t*,
                         double*) {
-  no_cuda();
+  fail_without_cuda();
 }
-void lm_device_set_reference(LmDevice&, const std::vector<float>&) { no_cuda(); }
-void lm_device_swap_reference(LmDevice&) { no_cuda(); }
-void lm_device_logprob_backward(LmDevice&, const float*, float) { no_cuda(); }
-double lm_device_update(LmDevice&, double, float, std::span<const uint8_t>) { no_cuda(); }
-void lm_device_grads_to_host(const LmDevice&, GPT2&) { no_cuda(); }
-void lm_device_grads_from_host(LmDevice&, const GPT2&) { no_cuda(); }
-std::span<float> lm_device_params(LmDevice&) { no_cuda(); }
-std::span<float> lm_device_grads(LmDevice&) { no_cuda(); }
-void lm_device_scale_grads(LmDevice&, float) { no_cuda(); }
-void lm_device_params_to_host(const LmDevice&, GPT2&) { no_cuda(); }
-void lm_device_params_from_host(LmDevice&, const GPT2&) { no_cuda(); }
-void lm_device_to_host(const LmDevice&, GPT2&, AdamW&) { no_cuda(); }
-void lm_device_from_host(LmDevice&, const GPT2&, const AdamW&) { no_cuda(); }
+void lm_device_set_reference(LmDevice&, const std::vector<float>&) { fail_without_cuda(); }
+void lm_device_swap_reference(LmDevice&) { fail_without_cuda(); }
+void lm_device_logprob_backward(LmDevice&, const float*, float) { fail_without_cuda(); }
+double lm_device_update(LmDevice&, double, float, std::span<const uint8_t>) { fail_without_cuda(); }
+void lm_device_grads_to_host(const LmDevice&, GPT2&) { fail_without_cuda(); }
+void lm_device_grads_from_host(LmDevice&, const GPT2&) { fail_without_cuda(); }
+std::span<float> lm_device_params(LmDevice&) { fail_without_cuda(); }
+std::span<float> lm_device_grads(LmDevice&) { fail_without_cuda(); }
+void lm_device_scale_grads(LmDevice&, float) { fail_without_cuda(); }
+void lm_device_params_to_host(const LmDevice&, GPT2&) { fail_without_cuda(); }
+void lm_device_params_from_host(LmDevice&, const GPT2&) { fail_without_cuda(); }
+void lm_device_to_host(const LmDevice&, GPT2&, AdamW&) { fail_without_cuda(); }
+void lm_device_from_host(LmDevice&, const GPT2&, const AdamW&) { fail_without_cuda(); }
 
 #endif
 

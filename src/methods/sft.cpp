@@ -14,6 +14,7 @@
 
 #include "core/error.hpp"
 #include "kernels/cpu/crossentropy.hpp"
+#include "methods/lm.hpp"
 #include "methods/lm_device.hpp"
 #include "methods/rlvr.hpp"
 #include "optim/adamw.hpp"
@@ -69,13 +70,7 @@ class Sft final : public Method {
     r.lr = schedule_lr(schedule_, step);
     if (device_) {
       lm_device_logprob_backward(*device_, weight.data(), 1.0f);
-      if (ctx_.comm.has_device_backend()) {  // run.device_comm = nccl: on the GPUs
-        ctx_.comm.device_allreduce(lm_device_grads(*device_), ReduceOp::sum, "sft.grad");
-      } else {
-        lm_device_grads_to_host(*device_, model_);
-        ctx_.comm.allreduce(std::span<float>(model_.grads), ReduceOp::sum, "sft.grad");
-        lm_device_grads_from_host(*device_, model_);
-      }
+      lm_device_allreduce_grads_sum(*device_, model_, ctx_.comm, "sft.grad");
       r.grad_norm = lm_device_update(*device_, grad_clip_, static_cast<float>(r.lr));
     } else {
       cpu::token_logprob_backward(gpt2_dlogits(model_), model_.acts.logits.data(), b.targets.data(), weight.data(),

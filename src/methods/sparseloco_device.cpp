@@ -1,6 +1,7 @@
 #include "methods/sparseloco_device.hpp"
 
 #include "core/error.hpp"
+#include "harness/placement.hpp"
 #ifdef FRUGAL_HAVE_CUDA
 #include "kernels/cuda/kernels.hpp"
 #endif
@@ -67,22 +68,16 @@ void sparseloco_device_restore(SparseLocoDevice& d, const std::vector<float>& gl
 
 #else  // a build without CUDA: placement refuses run.device = "cuda" first; these say it again
 
-namespace {
-[[noreturn]] void no_cuda() {
-  fail("run.device = \"cuda\": this frugal was built without CUDA (no nvcc when it was configured)");
-}
-}  // namespace
-
 struct SparseLocoDevice {};
 void SparseLocoDeviceDeleter::operator()(SparseLocoDevice* d) const { delete d; }
-SparseLocoDevicePtr sparseloco_device_create(const std::vector<float>&, const std::vector<float>&) { no_cuda(); }
+SparseLocoDevicePtr sparseloco_device_create(const std::vector<float>&, const std::vector<float>&) { fail_without_cuda(); }
 void sparseloco_device_compress(SparseLocoDevice&, LmDevice&, const std::vector<compress::CompressBlock>&,
                                 const compress::EfOptions&, std::vector<compress::SparseTensor>&) {
-  no_cuda();
+  fail_without_cuda();
 }
-void sparseloco_device_adopt_global(SparseLocoDevice&, LmDevice&, const std::vector<float>&) { no_cuda(); }
-void sparseloco_device_error_to_host(const SparseLocoDevice&, std::vector<float>&) { no_cuda(); }
-void sparseloco_device_restore(SparseLocoDevice&, const std::vector<float>&, const std::vector<float>&) { no_cuda(); }
+void sparseloco_device_adopt_global(SparseLocoDevice&, LmDevice&, const std::vector<float>&) { fail_without_cuda(); }
+void sparseloco_device_error_to_host(const SparseLocoDevice&, std::vector<float>&) { fail_without_cuda(); }
+void sparseloco_device_restore(SparseLocoDevice&, const std::vector<float>&, const std::vector<float>&) { fail_without_cuda(); }
 
 #endif
 
