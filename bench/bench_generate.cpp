@@ -53,19 +53,9 @@ void BM_Generate(benchmark::State& state) {
     for (int t = 0; t < kPrompt; t++) prompts[size_t(i)].push_back(static_cast<int>(rng.below(uint32_t(c.vocab_size))));
     ids[size_t(i)] = static_cast<uint32_t>(i), members[size_t(i)] = i;
   }
-  std::vector<std::array<LowRankFactors, 4>> factors(size_t(c.num_layers));
-  PopulationNoise noise;
-  noise.sigma = 0.001f;
-  noise.factors.assign(size_t(c.num_layers), {});
+  PopulationFactors population;
   const auto regenerate = [&] {
-    for (int l = 0; l < c.num_layers; l++)
-      for (int k = 0; k < 4; k++) {
-        int rows = 0, cols = 0;
-        block_matrix_shape(c, k, &rows, &cols);
-        lowrank_generate(factors[size_t(l)][size_t(k)], NoiseKey{7, 16u + uint32_t(k), uint32_t(l), 0}, 0, kSequences / 2,
-                         rows, cols, rank);
-        noise.factors[size_t(l)][size_t(k)] = &factors[size_t(l)][size_t(k)];
-      }
+    population_factors_generate(population, c, {true, true, true, true}, 7, 0, kSequences / 2, rank, 0.001f);
   };
   if (variant != kPlain) regenerate();
   SamplingSettings sampling;
@@ -78,7 +68,7 @@ void BM_Generate(benchmark::State& state) {
     if (variant == kEggrollGen) regenerate();
     const GenerateRequest req{prompts, ids, variant == kPlain ? std::span<const int32_t>() : std::span<const int32_t>(members),
                               1, step++};
-    generate(model, nullptr, variant == kPlain ? nullptr : &noise, req, sampling, gen, completions);
+    generate(model, nullptr, variant == kPlain ? nullptr : &population.noise, req, sampling, gen, completions);
     benchmark::DoNotOptimize(completions.data());
   }
   state.counters["tokens/s"] =

@@ -29,11 +29,6 @@ namespace {
 
 constexpr int kPrompt = 16, kNew = 16;
 
-struct Factors {  // one matrix's device factors for all pairs
-  cuda::DeviceBuffer Bt, At;
-  cuda::LowRankView<float> view;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -79,28 +74,14 @@ int main(int argc, char** argv) {
       };
       const double step_plain = bench::time_call([&](int) { decode_step(nullptr); });
       for (const int rank : {1, 4}) {
-        std::vector<std::array<Factors, 4>> factors(size_t(c.num_layers));
-        PopulationNoiseDevice noise;
-        noise.sigma = 0.001f;
-        noise.factors.assign(size_t(c.num_layers), {});
+        PopulationFactorsDevice population;
         const auto regenerate = [&] {
-          for (int l = 0; l < c.num_layers; l++)
-            for (int k = 0; k < 4; k++) {
-              int rows = 0, cols = 0;
-              block_matrix_shape(c, k, &rows, &cols);
-              Factors& f = factors[size_t(l)][size_t(k)];
-              const size_t nb = size_t(N / 2) * rank * cols, na = size_t(N / 2) * rank * rows;
-              if (f.Bt.size() != nb) f.Bt = cuda::DeviceBuffer(nb), f.At = cuda::DeviceBuffer(na);
-              cuda::lowrank_generate(f.Bt.data(), f.At.data(), NoiseKey{7, 16u + uint32_t(k), uint32_t(l), uint32_t(step)},
-                                     0, N / 2, rows, cols, rank);
-              f.view = cuda::LowRankView<float>{f.Bt.data(), f.At.data(), 0, N / 2, rank, rows, cols};
-              noise.factors[size_t(l)][size_t(k)] = &f.view;
-            }
+          population_factors_generate(population, c, {true, true, true, true}, 7, uint32_t(step), N / 2, rank, 0.001f);
         };
         regenerate();
-        const double egg = tokens / bench::time_long_call([&] { run(&noise); }, 3);
-        const double egg_gen = tokens / bench::time_long_call([&] { regenerate(), run(&noise); }, 3);
-        const double step_egg = bench::time_call([&](int) { decode_step(&noise); });
+        const double egg = tokens / bench::time_long_call([&] { run(&population.noise); }, 3);
+        const double egg_gen = tokens / bench::time_long_call([&] { regenerate(), run(&population.noise); }, 3);
+        const double step_egg = bench::time_call([&](int) { decode_step(&population.noise); });
         std::printf("%6d %3d | %12.0f | %12.0f %7.1f%% | %12.0f %7.1f%% || %8.3f ms %7.3f ms %7.1f%%\n", N, rank, plain,
                     egg, 100.0 * egg / plain, egg_gen, 100.0 * egg_gen / plain, 1e3 * step_plain, 1e3 * step_egg,
                     100.0 * step_plain / step_egg);

@@ -23,7 +23,6 @@ namespace frugal::cuda {
 namespace {
 
 using detail::kWarp;
-using detail::warp_max;
 using detail::warp_sum;
 constexpr int kBlock = 256;  // 8 warps = 8 rows per block
 
@@ -34,16 +33,7 @@ __global__ void causal_softmax_kernel(float* att, size_t rows, int T) {
   if (r >= rows) return;  // warp-uniform
   const int lane = threadIdx.x % kWarp, t = static_cast<int>(r % T);
   float* a = att + r * T;
-  float m = -1e30f;
-  for (int t2 = lane; t2 <= t; t2 += kWarp) m = fmaxf(m, a[t2]);
-  const float maxval = warp_max(m);
-  float sum = 0.0f;
-  for (int t2 = lane; t2 <= t; t2 += kWarp) {
-    const float e = expf(a[t2] - maxval);
-    a[t2] = e;
-    sum += e;
-  }
-  const float inv = 1.0f / warp_sum(sum);
+  const float inv = detail::warp_softmax_exp(a, t + 1);
   for (int t2 = lane; t2 < T; t2 += kWarp) a[t2] = t2 <= t ? a[t2] * inv : 0.0f;
 }
 

@@ -17,8 +17,6 @@ namespace {
 
 constexpr int kBlock = 256;
 using detail::kWarp;
-using detail::warp_max;
-using detail::warp_sum;
 
 __device__ inline size_t first_index() { return static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
 __device__ inline size_t grid_stride() { return static_cast<size_t>(gridDim.x) * blockDim.x; }
@@ -53,23 +51,13 @@ __global__ void cached_attention_kernel(float* out, float* scores, const float* 
   const size_t base = size_t(slot[i]) * max_len * C;
   const float* q = qkv + size_t(i) * 3 * C + h * hs;
   float* a = scores + w * max_len;
-  float m = -1e30f;
-  for (int t2 = lane; t2 <= p; t2 += kWarp) {
+  for (int t2 = lane; t2 <= p; t2 += kWarp) {  // each lane its own keys, as warp_softmax_exp expects
     const float* k = kc + base + size_t(t2) * C + h * hs;
     float dot = 0.0f;
     for (int j = 0; j < hs; j++) dot = __fadd_rn(dot, __fmul_rn(q[j], k[j]));
-    dot = __fmul_rn(dot, scale);
-    a[t2] = dot;
-    m = fmaxf(m, dot);
+    a[t2] = __fmul_rn(dot, scale);
   }
-  const float maxval = warp_max(m);
-  float part = 0.0f;
-  for (int t2 = lane; t2 <= p; t2 += kWarp) {
-    const float e = expf(a[t2] - maxval);
-    a[t2] = e;
-    part += e;
-  }
-  const float inv = 1.0f / warp_sum(part);
+  const float inv = detail::warp_softmax_exp(a, p + 1);
   __syncwarp();  // the lanes now read each other's weights
   float* o = out + size_t(i) * C + h * hs;
   for (int j = lane; j < hs; j += kWarp) {

@@ -116,6 +116,19 @@ void DeviceArray<T>::zero() {
   FRUGAL_CUDA_CHECK(cudaMemset(ptr_, 0, n_ * sizeof(T)));  // all-zero bits == 0.0f == 0
 }
 
+template <typename T>
+T* DeviceArray<T>::grow(size_t n) {
+  if (n_ < n) *this = DeviceArray(n);
+  return ptr_;
+}
+
+template <typename T>
+T* DeviceArray<T>::grow_and_upload(const std::vector<T>& host) {
+  grow(host.size());
+  upload(host.data(), host.size());
+  return ptr_;
+}
+
 namespace {
 __global__ void float_to_bf16_kernel(__nv_bfloat16* out, const float* in, size_t n) {
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;

@@ -48,9 +48,9 @@ thread_local MatmulPrecision g_precision = MatmulPrecision::fp32;
 // Three per-thread bf16 buffers for matmul operands rounded on the fly (bf16 precision), grown on demand.
 bf16* bf16_operand(int which, const float* src, size_t n) {
   thread_local DeviceArray<bf16> buffers[3];
-  if (buffers[which].size() < n) buffers[which] = DeviceArray<bf16>(n);
-  convert(buffers[which].data(), src, n);
-  return buffers[which].data();
+  bf16* out = buffers[which].grow(n);
+  convert(out, src, n);
+  return out;
 }
 }  // namespace
 

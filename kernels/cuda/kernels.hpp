@@ -81,6 +81,10 @@ class DeviceArray {
   void download(T* host, size_t n) const;  // first n elements -> host; n <= size()
   std::vector<T> to_host() const;          // the whole buffer
   void zero();                             // cudaMemset to all-zero bits (0.0f / 0)
+  // Scratch and staging buffers reused across calls of varying sizes: at least n elements, reallocated
+  // (contents lost) only when the buffer is smaller, so size() may exceed what a caller uses.
+  T* grow(size_t n);
+  T* grow_and_upload(const std::vector<T>& host);  // grow(host.size()), then host -> first elements
 
  private:
   T* ptr_ = nullptr;

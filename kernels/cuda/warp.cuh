@@ -16,4 +16,22 @@ __device__ inline float warp_max(float v) {
   return v;
 }
 
+// The exponentials of one softmax row held by a warp: lane l owns entries l, l + 32, ... of a[0, n).
+// Replaces them by exp(a - max a) and returns 1 / their sum, on every lane (callers scale by it or
+// keep it). Each lane touches only its own entries: a caller whose lanes then read each other's
+// entries must __syncwarp first.
+__device__ inline float warp_softmax_exp(float* a, int n) {
+  const int lane = threadIdx.x % kWarp;
+  float m = -1e30f;
+  for (int i = lane; i < n; i += kWarp) m = fmaxf(m, a[i]);
+  const float maxval = warp_max(m);
+  float sum = 0.0f;
+  for (int i = lane; i < n; i += kWarp) {
+    const float e = expf(a[i] - maxval);
+    a[i] = e;
+    sum += e;
+  }
+  return 1.0f / warp_sum(sum);
+}
+
 }  // namespace frugal::cuda::detail

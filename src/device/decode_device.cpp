@@ -13,18 +13,9 @@ struct DeviceRows {
   const int32_t* member;
 };
 
-void grow(cuda::DeviceBuffer& b, size_t n) {
-  if (b.size() < n) b = cuda::DeviceBuffer(n);
-}
-const int* up(cuda::IntDeviceBuffer& b, const std::vector<int>& v) {
-  if (b.size() < v.size()) b = cuda::IntDeviceBuffer(v.size());
-  if (!v.empty()) b.upload(v.data(), v.size());
-  return b.data();
-}
-
 // The CUDA kernel set of the shared decoder pass (model/decode_pass.hpp).
 struct CudaDecodeKernels {
-  static void resize(cuda::DeviceBuffer& b, size_t n) { grow(b, n); }
+  static void resize(cuda::DeviceBuffer& b, size_t n) { b.grow(n); }
   static void embed_rows(float* x, const float* wte, const float* wpe, const DeviceRows& rows, int R, int C) {
     cuda::embed_rows(x, wte, wpe, rows.token, rows.pos, R, C);
   }
@@ -61,12 +52,31 @@ struct CudaDecodeKernels {
 
 }  // namespace
 
+void population_factors_generate(PopulationFactorsDevice& p, const GPT2Config& c, const std::array<bool, 4>& perturbed,
+                                 uint64_t seed, uint32_t epoch, int pairs, int rank, float sigma) {
+  p.factors.resize(size_t(c.num_layers));
+  p.noise.sigma = sigma;
+  p.noise.factors.assign(size_t(c.num_layers), {});
+  for (int l = 0; l < c.num_layers; l++)
+    for (int k = 0; k < 4; k++) {
+      if (!perturbed[size_t(k)]) continue;
+      int rows = 0, cols = 0;
+      block_matrix_shape(c, k, &rows, &cols);
+      PopulationFactorsDevice::Factors& f = p.factors[size_t(l)][size_t(k)];
+      f.Bt.grow(size_t(pairs) * rank * cols), f.At.grow(size_t(pairs) * rank * rows);
+      cuda::lowrank_generate(f.Bt.data(), f.At.data(), NoiseKey{seed, 16u + uint32_t(k), uint32_t(l), epoch}, 0, pairs,
+                             rows, cols, rank);
+      f.view = cuda::LowRankView<float>{f.Bt.data(), f.At.data(), 0, pairs, rank, rows, cols};
+      p.noise.factors[size_t(l)][size_t(k)] = &f.view;
+    }
+}
+
 void kv_cache_reserve(KVCacheDevice& cache, const GPT2Config& c, int slots, int max_len) {
   FRUGAL_CHECK(max_len >= 1 && max_len <= c.max_seq_len, "internal: KV cache length ", max_len, " outside [1, ",
                c.max_seq_len, "]");
   const size_t need = size_t(c.num_layers) * slots * max_len * c.channels;
   cache.slots = slots, cache.max_len = max_len, cache.channels = c.channels;
-  grow(cache.k, need), grow(cache.v, need);
+  cache.k.grow(need), cache.v.grow(need);
 }
 
 void decode_forward(GPT2Device& model, BlockHook<GPT2Device>* blocks, const PopulationNoiseDevice* noise,
@@ -78,8 +88,9 @@ void decode_forward(GPT2Device& model, BlockHook<GPT2Device>* blocks, const Popu
                "internal: KV cache not reserved for this model");
   FRUGAL_CHECK(!noise || noise->factors.size() == size_t(L), "internal: population noise for another depth");
   decode_check_rows(c, cache.slots, cache.max_len, rows);
-  const DeviceRows d{up(s.token, rows.token), up(s.slot, rows.slot), up(s.pos, rows.pos), up(s.want, rows.want),
-                     noise ? up(s.member, rows.member) : nullptr};
+  const DeviceRows d{s.token.grow_and_upload(rows.token), s.slot.grow_and_upload(rows.slot),
+                     s.pos.grow_and_upload(rows.pos), s.want.grow_and_upload(rows.want),
+                     noise ? s.member.grow_and_upload(rows.member) : nullptr};
   const int R = static_cast<int>(rows.token.size()), W = static_cast<int>(rows.want.size());
   decode_pass::forward<CudaDecodeKernels>(model, blocks, noise, cache, d, R, W, s);
   if (!download) return;

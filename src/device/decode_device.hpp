@@ -25,6 +25,19 @@ struct PopulationNoiseDevice {
   std::vector<std::array<const cuda::LowRankView<float>*, 4>> factors;  // (L)
 };
 
+// model/decode.hpp's PopulationFactors on the device: the same keys, bit-identical factors
+// (cuda::lowrank_generate), buffers reused across epochs.
+struct PopulationFactorsDevice {
+  struct Factors {
+    cuda::DeviceBuffer Bt, At;
+    cuda::LowRankView<float> view;
+  };
+  std::vector<std::array<Factors, 4>> factors;  // (L) x LoraSlot
+  PopulationNoiseDevice noise;
+};
+void population_factors_generate(PopulationFactorsDevice& p, const GPT2Config& c, const std::array<bool, 4>& perturbed,
+                                 uint64_t seed, uint32_t epoch, int pairs, int rank, float sigma);
+
 struct DecodeScratchDevice {
   cuda::DeviceBuffer x, ln, qkv, atty, proj, fch, fch_gelu, lnf_rows, logits, mean, rstd;
   cuda::IntDeviceBuffer token, slot, pos, member, want;  // the rows, uploaded per call

@@ -10,8 +10,7 @@ namespace {
 // Two per-thread device buffers for the LoRA adapters' (N, r) intermediates, grown on demand.
 float* lora_scratch(int which, size_t n) {
   thread_local cuda::DeviceBuffer buffers[2];
-  if (buffers[which].size() < n) buffers[which] = cuda::DeviceBuffer(n);
-  return buffers[which].data();
+  return buffers[which].grow(n);
 }
 
 }  // namespace
@@ -66,7 +65,7 @@ struct CudaKernels {
   // of a cudaFree (which synchronises) and a cudaMalloc per forward; the passes index by (B, T), never
   // by a buffer's size. Zeroed like the CPU's assign.
   static void resize(cuda::DeviceBuffer& b, size_t n) {
-    if (b.size() < n) b = cuda::DeviceBuffer(n);
+    b.grow(n);
     b.zero();
   }
   static void zero(cuda::DeviceBuffer& b) { b.zero(); }

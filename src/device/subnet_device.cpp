@@ -5,18 +5,6 @@
 
 namespace frugal {
 
-namespace {
-
-void fit(cuda::DeviceBuffer& b, size_t n) {
-  if (b.size() != n) b = cuda::DeviceBuffer(n);
-}
-void upload(cuda::IntDeviceBuffer& b, const std::vector<int>& v) {
-  if (b.size() != v.size()) b = cuda::IntDeviceBuffer(v.size());
-  if (!v.empty()) b.upload(v.data(), v.size());
-}
-
-}  // namespace
-
 void SubnetSlicesDevice::set(const GPT2Subnet& subnet, const GPT2Config& c) {
   const size_t L = size_t(c.num_layers);
   FRUGAL_CHECK(subnet.layer_on.size() == L && subnet.heads.size() == L && subnet.units.size() == L,
@@ -31,15 +19,15 @@ void SubnetSlicesDevice::set(const GPT2Subnet& subnet, const GPT2Config& c) {
     b.plan = subnet_block_plan(subnet, c, l);
     if (b.plan.attn) {
       const size_t CH = size_t(b.plan.CH);
-      upload(b.qkv_rows, b.plan.qkv_rows), upload(b.head_cols, b.plan.head_cols);
-      fit(b.qkvw, 3 * CH * C), fit(b.qkvb, 3 * CH), fit(b.attprojw, C * CH);
-      fit(b.dqkvw, 3 * CH * C), fit(b.dqkvb, 3 * CH), fit(b.dattprojw, C * CH);
+      b.qkv_rows.grow_and_upload(b.plan.qkv_rows), b.head_cols.grow_and_upload(b.plan.head_cols);
+      b.qkvw.grow(3 * CH * C), b.qkvb.grow(3 * CH), b.attprojw.grow(C * CH);
+      b.dqkvw.grow(3 * CH * C), b.dqkvb.grow(3 * CH), b.dattprojw.grow(C * CH);
     }
     if (b.plan.mlp) {
       const size_t M = size_t(b.plan.M);
-      upload(b.units, b.plan.units);
-      fit(b.fcw, M * C), fit(b.fcb, M), fit(b.fcprojw, C * M);
-      fit(b.dfcw, M * C), fit(b.dfcb, M), fit(b.dfcprojw, C * M);
+      b.units.grow_and_upload(b.plan.units);
+      b.fcw.grow(M * C), b.fcb.grow(M), b.fcprojw.grow(C * M);
+      b.dfcw.grow(M * C), b.dfcb.grow(M), b.dfcprojw.grow(C * M);
     }
   }
 }

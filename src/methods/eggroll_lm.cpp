@@ -57,10 +57,6 @@ class EggrollLm final : public Method {
     fitness_kind_ = cfg.str("es.fitness");
     perturbed_ = parse_block_matrices(cfg.str("eggroll_lm.matrices"), "eggroll_lm.matrices");
     opt_ = es_optimizer(cfg, model_.layout);
-    const int L = model_.config.num_layers;
-    factors_.resize(size_t(L));
-    noise_.sigma = sigma_;
-    noise_.factors.assign(size_t(L), {});
     if (cfg.str("run.device") == "cuda") device_ = eggroll_lm_device_create(model_, sigma_, rank_);
   }
 
@@ -93,7 +89,7 @@ class EggrollLm final : public Method {
     if (device_) {
       eggroll_lm_device_generate(*device_, request, s_.sampling, completions, &tokens_generated, &gen_flops);
     } else {
-      generate(model_, nullptr, &noise_, request, s_.sampling, gen_, completions);
+      generate(model_, nullptr, &factors_.noise, request, s_.sampling, gen_, completions);
       tokens_generated = gen_.tokens_generated, gen_flops = gen_.flops;
     }
     const double gen_time = t_gen.seconds();
@@ -129,7 +125,7 @@ class EggrollLm final : public Method {
         float* grad[4] = {d.dqkvw, d.dattprojw, d.dfcw, d.dfcprojw};
         for (int k = 0; k < 4; k++) {
           if (!perturbed_[size_t(k)]) continue;
-          const LowRankFactors& f = factors_[size_t(l)][size_t(k)];
+          const LowRankFactors& f = factors_.factors[size_t(l)][size_t(k)];
           lowrank_update(f, shaped.data(), population_, sigma_, grad[k], scratch_);
           for (size_t j = 0; j < size_t(f.rows) * f.cols; j++) grad[k][j] *= scale;
         }
@@ -173,15 +169,8 @@ class EggrollLm final : public Method {
   void regenerate(uint32_t key) {
     noise_epoch_ = key;
     if (device_) return eggroll_lm_device_regenerate(*device_, ctx_.seed, key, perturbed_, population_ / 2);
-    for (int l = 0; l < model_.config.num_layers; l++)
-      for (int k = 0; k < 4; k++) {
-        if (!perturbed_[size_t(k)]) continue;
-        int rows = 0, cols = 0;
-        block_matrix_shape(model_.config, k, &rows, &cols);
-        LowRankFactors& f = factors_[size_t(l)][size_t(k)];
-        lowrank_generate(f, NoiseKey{ctx_.seed, 16u + uint32_t(k), uint32_t(l), key}, 0, population_ / 2, rows, cols, rank_);
-        noise_.factors[size_t(l)][size_t(k)] = &f;
-      }
+    population_factors_generate(factors_, model_.config, perturbed_, ctx_.seed, key, population_ / 2, rank_,
+                                sigma_);
   }
 
   RunContext& ctx_;
@@ -193,8 +182,7 @@ class EggrollLm final : public Method {
   std::string fitness_kind_;
   std::array<bool, 4> perturbed_{};  // by LoraSlot: the block matrices perturbed and trained
   AdamW opt_;
-  std::vector<std::array<LowRankFactors, 4>> factors_;  // (L) x matrix kind
-  PopulationNoise noise_;
+  PopulationFactors factors_;  // on the CPU: every perturbed matrix's factors and the noise over them
   uint32_t noise_epoch_ = UINT32_MAX;
   std::vector<float> scratch_;
   Generator gen_;

@@ -13,15 +13,10 @@ namespace frugal {
 #ifdef FRUGAL_HAVE_CUDA
 
 struct EggrollLmDevice {
-  struct Factors {
-    cuda::DeviceBuffer Bt, At;
-    cuda::LowRankView<float> view;
-  };
   GPT2Device model;
   float sigma = 0;
   int rank = 1;
-  std::vector<std::array<Factors, 4>> factors;  // (L) x matrix kind
-  PopulationNoiseDevice noise;
+  PopulationFactorsDevice population;
   GeneratorDevice gen;
 };
 
@@ -31,9 +26,6 @@ EggrollLmDevicePtr eggroll_lm_device_create(const GPT2& model, float sigma, int 
   EggrollLmDevicePtr d(new EggrollLmDevice);
   d->model = gpt2_to_device(model);
   d->sigma = sigma, d->rank = rank;
-  d->factors.resize(size_t(model.config.num_layers));
-  d->noise.sigma = sigma;
-  d->noise.factors.assign(size_t(model.config.num_layers), {});
   return d;
 }
 
@@ -43,26 +35,12 @@ void eggroll_lm_device_params(EggrollLmDevice& d, const GPT2& model) {
 
 void eggroll_lm_device_regenerate(EggrollLmDevice& d, uint64_t seed, uint32_t key, const std::array<bool, 4>& perturbed,
                                   int pairs) {
-  const GPT2Config& c = d.model.config;
-  for (int l = 0; l < c.num_layers; l++)
-    for (int k = 0; k < 4; k++) {
-      if (!perturbed[size_t(k)]) continue;
-      int rows = 0, cols = 0;
-      block_matrix_shape(c, k, &rows, &cols);
-      EggrollLmDevice::Factors& f = d.factors[size_t(l)][size_t(k)];
-      const size_t nb = size_t(pairs) * d.rank * cols, na = size_t(pairs) * d.rank * rows;
-      if (f.Bt.size() != nb) f.Bt = cuda::DeviceBuffer(nb);
-      if (f.At.size() != na) f.At = cuda::DeviceBuffer(na);
-      cuda::lowrank_generate(f.Bt.data(), f.At.data(), NoiseKey{seed, 16u + uint32_t(k), uint32_t(l), key}, 0, pairs,
-                             rows, cols, d.rank);
-      f.view = cuda::LowRankView<float>{f.Bt.data(), f.At.data(), 0, pairs, d.rank, rows, cols};
-      d.noise.factors[size_t(l)][size_t(k)] = &f.view;
-    }
+  population_factors_generate(d.population, d.model.config, perturbed, seed, key, pairs, d.rank, d.sigma);
 }
 
 void eggroll_lm_device_generate(EggrollLmDevice& d, const GenerateRequest& request, const SamplingSettings& sampling,
                                 std::vector<Completion>& out, int64_t* tokens_generated, double* flops) {
-  generate(d.model, nullptr, &d.noise, request, sampling, d.gen, out);
+  generate(d.model, nullptr, &d.population.noise, request, sampling, d.gen, out);
   *tokens_generated = d.gen.tokens_generated;
   *flops = d.gen.flops;
 }
@@ -76,7 +54,7 @@ void eggroll_lm_device_update(EggrollLmDevice& d, std::span<const float> fitness
     const GPT2BlockWeights w = gpt2_pass::block_weights(d.model, l);
     float* grad[4] = {w.dqkvw, w.dattprojw, w.dfcw, w.dfcprojw};
     for (int k = 0; k < 4; k++) {
-      const cuda::LowRankView<float>* f = d.noise.factors[size_t(l)][size_t(k)];
+      const cuda::LowRankView<float>* f = d.population.noise.factors[size_t(l)][size_t(k)];
       if (!f) continue;
       const size_t n = size_t(f->rows) * f->cols;
       cuda::lowrank_update(grad[k], *f, fitness.data(), static_cast<int>(fitness.size()), d.sigma);

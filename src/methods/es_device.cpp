@@ -23,25 +23,21 @@ class DeviceEsBuffers {
   const float* params() const { return params_.data(); }
   // Uploads x (batch x in) and, on the first layer, the batch's members.
   void rows_up(int layer, const float* x, int batch, int in, const int32_t* member) {
-    fit(x_, size_t(batch) * in);
+    x_.grow(size_t(batch) * in);
     x_.upload(x, size_t(batch) * in);
     if (layer == 0) {
-      if (member_.size() < size_t(batch)) member_ = cuda::IntDeviceBuffer(size_t(batch));
+      member_.grow(size_t(batch));
       member_.upload(member, size_t(batch));
     }
   }
   const float* x() const { return x_.data(); }
   const int32_t* member() const { return member_.data(); }
-  float* y(size_t n) { return fit(y_, n); }
+  float* y(size_t n) { return y_.grow(n); }
   void y_down(float* y, size_t n) const { y_.download(y, n); }
-  float* g(size_t n) { return fit(g_, n); }
+  float* g(size_t n) { return g_.grow(n); }
   void g_down(float* g, size_t n) const { g_.download(g, n); }
 
  private:
-  static float* fit(cuda::DeviceBuffer& b, size_t n) {
-    if (b.size() < n) b = cuda::DeviceBuffer(n);
-    return b.data();
-  }
   cuda::DeviceBuffer params_, x_, y_, g_;
   cuda::IntDeviceBuffer member_;
 };

@@ -40,7 +40,10 @@ struct LmDevice {
 void LmDeviceDeleter::operator()(LmDevice* d) const { delete d; }
 
 LmDevicePtr lm_device_create(const GPT2& model, const AdamW& opt) {
-  return LmDevicePtr(new LmDevice{gpt2_to_device(model), adamw_to_device(opt), {}, {}, 1.0f, {}, {}, {}, {}, {}, nullptr, nullptr, 0, 0, nullptr});
+  LmDevicePtr d(new LmDevice);
+  d->model = gpt2_to_device(model);
+  d->opt = adamw_to_device(opt);
+  return d;
 }
 
 float lm_device_forward_backward(LmDevice& d, const int* inputs, const int* targets, int B, int T,
@@ -62,12 +65,6 @@ float lm_device_loss(LmDevice& d, const int* inputs, const int* targets, int B, 
   return gpt2_forward(d.model, inputs, targets, B, T);
 }
 
-namespace {
-void fit(cuda::DeviceBuffer& b, size_t n) {
-  if (b.size() != n) b = cuda::DeviceBuffer(n);
-}
-}  // namespace
-
 void lm_device_token_logprobs(LmDevice& d, const int* inputs, const int* targets, int B, int T, float inv_temp,
                               float* logp, float* entropy, bool adapters) {
   const GPT2Config& c = d.model.config;
@@ -81,8 +78,8 @@ void lm_device_token_logprobs(LmDevice& d, const int* inputs, const int* targets
   d.head_params = d.model.params.data();
   if (d.head_targets.size() != BT) d.head_targets = cuda::IntDeviceBuffer(BT);
   d.head_targets.upload(targets, BT);
-  fit(d.head_rows, BT);
-  if (entropy) fit(d.head_entropy, BT);
+  d.head_rows.grow(BT);
+  if (entropy) d.head_entropy.grow(BT);
   cuda::token_logprob_forward(d.head_rows.data(), entropy ? d.head_entropy.data() : nullptr, d.model.acts.logits.data(),
                               d.head_targets.data(), int(BT), c.vocab_size, c.padded_vocab_size, inv_temp);
   d.head_rows.download(logp, BT);

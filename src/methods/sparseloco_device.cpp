@@ -38,7 +38,7 @@ void sparseloco_device_compress(SparseLocoDevice& d, LmDevice& worker, const std
     compress::sparse_reset(sent[b], l, opt.top_k);
     const size_t nnz = sent[b].idx.size();
     FRUGAL_CHECK(int64_t(nnz) == cuda::chunk_topk_nnz(geom, opt.top_k), "internal: device and host top-k sizes differ");
-    if (d.idx.size() < nnz) d.idx = cuda::DeviceArray<uint16_t>(nnz), d.values = cuda::DeviceBuffer(nnz);
+    d.idx.grow(nnz), d.values.grow(nnz);
     cuda::ef_update(e, d.pseudo_grad.data() + blocks[b].offset, opt.beta, size_t(l.numel()));
     cuda::chunk_topk_abs(e, geom, opt.top_k, d.idx.data(), d.values.data());
     d.idx.download(sent[b].idx.data(), nnz);

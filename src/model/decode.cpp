@@ -133,6 +133,22 @@ struct CpuDecodeKernels {
 
 }  // namespace
 
+void population_factors_generate(PopulationFactors& p, const GPT2Config& c, const std::array<bool, 4>& perturbed,
+                                 uint64_t seed, uint32_t epoch, int pairs, int rank, float sigma) {
+  p.factors.resize(size_t(c.num_layers));
+  p.noise.sigma = sigma;
+  p.noise.factors.assign(size_t(c.num_layers), {});
+  for (int l = 0; l < c.num_layers; l++)
+    for (int k = 0; k < 4; k++) {
+      if (!perturbed[size_t(k)]) continue;
+      int rows = 0, cols = 0;
+      block_matrix_shape(c, k, &rows, &cols);
+      LowRankFactors& f = p.factors[size_t(l)][size_t(k)];
+      lowrank_generate(f, NoiseKey{seed, 16u + uint32_t(k), uint32_t(l), epoch}, 0, pairs, rows, cols, rank);
+      p.noise.factors[size_t(l)][size_t(k)] = &f;
+    }
+}
+
 void decode_check_rows(const GPT2Config& c, int cache_slots, int cache_max_len, const DecodeRows& rows) {
   for (size_t i = 0; i < rows.token.size(); i++) {
     const int tok = rows.token[i], pos = rows.pos[i];

@@ -43,6 +43,18 @@ struct PopulationNoise {
   std::vector<std::array<const LowRankFactors*, 4>> factors;  // (L)
 };
 
+// The LM EGGROLL's population noise over the block matrices: the rank-r factors of every pair for
+// the matrices `perturbed` (by LoraSlot) of every block, keyed NoiseKey{seed, 16 + slot, layer,
+// epoch'}, and the PopulationNoise pointing at them (the others left unperturbed). The method
+// (methods/eggroll_lm.cpp) and the generation benchmarks generate them here, and the GPU's twin is
+// device/decode_device.hpp's.
+struct PopulationFactors {
+  std::vector<std::array<LowRankFactors, 4>> factors;  // (L) x LoraSlot
+  PopulationNoise noise;
+};
+void population_factors_generate(PopulationFactors& p, const GPT2Config& c, const std::array<bool, 4>& perturbed,
+                                 uint64_t seed, uint32_t epoch, int pairs, int rank, float sigma);
+
 struct DecodeRows {
   std::vector<int> token, slot, pos;
   std::vector<int32_t> member;  // per row, with a PopulationNoise
