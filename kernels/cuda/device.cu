@@ -57,6 +57,11 @@ void copy(float* dst, const float* src, size_t n) {
   FRUGAL_CUDA_CHECK(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice));
 }
 
+void copy(bf16* dst, const bf16* src, size_t n) {
+  if (n == 0) return;
+  FRUGAL_CUDA_CHECK(cudaMemcpy(dst, src, n * sizeof(bf16), cudaMemcpyDeviceToDevice));
+}
+
 template <typename T>
 DeviceArray<T>::DeviceArray(size_t n) : n_(n) {
   if (n == 0) return;  // cudaMalloc(0) is legal but pointless; keep null for empty buffers

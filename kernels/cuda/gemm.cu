@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/kernels.hpp"
+#include "kernels/cuda/storage.cuh"
 
 namespace frugal::cuda {
 
@@ -45,9 +46,10 @@ cublasHandle_t cublas_handle() {
 namespace {
 thread_local MatmulPrecision g_precision = MatmulPrecision::fp32;
 
-// Three per-thread bf16 buffers for matmul operands rounded on the fly (bf16 precision), grown on demand.
+// Per-thread bf16 buffers for GEMM operands rounded on the fly (fp32 weights under bf16), grown on
+// demand: slots 0-2 are the matmul kernels' own, the rest to_bf16_scratch's callers' (LoRA).
 bf16* bf16_operand(int which, const float* src, size_t n) {
-  thread_local DeviceArray<bf16> buffers[3];
+  thread_local DeviceArray<bf16> buffers[kBf16ScratchSlots];
   bf16* out = buffers[which].grow(n);
   convert(out, src, n);
   return out;
@@ -67,13 +69,17 @@ void set_tf32(bool on) { set_matmul_precision(on ? MatmulPrecision::tf32 : Matmu
 
 namespace {
 
+using detail::dev;
+using detail::load;
+using detail::store;
+
 // out (N,OC) row-major: every row = bias (OC). Grid-stride so any N*OC fits a bounded grid.
-template <typename T>
-__global__ void broadcast_rows_kernel(T* out, const T* bias, size_t N, size_t OC) {
+template <typename TO, typename TB>
+__global__ void broadcast_rows_kernel(TO* out, const TB* bias, size_t N, size_t OC) {
   const size_t total = N * OC;
   const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
-    out[i] = bias[i % OC];
+    out[i] = store<TO>(load(bias[i % OC]));
   }
 }
 
@@ -82,13 +88,14 @@ __global__ void broadcast_rows_kernel(T* out, const T* bias, size_t N, size_t OC
 // reads), y strides the rows; the y == 0 threads add the kRowLanes partials in y order.
 constexpr int kWarp = 32;
 constexpr int kRowLanes = 32;
-__global__ void column_sum_add_kernel(float* dbias, const float* dout, int N, int OC) {
+template <typename Act>
+__global__ void column_sum_add_kernel(float* dbias, const Act* dout, int N, int OC) {
   __shared__ float part[kRowLanes][kWarp + 1];  // +1: no bank conflicts on the column read below
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int o = blockIdx.x * kWarp + tx;
   float s = 0.0f;
   if (o < OC)
-    for (int i = ty; i < N; i += kRowLanes) s += dout[static_cast<size_t>(i) * OC + o];
+    for (int i = ty; i < N; i += kRowLanes) s += load(dout[static_cast<size_t>(i) * OC + o]);
   part[ty][tx] = s;
   __syncthreads();
   if (ty == 0 && o < OC) {
@@ -99,18 +106,35 @@ __global__ void column_sum_add_kernel(float* dbias, const float* dout, int N, in
 }
 
 // Seeds out (N,OC) with the bias rows, so that the GEMM can accumulate onto them (beta = 1): one
-// write pass instead of a read-modify-write pass after the GEMM.
-void broadcast_rows(float* out, const float* bias, int N, int OC) {
+// write pass instead of a read-modify-write pass after the GEMM. out and bias float or bf16.
+template <typename TO, typename TB>
+void broadcast_rows(TO* out, const TB* bias, int N, int OC) {
   const size_t total = static_cast<size_t>(N) * OC;
-  broadcast_rows_kernel<<<detail::grid_for(total, 256), 256>>>(out, bias, static_cast<size_t>(N), static_cast<size_t>(OC));
+  broadcast_rows_kernel<<<detail::grid_for(total, 256), 256>>>(dev(out), dev(bias), static_cast<size_t>(N),
+                                                               static_cast<size_t>(OC));
   FRUGAL_CUDA_CHECK_LAUNCH("broadcast_rows_kernel");
 }
-void broadcast_rows(bf16* out, const bf16* bias, int N, int OC) {
-  const size_t total = static_cast<size_t>(N) * OC;
-  auto* o = reinterpret_cast<__nv_bfloat16*>(out);
-  const auto* b = reinterpret_cast<const __nv_bfloat16*>(bias);
-  broadcast_rows_kernel<<<detail::grid_for(total, 256), 256>>>(o, b, static_cast<size_t>(N), static_cast<size_t>(OC));
-  FRUGAL_CUDA_CHECK_LAUNCH("broadcast_rows_kernel (bf16)");
+
+template <typename Act>
+void column_sum_add(float* dbias, const Act* dout, int N, int OC) {
+  column_sum_add_kernel<<<(OC + kWarp - 1) / kWarp, dim3(kWarp, kRowLanes)>>>(dbias, dev(dout), N, OC);
+  FRUGAL_CUDA_CHECK_LAUNCH("column_sum_add_kernel");
+}
+
+// Row-major C (M,N) = alpha op(A) op(B) + beta C with op(A) (M,K), op(B) (K,N), through cublasGemmEx
+// with fp32 accumulation; A and B bf16 (tensor cores), C bf16 (rounded once) or fp32. cuBLAS sees
+// the column-major transposes, C^T = op(B)^T op(A)^T: operands swapped, transpose flags kept; a
+// row-major X is stored as column-major X^T, with leading dimension its row length.
+template <typename TC>
+void gemm_bf16_rowmajor(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const bf16* A, const bf16* B,
+                        float beta, TC* C) {
+  FRUGAL_CHECK(M >= 0 && N >= 0 && K > 0, "cuda::gemm (bf16): bad shape M=", M, " N=", N, " K=", K);
+  if (M == 0 || N == 0) return;
+  const int lda = trans_a ? M : K, ldb = trans_b ? K : N;
+  FRUGAL_CUBLAS_CHECK(cublasGemmEx(detail::cublas_handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                   trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, CUDA_R_16BF, ldb, A,
+                                   CUDA_R_16BF, lda, &beta, C, detail::blas_type<TC>(), N, CUBLAS_COMPUTE_32F,
+                                   CUBLAS_GEMM_DEFAULT));
 }
 
 }  // namespace
@@ -156,14 +180,9 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
     beta = 1.0f;
   }
   if (g_precision == MatmulPrecision::bf16 && C > 0) {
-    // The same product on bf16 operands (rounded here), fp32 accumulation and output: sgemm_nt's
-    // operand swap through cublasGemmEx.
-    const bf16* w = bf16_operand(0, weight, size_t(OC) * C);
-    const bf16* x = bf16_operand(1, inp, size_t(N) * C);
-    const float one = 1.0f;
-    FRUGAL_CUBLAS_CHECK(cublasGemmEx(detail::cublas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w, CUDA_R_16BF,
-                                     C, x, CUDA_R_16BF, C, &beta, out, CUDA_R_32F, OC, CUBLAS_COMPUTE_32F,
-                                     CUBLAS_GEMM_DEFAULT));
+    // The same product on bf16 operands (rounded here), fp32 accumulation and output.
+    gemm_bf16_rowmajor(false, true, N, OC, C, 1.0f, bf16_operand(1, inp, size_t(N) * C),
+                       bf16_operand(0, weight, size_t(OC) * C), beta, out);
     return;
   }
   // out (N,OC) = inp (N,C) . weight (OC,C)^T + beta out
@@ -171,12 +190,21 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 }
 
 void gemm_nt(int M, int N, int K, float alpha, const bf16* A, const bf16* B, float beta, bf16* C) {
-  FRUGAL_CHECK(M >= 0 && N >= 0 && K > 0, "cuda::gemm_nt (bf16): bad shape M=", M, " N=", N, " K=", K);
-  if (M == 0 || N == 0) return;
-  // The same operand swap as sgemm_nt, through cublasGemmEx: bf16 in and out, fp32 accumulation.
-  FRUGAL_CUBLAS_CHECK(cublasGemmEx(detail::cublas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, B, CUDA_R_16BF,
-                                   K, A, CUDA_R_16BF, K, &beta, C, CUDA_R_16BF, N, CUBLAS_COMPUTE_32F,
-                                   CUBLAS_GEMM_DEFAULT));
+  gemm_bf16_rowmajor(false, true, M, N, K, alpha, A, B, beta, C);
+}
+
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const bf16* A, const bf16* B, float beta,
+          bf16* C) {
+  gemm_bf16_rowmajor(trans_a, trans_b, M, N, K, alpha, A, B, beta, C);
+}
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const bf16* A, const bf16* B, float beta,
+          float* C) {
+  gemm_bf16_rowmajor(trans_a, trans_b, M, N, K, alpha, A, B, beta, C);
+}
+
+bf16* to_bf16_scratch(int slot, const float* src, size_t n) {
+  FRUGAL_CHECK(slot >= kMatmulScratchSlots && slot < kBf16ScratchSlots, "internal: cuda::to_bf16_scratch slot ", slot);
+  return bf16_operand(slot, src, n);
 }
 
 void matmul_forward(bf16* out, const bf16* inp, const bf16* weight, const bf16* bias, int N, int C, int OC) {
@@ -194,14 +222,9 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
     // The two products below on bf16 operands (rounded here), fp32 accumulation into the fp32
     // gradients; dbias stays an fp32 column sum.
     const bf16* d = bf16_operand(0, dout, size_t(N) * OC);
-    if (dinp)
-      FRUGAL_CUBLAS_CHECK(cublasGemmEx(detail::cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one,
-                                       bf16_operand(1, weight, size_t(OC) * C), CUDA_R_16BF, C, d, CUDA_R_16BF, OC,
-                                       &one, dinp, CUDA_R_32F, C, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    if (dweight)
-      FRUGAL_CUBLAS_CHECK(cublasGemmEx(detail::cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one,
-                                       bf16_operand(2, inp, size_t(N) * C), CUDA_R_16BF, C, d, CUDA_R_16BF, OC, &one,
-                                       dweight, CUDA_R_32F, C, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    // dinp (N,C) += dout (N,OC) W (OC,C);  dW (OC,C) += dout^T inp (N,C)
+    if (dinp) gemm_bf16_rowmajor(false, false, N, C, OC, 1.0f, d, bf16_operand(1, weight, size_t(OC) * C), 1.0f, dinp);
+    if (dweight) gemm_bf16_rowmajor(true, false, OC, C, N, 1.0f, d, bf16_operand(2, inp, size_t(N) * C), 1.0f, dweight);
     dinp = dweight = nullptr;  // done: only dbias below
   }
   // The handle is fetched per GEMM, not up front, so empty shapes never touch the device.
@@ -216,10 +239,27 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
   if (dweight && N > 0 && C > 0 && OC > 0)
     FRUGAL_CUBLAS_CHECK(cublasSgemm(detail::cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout,
                                     OC, &one, dweight, C));
-  if (dbias && N > 0 && OC > 0) {
-    column_sum_add_kernel<<<(OC + kWarp - 1) / kWarp, dim3(kWarp, kRowLanes)>>>(dbias, dout, N, OC);
-    FRUGAL_CUDA_CHECK_LAUNCH("column_sum_add_kernel");
-  }
+  if (dbias && N > 0 && OC > 0) column_sum_add(dbias, dout, N, OC);
+}
+
+// bf16 activations (model.dtype = bf16): the fp32 weight is rounded per call into scratch (a pass over
+// it, small beside the GEMM), the products run on bf16 tensor cores with fp32 accumulation.
+void matmul_forward(bf16* out, const bf16* inp, const float* weight, const float* bias, int N, int C, int OC) {
+  FRUGAL_CHECK(N >= 0 && C > 0 && OC >= 0, "cuda::matmul_forward (bf16): bad shape N=", N, " C=", C, " OC=", OC);
+  if (N == 0 || OC == 0) return;
+  if (bias) broadcast_rows(out, bias, N, OC);
+  gemm_bf16_rowmajor(false, true, N, OC, C, 1.0f, inp, bf16_operand(0, weight, size_t(OC) * C), bias ? 1.0f : 0.0f,
+                     out);
+}
+
+void matmul_backward(bf16* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp, const float* weight,
+                     int N, int C, int OC) {
+  FRUGAL_CHECK(N >= 0 && C >= 0 && OC >= 0, "cuda::matmul_backward (bf16): negative shape N=", N, " C=", C, " OC=", OC);
+  if (N == 0 || C == 0 || OC == 0) return;
+  // dinp (N,C) += dout (N,OC) W (OC,C), rounded to bf16;  dW (OC,C) += dout^T inp (N,C) in fp32
+  if (dinp) gemm_bf16_rowmajor(false, false, N, C, OC, 1.0f, dout, bf16_operand(0, weight, size_t(OC) * C), 1.0f, dinp);
+  if (dweight) gemm_bf16_rowmajor(true, false, OC, C, N, 1.0f, dout, inp, 1.0f, dweight);
+  if (dbias) column_sum_add(dbias, dout, N, OC);
 }
 
 }  // namespace frugal::cuda

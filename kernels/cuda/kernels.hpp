@@ -4,6 +4,10 @@
 //
 // Same signatures and row-major semantics as kernels/cpu/, which is the reference these are tested
 // against. All float pointers passed to the kernels are DEVICE pointers (e.g. DeviceBuffer::data()).
+// The training kernels also take bf16 activations (model.dtype = bf16, llm.c's scheme): an overload
+// with bf16 in place of every activation and activation-gradient pointer, computing in fp32 and
+// rounding each stored value once; weights, their gradients, LayerNorm statistics and losses stay
+// fp32. Those overloads agree with the CPU kernel to bf16 rounding (~1e-2 relative), not bit for bit.
 // Work goes to the legacy default stream, so calls are ordered with each other and with
 // DeviceBuffer's copies; use synchronize() before timing on the host.
 // Every failing CUDA/cuBLAS call throws frugal::Error naming the call and the CUDA error string.
@@ -109,14 +113,17 @@ using ByteDeviceBuffer = DeviceArray<uint8_t>;
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC);
 // The same in bf16 (cuBLAS tensor cores, fp32 accumulation, output rounded to bf16 once).
 void matmul_forward(bf16* out, const bf16* inp, const bf16* weight, const bf16* bias, int N, int C, int OC);
+// bf16 activations, fp32 weight and bias: the weight is rounded to bf16 per call (per-thread scratch).
+void matmul_forward(bf16* out, const bf16* inp, const float* weight, const float* bias, int N, int C, int OC);
 
 // The precision of the calling thread's FP32 GEMMs (model.dtype on a GPU):
 //   fp32  plain FP32 (the default): the CPU's results to FP32 rounding
 //   tf32  TF32 tensor cores: inputs rounded to 10-bit mantissas, fp32 accumulation (~1e-3 relative)
-//   bf16  matmul_forward/backward on bf16 operands (rounded per call into per-thread scratch) on the
-//         bf16 tensor cores, fp32 accumulation, fp32 outputs and gradients (~1e-2 relative); the
-//         other GEMMs (attention, LoRA, sgemm_*) in TF32. Activations, master weights and optimiser
-//         state stay fp32: bf16 matmuls, not yet bf16 activations.
+//   bf16  the training passes run on bf16 activations (the bf16 overloads, device/gpt2_device); the
+//         fp32 matmul_forward/backward that remain (the KV-cached decoder) round their operands per
+//         call into per-thread scratch for the bf16 tensor cores, fp32 accumulation, fp32 outputs
+//         (~1e-2 relative); the other fp32 GEMMs (sgemm_*) in TF32. Master weights and optimiser
+//         state stay fp32.
 enum class MatmulPrecision { fp32, tf32, bf16 };
 void set_matmul_precision(MatmulPrecision p);
 MatmulPrecision matmul_precision();
@@ -131,11 +138,23 @@ void sgemm_nn(int M, int N, int K, float alpha, const float* A, const float* B, 
 void sgemm_tn(int M, int N, int K, float alpha, const float* A, const float* B, float beta, float* C);
 // The same in bf16: bf16 operands and C, fp32 accumulation (tensor cores), C rounded once. K > 0.
 void gemm_nt(int M, int N, int K, float alpha, const bf16* A, const bf16* B, float beta, bf16* C);
+// Row-major C (M,N) = alpha op(A) op(B) + beta C, op(A) (M,K) and op(B) (K,N), op = transpose where
+// asked: bf16 operands, fp32 accumulation, C bf16 (rounded once) or fp32. K > 0.
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const bf16* A, const bf16* B, float beta,
+          bf16* C);
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const bf16* A, const bf16* B, float beta,
+          float* C);
+// n device floats rounded to bf16 into the calling thread's scratch slot (kMatmulScratchSlots <= slot
+// < kBf16ScratchSlots: the lower slots are the matmul kernels'), valid until that slot's next use.
+constexpr int kMatmulScratchSlots = 3, kBf16ScratchSlots = 5;
+bf16* to_bf16_scratch(int slot, const float* src, size_t n);
 
 // LayerNorm over the last dimension, eps = 1e-5: out (N,C), mean (N), rstd (N) from inp (N,C),
 // weight (C), bias (C). One warp per row.
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                        const float* bias, int N, int C);
+void layernorm_forward(bf16* out, float* mean, float* rstd, const bf16* inp, const float* weight, const float* bias,
+                       int N, int C);
 
 // ---- Training kernels: CUDA twins of kernels/cpu/ (same shapes, same += / overwrite rules). ----
 // "deterministic" below means bit-identical results run to run on the same GPU; where the sum
@@ -143,27 +162,37 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
 
 // out (B,T,C) = wte[inp[b,t]] (V,C) + wpe[t] (maxT,C); inp (B,T) device token ids. Bit-identical to CPU.
 void encoder_forward(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C);
+void encoder_forward(bf16* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C);
 // dwte, dwpe += scatter of dout (B,T,C). Deterministic without atomics, and each (token, channel)
 // sum runs in the CPU's (b,t) order, so bit-identical to the CPU kernel.
 void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* inp, int B, int T, int C);
+void encoder_backward(float* dwte, float* dwpe, const bf16* dout, const int* inp, int B, int T, int C);
 
 // dinp (N,C), dweight (C), dbias (C) += gradients given dout (N,C) and the saved mean/rstd (N).
 // Deterministic (fixed reduction trees, no atomics).
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                         const float* weight, const float* mean, const float* rstd, int N, int C);
+void layernorm_backward(bf16* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp,
+                        const float* weight, const float* mean, const float* rstd, int N, int C);
 
 // GELU, tanh approximation (GPT-2): out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 void gelu_forward(float* out, const float* inp, size_t n);
+void gelu_forward(bf16* out, const bf16* inp, size_t n);
 // dinp += gelu'(inp) * dout
 void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n);
+void gelu_backward(bf16* dinp, const bf16* inp, const bf16* dout, size_t n);
 // out = a + b (bit-identical to CPU)
 void residual_forward(float* out, const float* a, const float* b, size_t n);
+void residual_forward(bf16* out, const bf16* a, const bf16* b, size_t n);
 // da += dout; db += dout (bit-identical to CPU)
 void residual_backward(float* da, float* db, const float* dout, size_t n);
+void residual_backward(bf16* da, bf16* db, const bf16* dout, size_t n);
 // dst += src, n elements (bit-identical to CPU)
 void accumulate(float* dst, const float* src, size_t n);
-// dst = src, n device floats (a device-to-device copy)
+void accumulate(bf16* dst, const bf16* src, size_t n);
+// dst = src, n device elements (a device-to-device copy)
 void copy(float* dst, const float* src, size_t n);
+void copy(bf16* dst, const bf16* src, size_t n);
 // out = a - b, n elements (bit-identical to CPU)
 void subtract(float* out, const float* a, const float* b, size_t n);
 // x *= s, n elements (bit-identical to CPU: one float multiply each)
@@ -173,23 +202,34 @@ void scale(float* x, float s, size_t n);
 // three may be null (skipped). cuBLAS with plain FP32 math; dbias by a fixed-order column reduction.
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int N, int C, int OC);
+// bf16 activations: dinp, dout, inp bf16 (dinp rounded once); weight, dweight, dbias fp32.
+void matmul_backward(bf16* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp, const float* weight,
+                     int N, int C, int OC);
 
 // probs (N,Vp) = softmax(logits (N,Vp)) over [0, V), 0 in the padding; losses (N) = -log probs[target].
 // targets (N) are device ints. One block per row; the exp sum accumulates in double as on the CPU.
 void softmax_crossentropy_forward(float* probs, float* losses, const float* logits, const int* targets, int N,
                                   int V, int Vp);
+void softmax_crossentropy_forward(bf16* probs, float* losses, const bf16* logits, const int* targets, int N, int V,
+                                  int Vp);
 // dlogits (N,Vp) = (probs - onehot(target)) * dloss, padding 0 (overwrites). Bit-identical to CPU.
 void softmax_crossentropy_backward(float* dlogits, const float* probs, const int* targets, float dloss, int N,
                                    int V, int Vp);
+void softmax_crossentropy_backward(bf16* dlogits, const bf16* probs, const int* targets, float dloss, int N, int V,
+                                   int Vp);
 
 // Log-probabilities of the targets under softmax(logits (N,Vp) inv_temp) over [0, V): logp (N), and
 // the entropies (N) when entropy is non-null (cpu::token_logprob_forward). One block per row, the
 // exp sums in double as on the CPU.
 void token_logprob_forward(float* logp, float* entropy, const float* logits, const int* targets, int N, int V, int Vp,
                            float inv_temp);
+void token_logprob_forward(float* logp, float* entropy, const bf16* logits, const int* targets, int N, int V, int Vp,
+                           float inv_temp);
 // dlogits (N,Vp) = weight[n] inv_temp (onehot(target) - softmax): the gradient of sum_n weight[n]
 // logp_n (overwrites; padding and rows of weight 0 get 0). weight (N) is a device array.
 void token_logprob_backward(float* dlogits, const float* logits, const int* targets, const float* weight, int N, int V,
+                            int Vp, float inv_temp);
+void token_logprob_backward(bf16* dlogits, const bf16* logits, const int* targets, const float* weight, int N, int V,
                             int Vp, float inv_temp);
 
 // Causal self-attention, heads of size C/NH: qkv (B,T,3C) = q | k | v; out (B,T,C); att (B,NH,T,T)
@@ -197,10 +237,12 @@ void token_logprob_backward(float* dlogits, const float* logits, const int* targ
 // products are cuBLAS strided-batched GEMMs (TF32 under set_tf32), the softmax one warp per
 // (b, h, t) row; no atomics: deterministic.
 void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH);
+void attention_forward(bf16* out, bf16* att, const bf16* qkv, int B, int T, int C, int NH);
 // dqkv (B,T,3C) += gradient given dout (B,T,C) and the saved att. Uses a (B,NH,T,T) device scratch
 // (grown on demand, kept per thread) for the pre-softmax gradient. Deterministic.
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
                         int NH);
+void attention_backward(bf16* dqkv, const bf16* dout, const bf16* qkv, const bf16* att, int B, int T, int C, int NH);
 
 // EST's weight slices (model/subnet.cpp), index lists on the device, listed rows / columns distinct:
 //   gather_rows          dst (n_rows, row_len) = scale src[rows[j], :]

@@ -1,5 +1,6 @@
 // Element-wise ops: GELU (tanh approximation, as GPT-2), the residual add and dst += src. Grid-stride loops over
-// n elements, one thread per element per pass.
+// n elements, one thread per element per pass. The activation ops are templates over their storage
+// (kernels/cuda/storage.cuh): fp32 arithmetic, bf16 rounded once per stored value.
 //
 // nvcc fuses a * b + c into an FMA by default, the CPU build does not (-ffp-contract=off); the __f*_rn
 // intrinsics are never fused, so the arithmetic here rounds step by step like the CPU's. What remains
@@ -10,11 +11,15 @@
 
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/kernels.hpp"
+#include "kernels/cuda/storage.cuh"
 
 namespace frugal::cuda {
 
 namespace {
 
+using detail::dev;
+using detail::load;
+using detail::store;
 constexpr int kBlock = 256;
 constexpr float kGeluScale = 0.7978845608028654f;  // sqrt(2 / pi)
 
@@ -29,40 +34,45 @@ __device__ inline float gelu_arg(float x) {
   return __fmul_rn(kGeluScale, __fadd_rn(x, cube));
 }
 
-__global__ void gelu_forward_kernel(float* out, const float* inp, size_t n) {
+template <typename T>
+__global__ void gelu_forward_kernel(T* out, const T* inp, size_t n) {
   for (size_t i = first_index(); i < n; i += grid_stride()) {
-    const float x = inp[i];
-    out[i] = __fmul_rn(__fmul_rn(0.5f, x), __fadd_rn(1.0f, tanhf(gelu_arg(x))));
+    const float x = load(inp[i]);
+    out[i] = store<T>(__fmul_rn(__fmul_rn(0.5f, x), __fadd_rn(1.0f, tanhf(gelu_arg(x)))));
   }
 }
 
 // dinp += gelu'(x) dout, gelu'(x) = 0.5 (1 + th) + 0.5 x sech^2(u) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
-__global__ void gelu_backward_kernel(float* dinp, const float* inp, const float* dout, size_t n) {
+template <typename T>
+__global__ void gelu_backward_kernel(T* dinp, const T* inp, const T* dout, size_t n) {
   for (size_t i = first_index(); i < n; i += grid_stride()) {
-    const float x = inp[i];
+    const float x = load(inp[i]);
     const float th = tanhf(gelu_arg(x));
     const float sech2 = __fsub_rn(1.0f, __fmul_rn(th, th));
     const float left = __fmul_rn(0.5f, __fadd_rn(1.0f, th));
     const float poly = __fadd_rn(1.0f, __fmul_rn(__fmul_rn(3.0f * 0.044715f, x), x));
     const float right = __fmul_rn(__fmul_rn(__fmul_rn(__fmul_rn(0.5f, x), sech2), kGeluScale), poly);
-    dinp[i] = __fadd_rn(dinp[i], __fmul_rn(__fadd_rn(left, right), dout[i]));
+    dinp[i] = store<T>(__fadd_rn(load(dinp[i]), __fmul_rn(__fadd_rn(left, right), load(dout[i]))));
   }
 }
 
-__global__ void residual_forward_kernel(float* out, const float* a, const float* b, size_t n) {
-  for (size_t i = first_index(); i < n; i += grid_stride()) out[i] = a[i] + b[i];
+template <typename T>
+__global__ void residual_forward_kernel(T* out, const T* a, const T* b, size_t n) {
+  for (size_t i = first_index(); i < n; i += grid_stride()) out[i] = store<T>(load(a[i]) + load(b[i]));
 }
 
-__global__ void residual_backward_kernel(float* da, float* db, const float* dout, size_t n) {
+template <typename T>
+__global__ void residual_backward_kernel(T* da, T* db, const T* dout, size_t n) {
   for (size_t i = first_index(); i < n; i += grid_stride()) {
-    const float d = dout[i];
-    da[i] += d;
-    db[i] += d;
+    const float d = load(dout[i]);
+    da[i] = store<T>(load(da[i]) + d);
+    db[i] = store<T>(load(db[i]) + d);
   }
 }
 
-__global__ void accumulate_kernel(float* dst, const float* src, size_t n) {
-  for (size_t i = first_index(); i < n; i += grid_stride()) dst[i] += src[i];
+template <typename T>
+__global__ void accumulate_kernel(T* dst, const T* src, size_t n) {
+  for (size_t i = first_index(); i < n; i += grid_stride()) dst[i] = store<T>(load(dst[i]) + load(src[i]));
 }
 
 __global__ void subtract_kernel(float* out, const float* a, const float* b, size_t n) {
@@ -73,37 +83,53 @@ __global__ void scale_kernel(float* x, float s, size_t n) {
   for (size_t i = first_index(); i < n; i += grid_stride()) x[i] *= s;
 }
 
-}  // namespace
-
-void gelu_forward(float* out, const float* inp, size_t n) {
+template <typename T>
+void gelu_forward_on(T* out, const T* inp, size_t n) {
   if (n == 0) return;
-  gelu_forward_kernel<<<grid_for(n), kBlock>>>(out, inp, n);
+  gelu_forward_kernel<<<grid_for(n), kBlock>>>(dev(out), dev(inp), n);
   FRUGAL_CUDA_CHECK_LAUNCH("gelu_forward_kernel");
 }
 
-void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) {
+template <typename T>
+void gelu_backward_on(T* dinp, const T* inp, const T* dout, size_t n) {
   if (n == 0) return;
-  gelu_backward_kernel<<<grid_for(n), kBlock>>>(dinp, inp, dout, n);
+  gelu_backward_kernel<<<grid_for(n), kBlock>>>(dev(dinp), dev(inp), dev(dout), n);
   FRUGAL_CUDA_CHECK_LAUNCH("gelu_backward_kernel");
 }
 
-void residual_forward(float* out, const float* a, const float* b, size_t n) {
+template <typename T>
+void residual_forward_on(T* out, const T* a, const T* b, size_t n) {
   if (n == 0) return;
-  residual_forward_kernel<<<grid_for(n), kBlock>>>(out, a, b, n);
+  residual_forward_kernel<<<grid_for(n), kBlock>>>(dev(out), dev(a), dev(b), n);
   FRUGAL_CUDA_CHECK_LAUNCH("residual_forward_kernel");
 }
 
-void residual_backward(float* da, float* db, const float* dout, size_t n) {
+template <typename T>
+void residual_backward_on(T* da, T* db, const T* dout, size_t n) {
   if (n == 0) return;
-  residual_backward_kernel<<<grid_for(n), kBlock>>>(da, db, dout, n);
+  residual_backward_kernel<<<grid_for(n), kBlock>>>(dev(da), dev(db), dev(dout), n);
   FRUGAL_CUDA_CHECK_LAUNCH("residual_backward_kernel");
 }
 
-void accumulate(float* dst, const float* src, size_t n) {
+template <typename T>
+void accumulate_on(T* dst, const T* src, size_t n) {
   if (n == 0) return;
-  accumulate_kernel<<<grid_for(n), kBlock>>>(dst, src, n);
+  accumulate_kernel<<<grid_for(n), kBlock>>>(dev(dst), dev(src), n);
   FRUGAL_CUDA_CHECK_LAUNCH("accumulate_kernel");
 }
+
+}  // namespace
+
+void gelu_forward(float* out, const float* inp, size_t n) { gelu_forward_on(out, inp, n); }
+void gelu_forward(bf16* out, const bf16* inp, size_t n) { gelu_forward_on(out, inp, n); }
+void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) { gelu_backward_on(dinp, inp, dout, n); }
+void gelu_backward(bf16* dinp, const bf16* inp, const bf16* dout, size_t n) { gelu_backward_on(dinp, inp, dout, n); }
+void residual_forward(float* out, const float* a, const float* b, size_t n) { residual_forward_on(out, a, b, n); }
+void residual_forward(bf16* out, const bf16* a, const bf16* b, size_t n) { residual_forward_on(out, a, b, n); }
+void residual_backward(float* da, float* db, const float* dout, size_t n) { residual_backward_on(da, db, dout, n); }
+void residual_backward(bf16* da, bf16* db, const bf16* dout, size_t n) { residual_backward_on(da, db, dout, n); }
+void accumulate(float* dst, const float* src, size_t n) { accumulate_on(dst, src, n); }
+void accumulate(bf16* dst, const bf16* src, size_t n) { accumulate_on(dst, src, n); }
 
 void subtract(float* out, const float* a, const float* b, size_t n) {
   if (n == 0) return;

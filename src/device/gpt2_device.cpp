@@ -8,10 +8,14 @@ namespace frugal {
 namespace {
 
 // Two per-thread device buffers for the LoRA adapters' (N, r) intermediates, grown on demand.
-float* lora_scratch(int which, size_t n) {
-  thread_local cuda::DeviceBuffer buffers[2];
+template <typename T>
+T* lora_scratch(int which, size_t n) {
+  thread_local cuda::DeviceArray<T> buffers[2];
   return buffers[which].grow(n);
 }
+// The adapters rounded to bf16 for the bf16 path (cuda::to_bf16_scratch's slots of their own).
+constexpr int kLoraASlot = cuda::kMatmulScratchSlots, kLoraBSlot = cuda::kMatmulScratchSlots + 1;
+static_assert(kLoraBSlot < cuda::kBf16ScratchSlots);
 
 }  // namespace
 
@@ -19,7 +23,7 @@ void block_linear_forward(float* out, const float* inp, const float* w, const fl
                           int C, int OC, DeviceTag) {
   cuda::matmul_forward(out, inp, w, b, N, C, OC);
   if (!lora.A) return;
-  float* h = lora_scratch(0, size_t(N) * lora.rank);
+  float* h = lora_scratch<float>(0, size_t(N) * lora.rank);
   cuda::sgemm_nt(N, lora.rank, C, 1.0f, inp, lora.A, 0.0f, h);          // h = inp A^T
   cuda::sgemm_nt(N, OC, lora.rank, lora.scale, h, lora.B, 1.0f, out);   // out += s h B^T
 }
@@ -29,13 +33,41 @@ void block_linear_backward(float* dinp, float* dw, float* db, const float* dout,
   cuda::matmul_backward(dinp, dw, db, dout, inp, w, N, C, OC);
   if (!lora.A) return;
   const int r = lora.rank;
-  float* h = lora_scratch(0, size_t(N) * r);
-  float* dh = lora_scratch(1, size_t(N) * r);
+  float* h = lora_scratch<float>(0, size_t(N) * r);
+  float* dh = lora_scratch<float>(1, size_t(N) * r);
   cuda::sgemm_nt(N, r, C, 1.0f, inp, lora.A, 0.0f, h);              // h = inp A^T   (recomputed)
   cuda::sgemm_nn(N, r, OC, lora.scale, dout, lora.B, 0.0f, dh);     // dh = s dout B (N, r)
   cuda::sgemm_tn(OC, r, N, lora.scale, dout, h, 1.0f, lora.dB);     // dB += s dout^T h
   cuda::sgemm_tn(r, C, N, 1.0f, dh, inp, 1.0f, lora.dA);            // dA += dh^T inp
   if (dinp) cuda::sgemm_nn(N, C, r, 1.0f, dh, lora.A, 1.0f, dinp);  // dinp += dh A
+}
+
+void block_linear_forward(cuda::bf16* out, const cuda::bf16* inp, const float* w, const float* b,
+                          const LoraMatrix& lora, int N, int C, int OC, DeviceTag) {
+  cuda::matmul_forward(out, inp, w, b, N, C, OC);
+  if (!lora.A) return;
+  const int r = lora.rank;
+  const cuda::bf16* A = cuda::to_bf16_scratch(kLoraASlot, lora.A, size_t(r) * C);
+  const cuda::bf16* Bm = cuda::to_bf16_scratch(kLoraBSlot, lora.B, size_t(OC) * r);
+  cuda::bf16* h = lora_scratch<cuda::bf16>(0, size_t(N) * r);
+  cuda::gemm(false, true, N, r, C, 1.0f, inp, A, 0.0f, h);             // h = inp A^T
+  cuda::gemm(false, true, N, OC, r, lora.scale, h, Bm, 1.0f, out);     // out += s h B^T
+}
+
+void block_linear_backward(cuda::bf16* dinp, float* dw, float* db, const cuda::bf16* dout, const cuda::bf16* inp,
+                           const float* w, const LoraMatrix& lora, int N, int C, int OC, DeviceTag) {
+  cuda::matmul_backward(dinp, dw, db, dout, inp, w, N, C, OC);
+  if (!lora.A) return;
+  const int r = lora.rank;
+  const cuda::bf16* A = cuda::to_bf16_scratch(kLoraASlot, lora.A, size_t(r) * C);
+  const cuda::bf16* Bm = cuda::to_bf16_scratch(kLoraBSlot, lora.B, size_t(OC) * r);
+  cuda::bf16* h = lora_scratch<cuda::bf16>(0, size_t(N) * r);
+  cuda::bf16* dh = lora_scratch<cuda::bf16>(1, size_t(N) * r);
+  cuda::gemm(false, true, N, r, C, 1.0f, inp, A, 0.0f, h);                // h = inp A^T   (recomputed)
+  cuda::gemm(false, false, N, r, OC, lora.scale, dout, Bm, 0.0f, dh);     // dh = s dout B (N, r)
+  cuda::gemm(true, false, OC, r, N, lora.scale, dout, h, 1.0f, lora.dB);  // dB += s dout^T h
+  cuda::gemm(true, false, r, C, N, 1.0f, dh, inp, 1.0f, lora.dA);         // dA += dh^T inp
+  if (dinp) cuda::gemm(false, false, N, C, r, 1.0f, dh, A, 1.0f, dinp);   // dinp += dh A
 }
 
 namespace {
@@ -64,11 +96,15 @@ struct CudaKernels {
   // Grow-only: a batch of another (B, T) (RL's minibatches, evaluation) reuses the allocation instead
   // of a cudaFree (which synchronises) and a cudaMalloc per forward; the passes index by (B, T), never
   // by a buffer's size. Zeroed like the CPU's assign.
-  static void resize(cuda::DeviceBuffer& b, size_t n) {
+  template <typename T>
+  static void resize(cuda::DeviceArray<T>& b, size_t n) {
     b.grow(n);
     b.zero();
   }
-  static void zero(cuda::DeviceBuffer& b) { b.zero(); }
+  template <typename T>
+  static void zero(cuda::DeviceArray<T>& b) {
+    b.zero();
+  }
   static void set_tokens(cuda::IntDeviceBuffer& tokens, const int* host, int n) {
     if (tokens.size() != size_t(n)) tokens = cuda::IntDeviceBuffer(size_t(n));
     tokens.upload(host, size_t(n));
@@ -84,10 +120,17 @@ struct CudaKernels {
   }
 };
 
+// Runs f on the model's activation set and its gradients, fp32 or bf16.
+template <class F>
+auto with_activations(GPT2Device& model, F&& f) {
+  return model.bf16_activations ? f(model.acts_bf16, model.grad_acts_bf16) : f(model.acts, model.grad_acts);
+}
+
 }  // namespace
 
-GPT2Device gpt2_to_device(const GPT2& host) {
+GPT2Device gpt2_to_device(const GPT2& host, bool bf16_activations) {
   GPT2Device d;
+  d.bf16_activations = bf16_activations;
   d.config = host.config;
   d.layout = host.layout;
   d.params = cuda::DeviceBuffer(host.params);
@@ -104,17 +147,38 @@ void gpt2_to_host(const GPT2Device& device, GPT2& host) {
 
 float gpt2_forward(GPT2Device& model, const int* inputs, const int* targets, int B, int T,
                    BlockHook<GPT2Device>* blocks) {
-  return gpt2_pass::forward<CudaKernels>(model, inputs, targets, B, T, blocks);
+  return with_activations(model, [&](auto& a, auto&) {
+    return gpt2_pass::forward<CudaKernels>(model, a, inputs, targets, B, T, blocks);
+  });
 }
 
 void gpt2_backward(GPT2Device& model, BlockHook<GPT2Device>* blocks) {
-  gpt2_pass::backward<CudaKernels>(model, blocks);
+  with_activations(model, [&](auto& a, auto& g) { gpt2_pass::backward<CudaKernels>(model, a, g, blocks); });
 }
 
-float* gpt2_dlogits(GPT2Device& model) { return gpt2_pass::dlogits<CudaKernels>(model); }
-
 void gpt2_backward_from_dlogits(GPT2Device& model, BlockHook<GPT2Device>* blocks) {
-  gpt2_pass::backward_from_dlogits<CudaKernels>(model, blocks);
+  with_activations(model,
+                   [&](auto& a, auto& g) { gpt2_pass::backward_from_dlogits<CudaKernels>(model, a, g, blocks); });
+}
+
+size_t gpt2_positions(const GPT2Device& model) {
+  return model.bf16_activations ? size_t(model.acts_bf16.B) * model.acts_bf16.T : size_t(model.acts.B) * model.acts.T;
+}
+
+void gpt2_token_logprob_forward(GPT2Device& model, float* logp, float* entropy, const int* targets, float inv_temp) {
+  const GPT2Config& c = model.config;
+  with_activations(model, [&](auto& a, auto&) {
+    cuda::token_logprob_forward(logp, entropy, a.logits.data(), targets, a.B * a.T, c.vocab_size, c.padded_vocab_size,
+                                inv_temp);
+  });
+}
+
+void gpt2_token_logprob_backward(GPT2Device& model, const int* targets, const float* weight, float inv_temp) {
+  const GPT2Config& c = model.config;
+  with_activations(model, [&](auto& a, auto& g) {
+    cuda::token_logprob_backward(gpt2_pass::dlogits<CudaKernels>(model, a, g), a.logits.data(), targets, weight,
+                                 a.B * a.T, c.vocab_size, c.padded_vocab_size, inv_temp);
+  });
 }
 
 void gpt2_zero_grad(GPT2Device& model) { model.grads.zero(); }

@@ -41,7 +41,8 @@ void LmDeviceDeleter::operator()(LmDevice* d) const { delete d; }
 
 LmDevicePtr lm_device_create(const GPT2& model, const AdamW& opt) {
   LmDevicePtr d(new LmDevice);
-  d->model = gpt2_to_device(model);
+  // model.dtype = bf16 (placement set this thread's matmul precision from it) means bf16 activations.
+  d->model = gpt2_to_device(model, cuda::matmul_precision() == cuda::MatmulPrecision::bf16);
   d->opt = adamw_to_device(opt);
   return d;
 }
@@ -80,25 +81,23 @@ void lm_device_token_logprobs(LmDevice& d, const int* inputs, const int* targets
   d.head_targets.upload(targets, BT);
   d.head_rows.grow(BT);
   if (entropy) d.head_entropy.grow(BT);
-  cuda::token_logprob_forward(d.head_rows.data(), entropy ? d.head_entropy.data() : nullptr, d.model.acts.logits.data(),
-                              d.head_targets.data(), int(BT), c.vocab_size, c.padded_vocab_size, inv_temp);
+  gpt2_token_logprob_forward(d.model, d.head_rows.data(), entropy ? d.head_entropy.data() : nullptr,
+                             d.head_targets.data(), inv_temp);
   d.head_rows.download(logp, BT);
   if (entropy) d.head_entropy.download(entropy, BT);
   d.head_inv_temp = inv_temp;
 }
 
 void lm_device_logprob_backward(LmDevice& d, const float* weight, float inv_temp) {
-  const GPT2Config& c = d.model.config;
   const size_t BT = d.head_targets.size();
-  FRUGAL_CHECK(BT > 0 && BT == size_t(d.model.acts.B) * d.model.acts.T && inv_temp == d.head_inv_temp &&
+  FRUGAL_CHECK(BT > 0 && BT == gpt2_positions(d.model) && inv_temp == d.head_inv_temp &&
                    d.head_forward == d.forwards && d.head_params == d.model.params.data(),
                "internal: lm_device_logprob_backward needs lm_device_token_logprobs of the same batch and parameters "
                "as the last forward");
   d.head_rows.upload(weight, BT);  // the log-probabilities are on the host now: reuse the buffer
   gpt2_zero_grad(d.model);  // with adapters: the frozen base's bias and LayerNorm gradients, unused scratch
   if (d.head_hook) d.lora->grads.zero();
-  cuda::token_logprob_backward(gpt2_dlogits(d.model), d.model.acts.logits.data(), d.head_targets.data(),
-                               d.head_rows.data(), int(BT), c.vocab_size, c.padded_vocab_size, inv_temp);
+  gpt2_token_logprob_backward(d.model, d.head_targets.data(), d.head_rows.data(), inv_temp);
   gpt2_backward_from_dlogits(d.model, d.head_hook);
 }
 

@@ -184,17 +184,19 @@ void block_linear_backward(float* dinp, float* dw, float* db, const float* dout,
 }
 
 float gpt2_forward(GPT2& model, const int* inputs, const int* targets, int B, int T, GPT2BlockHook* blocks) {
-  return gpt2_pass::forward<CpuKernels>(model, inputs, targets, B, T, blocks);
+  return gpt2_pass::forward<CpuKernels>(model, model.acts, inputs, targets, B, T, blocks);
 }
 
 void gpt2_zero_grad(GPT2& model) { CpuKernels::zero(model.grads); }
 
-void gpt2_backward(GPT2& model, GPT2BlockHook* blocks) { gpt2_pass::backward<CpuKernels>(model, blocks); }
+void gpt2_backward(GPT2& model, GPT2BlockHook* blocks) {
+  gpt2_pass::backward<CpuKernels>(model, model.acts, model.grad_acts, blocks);
+}
 
-float* gpt2_dlogits(GPT2& model) { return gpt2_pass::dlogits<CpuKernels>(model); }
+float* gpt2_dlogits(GPT2& model) { return gpt2_pass::dlogits<CpuKernels>(model, model.acts, model.grad_acts); }
 
 void gpt2_backward_from_dlogits(GPT2& model, GPT2BlockHook* blocks) {
-  gpt2_pass::backward_from_dlogits<CpuKernels>(model, blocks);
+  gpt2_pass::backward_from_dlogits<CpuKernels>(model, model.acts, model.grad_acts, blocks);
 }
 
 double gpt2_head_flops(const GPT2Config& c, int B, int T) {
@@ -224,8 +226,8 @@ void add_model_keys(Schema& s) {
   s.add("model.init_std", 0.02, "standard deviation of the weight initialisation", 0.0, 10.0);
   s.add("model.init_from", std::string(""), "llm.c GPT-2 checkpoint (.bin) to start from instead of random weights");
   s.add("model.dtype", std::string("fp32"),
-        "GEMM precision on a GPU: fp32, tf32 (TF32 tensor cores), bf16 (bf16 matmul operands, fp32 accumulation, "
-        "activations and master weights); the CPU computes in fp32 only",
+        "precision on a GPU: fp32, tf32 (TF32 tensor cores), bf16 (bf16 activations and matmuls, fp32 accumulation, "
+        "master weights and optimiser state: llm.c's scheme); the CPU computes in fp32 only",
         {}, {}, {"fp32", "tf32", "bf16"});
 }
 

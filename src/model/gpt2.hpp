@@ -50,32 +50,33 @@ GPT2Tensors gpt2_views(const ParamLayout& layout, float* base);
 
 // Activations of one forward pass for a (B, T) batch, kept for the backward. Buf is the storage:
 // std::vector<float> on the CPU, a device array on the GPU (device/gpt2_device.hpp); the passes
-// only ever call .data() on it.
-template <class Buf>
+// only ever call .data() on it. Stats holds the LayerNorm statistics and the losses, which stay
+// fp32 when the activations are bf16 (a GPU's model.dtype = bf16).
+template <class Buf, class Stats = Buf>
 struct GPT2ActivationsOf {
   int B = 0, T = 0;
-  Buf encoded;    // (B,T,C)
-  Buf ln1;        // (L,B,T,C)
-  Buf ln1_mean;   // (L,B,T)
-  Buf ln1_rstd;   // (L,B,T)
-  Buf qkv;        // (L,B,T,3C)
-  Buf atty;       // (L,B,T,C)
-  Buf att;        // (L,B,NH,T,T)
-  Buf attproj;    // (L,B,T,C)
-  Buf residual2;  // (L,B,T,C)
-  Buf ln2;        // (L,B,T,C)
-  Buf ln2_mean;   // (L,B,T)
-  Buf ln2_rstd;   // (L,B,T)
-  Buf fch;        // (L,B,T,4C)
-  Buf fch_gelu;   // (L,B,T,4C)
-  Buf fcproj;     // (L,B,T,C)
-  Buf residual3;  // (L,B,T,C)
-  Buf lnf;        // (B,T,C)
-  Buf lnf_mean;   // (B,T)
-  Buf lnf_rstd;   // (B,T)
-  Buf logits;     // (B,T,Vp)
-  Buf probs;      // (B,T,Vp)
-  Buf losses;     // (B,T)
+  Buf encoded;      // (B,T,C)
+  Buf ln1;          // (L,B,T,C)
+  Stats ln1_mean;   // (L,B,T)
+  Stats ln1_rstd;   // (L,B,T)
+  Buf qkv;          // (L,B,T,3C)
+  Buf atty;         // (L,B,T,C)
+  Buf att;          // (L,B,NH,T,T)
+  Buf attproj;      // (L,B,T,C)
+  Buf residual2;    // (L,B,T,C)
+  Buf ln2;          // (L,B,T,C)
+  Stats ln2_mean;   // (L,B,T)
+  Stats ln2_rstd;   // (L,B,T)
+  Buf fch;          // (L,B,T,4C)
+  Buf fch_gelu;     // (L,B,T,4C)
+  Buf fcproj;       // (L,B,T,C)
+  Buf residual3;    // (L,B,T,C)
+  Buf lnf;          // (B,T,C)
+  Stats lnf_mean;   // (B,T)
+  Stats lnf_rstd;   // (B,T)
+  Buf logits;       // (B,T,Vp)
+  Buf probs;        // (B,T,Vp)
+  Stats losses;     // (B,T)
 };
 using GPT2Activations = GPT2ActivationsOf<std::vector<float>>;
 

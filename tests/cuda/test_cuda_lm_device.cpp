@@ -282,12 +282,12 @@ TEST_F(CudaLmDevice, LoraFollowsTheCpu) {
   for (size_t i = 0; i < got.size(); i++) EXPECT_EQ(got[i].tokens, want_gen[i].tokens) << "sequence " << i;
 }
 
-// model.dtype = bf16 on the device worker: the loss and the gradients of a step with bf16 matmul
-// operands stay within bf16's rounding of the CPU's fp32 step (1e-2), and differ from it (the mode
-// is really on).
-TEST_F(CudaLmDevice, Bf16MatmulsStayNearFp32) {
+// model.dtype = bf16 on the device worker (placement sets the thread's precision before the worker
+// is made, which then keeps bf16 activations): the loss and the gradients of a step stay within
+// bf16's rounding of the CPU's fp32 step (loss 1e-2, gradients 3e-2 relative L2), and differ from
+// it (the mode is really on).
+TEST_F(CudaLmDevice, Bf16StepStaysNearFp32) {
   GPT2 staging = cpu;
-  LmDevicePtr dev = lm_device_create(staging, opt);
   gpt2_zero_grad(cpu);
   const float want = gpt2_forward(cpu, tokens.data(), tokens.data() + 1, B, T);
   gpt2_backward(cpu);
@@ -297,9 +297,10 @@ TEST_F(CudaLmDevice, Bf16MatmulsStayNearFp32) {
       ~Fp32Again() { cuda::set_matmul_precision(cuda::MatmulPrecision::fp32); }
     } restore;
     cuda::set_matmul_precision(cuda::MatmulPrecision::bf16);
+    LmDevicePtr dev = lm_device_create(staging, opt);
     got = lm_device_forward_backward(*dev, tokens.data(), tokens.data() + 1, B, T);
+    lm_device_grads_to_host(*dev, staging);
   }
-  lm_device_grads_to_host(*dev, staging);
   EXPECT_NEAR(got, want, 1e-2 * std::fabs(want));
   double num = 0, den = 0;
   for (size_t k = 0; k < cpu.grads.size(); k++) {
@@ -307,8 +308,62 @@ TEST_F(CudaLmDevice, Bf16MatmulsStayNearFp32) {
     den += double(cpu.grads[k]) * cpu.grads[k];
   }
   const double rel = std::sqrt(num / den);
-  EXPECT_LT(rel, 1e-2) << "gradients, relative L2";
+  EXPECT_LT(rel, 3e-2) << "gradients, relative L2";
   EXPECT_GT(rel, 1e-6) << "bf16 asked for, but the gradients came out at fp32 accuracy";
+}
+
+// grpo with LoRA under model.dtype = bf16: the adapters' bf16 path (cuda::gemm on the rounded
+// adapters) and the token head on bf16 logits stay within bf16's rounding of the CPU's fp32
+// log-probabilities (3e-2 (1 + |logp|)) and adapter gradients (5e-2 relative L2), and are not fp32.
+TEST_F(CudaLmDevice, Bf16LoraTokenHeadStaysNearFp32) {
+  LoraConfig lc;
+  lc.rank = 4;
+  LoraAdapters lora(cpu.config, lc, 13);
+  std::mt19937 rng(31);
+  std::normal_distribution<float> dist(0.0f, 0.05f);
+  for (float& p : lora.params) p += dist(rng);
+  const GPT2Config& c = cpu.config;
+  const int BT = B * T;
+  const float inv_temp = 1.25f;
+  const int* inputs = tokens.data();
+  const int* targets = tokens.data() + 1;
+  std::vector<float> weight(static_cast<size_t>(BT), 0.5f / float(BT));
+
+  std::vector<float> want(static_cast<size_t>(BT)), got(want.size());
+  gpt2_forward(cpu, inputs, nullptr, B, T, &lora);
+  cpu::token_logprob_forward(want.data(), nullptr, cpu.acts.logits.data(), targets, BT, c.vocab_size,
+                             c.padded_vocab_size, inv_temp);
+  std::fill(lora.grads.begin(), lora.grads.end(), 0.0f);
+  cpu::token_logprob_backward(gpt2_dlogits(cpu), cpu.acts.logits.data(), targets, weight.data(), BT, c.vocab_size,
+                              c.padded_vocab_size, inv_temp);
+  gpt2_zero_grad(cpu);
+  gpt2_backward_from_dlogits(cpu, &lora);
+  const std::vector<float> want_grads = lora.grads;
+  {
+    struct Fp32Again {
+      ~Fp32Again() { cuda::set_matmul_precision(cuda::MatmulPrecision::fp32); }
+    } restore;
+    cuda::set_matmul_precision(cuda::MatmulPrecision::bf16);
+    LmDevicePtr dev = lm_device_create(cpu, AdamW{});
+    lm_device_attach_lora(*dev, lora);
+    lm_device_token_logprobs(*dev, inputs, targets, B, T, inv_temp, got.data());
+    lm_device_logprob_backward(*dev, weight.data(), inv_temp);
+    lm_device_lora_grads_to_host(*dev, lora);
+  }
+  double max_err = 0;
+  for (int i = 0; i < BT; i++) {
+    const double err = std::fabs(got[size_t(i)] - want[size_t(i)]);
+    EXPECT_LE(err, 3e-2 * (1.0 + std::fabs(want[size_t(i)]))) << "position " << i;
+    max_err = std::max(max_err, err);
+  }
+  EXPECT_GT(max_err, 0.0) << "bf16 asked for, but the log-probabilities came out bit-identical to fp32";
+  double num = 0, den = 0;
+  for (size_t k = 0; k < want_grads.size(); k++) {
+    num += (double(lora.grads[k]) - want_grads[k]) * (double(lora.grads[k]) - want_grads[k]);
+    den += double(want_grads[k]) * want_grads[k];
+  }
+  EXPECT_GT(den, 0.0);
+  EXPECT_LT(std::sqrt(num / den), 5e-2) << "adapter gradients, relative L2";
 }
 
 }  // namespace

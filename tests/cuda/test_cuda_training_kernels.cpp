@@ -35,62 +35,12 @@
 #include "kernels/cpu/pointwise.hpp"
 #include "kernels/cuda/kernels.hpp"
 #include "optim/adamw.hpp"
+#include "tests/cuda/kernel_checks.hpp"
 
 namespace {
 
 namespace fc = frugal::cuda;
-
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-std::vector<float> random_vec(size_t n, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-std::vector<int> random_ints(size_t n, std::mt19937& rng, int lo, int hi) {  // [lo, hi]
-  std::uniform_int_distribution<int> dist(lo, hi);
-  std::vector<int> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-// A device buffer of n NaNs: whatever the kernel does not write stays NaN and fails the comparison.
-fc::DeviceBuffer poisoned(size_t n) { return fc::DeviceBuffer(std::vector<float>(n, kNaN)); }
-
-::testing::AssertionResult bit_equal(const std::vector<float>& got, const std::vector<float>& want) {
-  if (got.size() != want.size())
-    return ::testing::AssertionFailure() << "size " << got.size() << " != " << want.size();
-  for (size_t k = 0; k < got.size(); k++)
-    if (!(got[k] == want[k]))
-      return ::testing::AssertionFailure() << "element " << k << ": got " << got[k] << ", want " << want[k];
-  return ::testing::AssertionSuccess();
-}
-
-// |got - want| <= rtol (|want| + typical) for every element, typical = mean |want - init| (the part the
-// kernel computed; init empty: nothing accumulated into). NaN anywhere in got fails.
-::testing::AssertionResult close(const std::vector<float>& got, const std::vector<float>& want, double rtol,
-                                 const std::vector<float>& init = {}) {
-  if (got.size() != want.size())
-    return ::testing::AssertionFailure() << "size " << got.size() << " != " << want.size();
-  double typical = 0.0;
-  for (size_t k = 0; k < want.size(); k++)
-    typical += std::fabs(double(want[k]) - (init.empty() ? 0.0 : double(init[k])));
-  typical /= std::max<size_t>(1, want.size());
-  double worst = 0.0;
-  size_t worst_k = 0;
-  for (size_t k = 0; k < got.size(); k++) {
-    const double diff = std::fabs(double(got[k]) - double(want[k]));
-    const double err = diff == 0.0 ? 0.0 : diff / (std::fabs(double(want[k])) + typical);  // 0/0: equal zeros
-    if (!(err <= rtol))  // also catches NaN
-      return ::testing::AssertionFailure() << "element " << k << ": got " << got[k] << ", want " << want[k]
-                                           << " (normalised error " << err << " > " << rtol << ", typical "
-                                           << typical << ")";
-    if (err > worst) worst = err, worst_k = k;
-  }
-  return ::testing::AssertionSuccess() << "worst normalised error " << worst << " at " << worst_k;
-}
+using namespace frugal::testing;
 
 class CudaTraining : public ::testing::Test {
  protected:
@@ -638,9 +588,10 @@ TEST_F(CudaTraining, ClipGradNormMatchesCpu) {
 
 TEST(CudaNoDevice, KernelCallsThrowFrugalErrors) {
   if (fc::device_available()) GTEST_SKIP() << "a CUDA device is present: the no-device error path cannot be hit";
+  float* const none = nullptr;  // typed: the kernels have fp32 and bf16 overloads
   // A launch without a device fails at the launch check, naming the kernel.
   try {
-    fc::gelu_forward(nullptr, nullptr, 16);
+    fc::gelu_forward(none, none, 16);
     FAIL() << "a kernel launch without a device should have thrown";
   } catch (const frugal::Error& e) {
     EXPECT_NE(std::string(e.what()).find("gelu_forward_kernel launch"), std::string::npos) << e.what();
@@ -648,20 +599,21 @@ TEST(CudaNoDevice, KernelCallsThrowFrugalErrors) {
   // The norm needs device scratch first: that allocation is what fails.
   EXPECT_THROW(fc::global_norm(nullptr, 16), frugal::Error);
   // Empty work never touches the device, so it cannot fail.
-  EXPECT_NO_THROW(fc::residual_forward(nullptr, nullptr, nullptr, 0));
-  EXPECT_NO_THROW(fc::matmul_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 4, 4));
+  EXPECT_NO_THROW(fc::residual_forward(none, none, none, 0));
+  EXPECT_NO_THROW(fc::matmul_backward(none, none, none, none, none, none, 0, 4, 4));
 }
 
 TEST(CudaShapes, BadShapesThrowBeforeAnyCudaCall) {
   // Shape checks run on the host first, so these throw with or without a device.
-  EXPECT_THROW(fc::attention_forward(nullptr, nullptr, nullptr, 1, 4, 10, 3), frugal::Error);  // C % NH != 0
-  EXPECT_THROW(fc::attention_backward(nullptr, nullptr, nullptr, nullptr, 1, 4, 8, 0), frugal::Error);
-  EXPECT_THROW(fc::softmax_crossentropy_forward(nullptr, nullptr, nullptr, nullptr, 2, 65, 64), frugal::Error);
-  EXPECT_THROW(fc::softmax_crossentropy_backward(nullptr, nullptr, nullptr, 1.0f, 2, 0, 64), frugal::Error);
-  EXPECT_THROW(fc::encoder_forward(nullptr, nullptr, nullptr, nullptr, -1, 4, 8), frugal::Error);
-  EXPECT_THROW(fc::layernorm_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 4, 0),
+  float* const none = nullptr;  // typed: the kernels have fp32 and bf16 overloads
+  EXPECT_THROW(fc::attention_forward(none, nullptr, nullptr, 1, 4, 10, 3), frugal::Error);  // C % NH != 0
+  EXPECT_THROW(fc::attention_backward(none, nullptr, nullptr, nullptr, 1, 4, 8, 0), frugal::Error);
+  EXPECT_THROW(fc::softmax_crossentropy_forward(none, nullptr, nullptr, nullptr, 2, 65, 64), frugal::Error);
+  EXPECT_THROW(fc::softmax_crossentropy_backward(none, nullptr, nullptr, 1.0f, 2, 0, 64), frugal::Error);
+  EXPECT_THROW(fc::encoder_forward(none, nullptr, nullptr, nullptr, -1, 4, 8), frugal::Error);
+  EXPECT_THROW(fc::layernorm_backward(none, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 4, 0),
                frugal::Error);
-  EXPECT_THROW(fc::matmul_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 4, -1, 4), frugal::Error);
+  EXPECT_THROW(fc::matmul_backward(none, none, none, none, none, none, 4, -1, 4), frugal::Error);
   EXPECT_THROW(fc::adamw_update(nullptr, nullptr, nullptr, nullptr, 4, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0),
                frugal::Error);
 }
