@@ -16,7 +16,7 @@ using namespace frugal;
 
 namespace {
 std::vector<double> run_losses(const std::string& name, Communicator& comm, const Config& cfg, int steps, std::vector<float>* params_hash_input) {
-  RunContext ctx{cfg, comm, steps, 1};
+  RunContext ctx{cfg, comm, steps, 1, {}};
   auto method = find_method(name).make(ctx);
   std::vector<double> losses;
   for (int s = 0; s < steps; s++) {
@@ -65,7 +65,7 @@ TEST(Ddp, ManyRanksMatchOneRankOnTheSameGlobalBatch) {
 TEST(Ddp, BatchThatRanksCannotShareIsAClearError) {
   const Config cfg = resolve_config(suite_schema(), "", {"--data.batch_size=3", "--data.corpus_tokens=10000"});
   Communicator world(make_mpi_backend(), {});
-  RunContext ctx{cfg, world, 1, 1};
+  RunContext ctx{cfg, world, 1, 1, {}};
   if (world.size() == 1 || 3 % world.size() == 0) GTEST_SKIP() << "3 divides the rank count";
   try {
     find_method("ddp").make(ctx);

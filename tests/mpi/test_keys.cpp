@@ -51,7 +51,7 @@ Outcome run_short(const std::string& method, const std::vector<std::string>& ext
   o.insert(o.end(), extra.begin(), extra.end());
   const Config cfg = resolve_config(suite_schema(), "", o);
   Communicator world(make_mpi_backend(), networks_from(cfg));
-  RunContext ctx{cfg, world, steps, static_cast<uint64_t>(cfg.integer("run.seed"))};
+  RunContext ctx{cfg, world, steps, static_cast<uint64_t>(cfg.integer("run.seed")), {}};
   auto m = find_method(method).make(ctx);
   Outcome out;
   for (int s = 0; s < steps; s++) out.losses.push_back(m->step(s).loss);

@@ -22,7 +22,7 @@ Learned train(const std::string& method, int steps, double lr_sign) {
   const char* lr_key = method == "ppo" ? "ppo.lr" : "es.lr";
   cfg.set(lr_key, lr_sign * cfg.real(lr_key));
   Communicator world(make_mpi_backend(), {});
-  RunContext ctx{cfg, world, steps, 3};
+  RunContext ctx{cfg, world, steps, 3, {}};
   auto m = find_method(method).make(ctx);
   Learned out;
   out.before = m->evaluate(16);

@@ -21,7 +21,7 @@ std::vector<float> params_after(const std::string& method, int steps, std::vecto
   o.insert(o.end(), extra.begin(), extra.end());
   const Config cfg = resolve_config(suite_schema(), "", o);
   Communicator comm(make_mpi_backend(), {network_preset("wan")});
-  RunContext ctx{cfg, comm, steps, 1};
+  RunContext ctx{cfg, comm, steps, 1, {}};
   auto m = find_method(method).make(ctx);
   for (int s = 0; s < steps; s++) m->step(s);
   return state_section(*m, method == "demo" ? "demo.params" : method + ".global");
@@ -61,7 +61,7 @@ TEST(OuterMethods, DiLoCoWithOneWorkerAndOneInnerStepIsAdamWThenTheOuterStepByHa
                                                          "--diloco.inner_steps=1", "--diloco.outer_lr=0.7",
                                                          "--diloco.outer_momentum=0.9"});
   Communicator self(make_mpi_self_backend(), {});
-  RunContext ctx{cfg, self, 2, 1};
+  RunContext ctx{cfg, self, 2, 1, {}};
   auto adamw = find_method("ddp").make(ctx);  // one rank: plain AdamW
   auto diloco = find_method("diloco").make(ctx);
   const std::string prefix = scratch_file("h1_");

@@ -39,7 +39,7 @@ struct Ran {
 };
 
 Ran run_steps(Communicator& comm, const Config& cfg, const std::string& method, int steps) {
-  RunContext ctx{cfg, comm, steps, 1};
+  RunContext ctx{cfg, comm, steps, 1, {}};
   auto m = find_method(method).make(ctx);
   Ran out;
   for (int s = 0; s < steps; s++) out.returns.push_back(m->step(s).loss);
