@@ -101,7 +101,7 @@ rm -f "$OUT/one.log"
 #   ddp        model and AdamW on the GPU, gradients all-reduced through the host
 #   ddp-nccl   the same, gradients all-reduced by NCCL on the GPUs (run.device_comm = nccl)
 #   ddp-bf16   the same with model.dtype = bf16 (bf16 activations and GEMMs, fp32 master weights) against
-#              the fp32 CPU run: 3e-2, bf16's 2^-9 rounding of every stored value carried through 30 steps
+#              the fp32 CPU run: 3e-2, bf16's 2^-8 rounding of every stored value carried through 30 steps
 #   diloco     inner steps wholly on the GPU, the outer step on the host (parameters staged)
 #   sparseloco the same, the compression and exchange on the host
 #   demo       forward and backward on the GPU, compression and sign update on the host

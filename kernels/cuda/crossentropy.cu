@@ -1,9 +1,9 @@
 // Softmax + cross-entropy over the first V of Vp (padded) logits, fused: one block per row (GPT-2's
 // V = 50257 is ~200 elements per thread of a 256-thread block). Like the CPU kernel the exp sum is
 // accumulated in double and the loss taken in log-sum-exp form, so it stays exact even when the
-// target's probability underflows. Fixed reduction trees: deterministic. The logits, probabilities
-// and their gradients are float or bf16 (kernels/cuda/storage.cuh); losses, log-probabilities and
-// entropies fp32.
+// target's probability underflows. Fixed reduction trees: deterministic. The logits and their
+// gradients are float or bf16 (kernels/cuda/storage.cuh); probabilities, losses, log-probabilities
+// and entropies fp32.
 #include <algorithm>
 #include <cstddef>
 
@@ -43,13 +43,13 @@ __device__ T block_reduce(T v, Op op, T* shared) {
 
 // probs (N,Vp), losses (N) <- logits (N,Vp), targets (N). Block i handles row i.
 template <typename Act>
-__global__ void softmax_crossentropy_forward_kernel(Act* probs, float* losses, const Act* logits, const int* targets,
+__global__ void softmax_crossentropy_forward_kernel(float* probs, float* losses, const Act* logits, const int* targets,
                                                     int V, int Vp) {
   __shared__ float shared_max[kWarp];
   __shared__ double shared_sum[kWarp];
   const size_t row = blockIdx.x;
   const Act* l = logits + row * Vp;
-  Act* p = probs + row * Vp;
+  float* p = probs + row * Vp;
 
   float m = -1e30f;  // the CPU's start value (it matters only for V == 0)
   for (int v = threadIdx.x; v < V; v += blockDim.x) m = fmaxf(m, load(l[v]));
@@ -58,15 +58,15 @@ __global__ void softmax_crossentropy_forward_kernel(Act* probs, float* losses, c
   double s = 0.0;
   for (int v = threadIdx.x; v < V; v += blockDim.x) {
     const float e = expf(load(l[v]) - maxval);
-    p[v] = store<Act>(e);
+    p[v] = e;
     s += e;
   }
   const double sum = block_reduce(s, SumOp{}, shared_sum);
 
   // Each thread rescales the entries it wrote itself: no barrier needed between the two loops.
   const float inv = static_cast<float>(1.0 / sum);
-  for (int v = threadIdx.x; v < V; v += blockDim.x) p[v] = store<Act>(load(p[v]) * inv);
-  for (int v = V + threadIdx.x; v < Vp; v += blockDim.x) p[v] = store<Act>(0.0f);
+  for (int v = threadIdx.x; v < V; v += blockDim.x) p[v] *= inv;
+  for (int v = V + threadIdx.x; v < Vp; v += blockDim.x) p[v] = 0.0f;
   if (threadIdx.x == 0)
     losses[row] =
         static_cast<float>(log(sum) + static_cast<double>(maxval) - static_cast<double>(load(l[targets[row]])));
@@ -75,7 +75,7 @@ __global__ void softmax_crossentropy_forward_kernel(Act* probs, float* losses, c
 // dlogits (N,Vp) = (probs - onehot) dloss over [0, V), 0 in the padding; one thread per element.
 // __fmul_rn/__fsub_rn: no FMA fusion, so p dloss - dloss rounds like the CPU's two steps.
 template <typename Act>
-__global__ void softmax_crossentropy_backward_kernel(Act* dlogits, const Act* probs, const int* targets, float dloss,
+__global__ void softmax_crossentropy_backward_kernel(Act* dlogits, const float* probs, const int* targets, float dloss,
                                                      int V, int Vp, size_t total) {
   const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
   for (size_t k = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < total; k += stride) {
@@ -83,7 +83,7 @@ __global__ void softmax_crossentropy_backward_kernel(Act* dlogits, const Act* pr
     const int v = static_cast<int>(k % Vp);
     float d = 0.0f;
     if (v < V) {
-      d = __fmul_rn(load(probs[k]), dloss);
+      d = __fmul_rn(probs[k], dloss);
       if (v == targets[row]) d = __fsub_rn(d, dloss);
     }
     dlogits[k] = store<Act>(d);
@@ -156,24 +156,24 @@ __global__ void token_logprob_backward_kernel(Act* dlogits, const Act* logits, c
 }
 
 template <typename Act>
-void softmax_crossentropy_forward_on(Act* probs, float* losses, const Act* logits, const int* targets, int N, int V,
+void softmax_crossentropy_forward_on(float* probs, float* losses, const Act* logits, const int* targets, int N, int V,
                                      int Vp) {
   FRUGAL_CHECK(N >= 0 && V > 0 && Vp >= V, "cuda::softmax_crossentropy_forward: bad shape N=", N, " V=", V,
                " Vp=", Vp);
   if (N == 0) return;
-  softmax_crossentropy_forward_kernel<<<N, kBlock>>>(dev(probs), losses, dev(logits), targets, V, Vp);
+  softmax_crossentropy_forward_kernel<<<N, kBlock>>>(probs, losses, dev(logits), targets, V, Vp);
   FRUGAL_CUDA_CHECK_LAUNCH("softmax_crossentropy_forward_kernel");
 }
 
 template <typename Act>
-void softmax_crossentropy_backward_on(Act* dlogits, const Act* probs, const int* targets, float dloss, int N, int V,
+void softmax_crossentropy_backward_on(Act* dlogits, const float* probs, const int* targets, float dloss, int N, int V,
                                       int Vp) {
   FRUGAL_CHECK(N >= 0 && V > 0 && Vp >= V, "cuda::softmax_crossentropy_backward: bad shape N=", N, " V=", V,
                " Vp=", Vp);
   const size_t total = static_cast<size_t>(N) * Vp;
   if (total == 0) return;
   const int grid = static_cast<int>(std::min<size_t>((total + kBlock - 1) / kBlock, 65536));
-  softmax_crossentropy_backward_kernel<<<grid, kBlock>>>(dev(dlogits), dev(probs), targets, dloss, V, Vp, total);
+  softmax_crossentropy_backward_kernel<<<grid, kBlock>>>(dev(dlogits), probs, targets, dloss, V, Vp, total);
   FRUGAL_CUDA_CHECK_LAUNCH("softmax_crossentropy_backward_kernel");
 }
 
@@ -201,7 +201,7 @@ void softmax_crossentropy_forward(float* probs, float* losses, const float* logi
                                   int Vp) {
   softmax_crossentropy_forward_on(probs, losses, logits, targets, N, V, Vp);
 }
-void softmax_crossentropy_forward(bf16* probs, float* losses, const bf16* logits, const int* targets, int N, int V,
+void softmax_crossentropy_forward(float* probs, float* losses, const bf16* logits, const int* targets, int N, int V,
                                   int Vp) {
   softmax_crossentropy_forward_on(probs, losses, logits, targets, N, V, Vp);
 }
@@ -210,7 +210,7 @@ void softmax_crossentropy_backward(float* dlogits, const float* probs, const int
                                    int Vp) {
   softmax_crossentropy_backward_on(dlogits, probs, targets, dloss, N, V, Vp);
 }
-void softmax_crossentropy_backward(bf16* dlogits, const bf16* probs, const int* targets, float dloss, int N, int V,
+void softmax_crossentropy_backward(bf16* dlogits, const float* probs, const int* targets, float dloss, int N, int V,
                                    int Vp) {
   softmax_crossentropy_backward_on(dlogits, probs, targets, dloss, N, V, Vp);
 }

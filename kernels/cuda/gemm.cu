@@ -57,7 +57,8 @@ bf16* bf16_operand(int which, const float* src, size_t n) {
 }  // namespace
 
 void set_matmul_precision(MatmulPrecision p) {
-  // TF32 math for the FP32 GEMMs under tf32, and under bf16 for those that stay FP32 (attention, LoRA).
+  // TF32 math for the FP32 GEMMs under tf32, and under bf16 for those that stay FP32 (the sgemm_*
+  // of the fp32-activation code: the decoder's LoRA adapters).
   FRUGAL_CUBLAS_CHECK(cublasSetMathMode(detail::cublas_handle(),
                                         p == MatmulPrecision::fp32 ? CUBLAS_DEFAULT_MATH : CUBLAS_TF32_TENSOR_OP_MATH));
   g_precision = p;

@@ -7,7 +7,8 @@
 // The training kernels also take bf16 activations (model.dtype = bf16, llm.c's scheme): an overload
 // with bf16 in place of every activation and activation-gradient pointer, computing in fp32 and
 // rounding each stored value once; weights, their gradients, LayerNorm statistics and losses stay
-// fp32. Those overloads agree with the CPU kernel to bf16 rounding (~1e-2 relative), not bit for bit.
+// fp32, and so do the cross-entropy's probabilities. Those overloads agree with the CPU kernel to
+// bf16 rounding (unit roundoff 2^-8; ~1e-2 relative), not bit for bit.
 // Work goes to the legacy default stream, so calls are ordered with each other and with
 // DeviceBuffer's copies; use synchronize() before timing on the host.
 // Every failing CUDA/cuBLAS call throws frugal::Error naming the call and the CUDA error string.
@@ -210,12 +211,12 @@ void matmul_backward(bf16* dinp, float* dweight, float* dbias, const bf16* dout,
 // targets (N) are device ints. One block per row; the exp sum accumulates in double as on the CPU.
 void softmax_crossentropy_forward(float* probs, float* losses, const float* logits, const int* targets, int N,
                                   int V, int Vp);
-void softmax_crossentropy_forward(bf16* probs, float* losses, const bf16* logits, const int* targets, int N, int V,
+void softmax_crossentropy_forward(float* probs, float* losses, const bf16* logits, const int* targets, int N, int V,
                                   int Vp);
 // dlogits (N,Vp) = (probs - onehot(target)) * dloss, padding 0 (overwrites). Bit-identical to CPU.
 void softmax_crossentropy_backward(float* dlogits, const float* probs, const int* targets, float dloss, int N,
                                    int V, int Vp);
-void softmax_crossentropy_backward(bf16* dlogits, const bf16* probs, const int* targets, float dloss, int N, int V,
+void softmax_crossentropy_backward(bf16* dlogits, const float* probs, const int* targets, float dloss, int N, int V,
                                    int Vp);
 
 // Log-probabilities of the targets under softmax(logits (N,Vp) inv_temp) over [0, V): logp (N), and

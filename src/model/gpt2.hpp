@@ -50,8 +50,9 @@ GPT2Tensors gpt2_views(const ParamLayout& layout, float* base);
 
 // Activations of one forward pass for a (B, T) batch, kept for the backward. Buf is the storage:
 // std::vector<float> on the CPU, a device array on the GPU (device/gpt2_device.hpp); the passes
-// only ever call .data() on it. Stats holds the LayerNorm statistics and the losses, which stay
-// fp32 when the activations are bf16 (a GPU's model.dtype = bf16).
+// only ever call .data() on it. Stats holds the LayerNorm statistics, the probabilities and the
+// losses, which stay fp32 when the activations are bf16 (a GPU's model.dtype = bf16): the
+// cross-entropy backward's p - 1 at the target must not lose its digits to bf16 as p nears 1.
 template <class Buf, class Stats = Buf>
 struct GPT2ActivationsOf {
   int B = 0, T = 0;
@@ -75,7 +76,7 @@ struct GPT2ActivationsOf {
   Stats lnf_mean;   // (B,T)
   Stats lnf_rstd;   // (B,T)
   Buf logits;       // (B,T,Vp)
-  Buf probs;        // (B,T,Vp)
+  Stats probs;      // (B,T,Vp)
   Stats losses;     // (B,T)
 };
 using GPT2Activations = GPT2ActivationsOf<std::vector<float>>;

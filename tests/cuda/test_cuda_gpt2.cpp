@@ -5,9 +5,10 @@
 // are GEMM and reduction orders (cuBLAS vs OpenBLAS) and tanhf: so tolerances, not equality.
 //   loss, logits: 1e-5 relative (fp32), 2e-3 (TF32: inputs rounded to 10-bit mantissas)
 //   each gradient tensor: ||g_gpu - g_cpu|| <= 1e-4 ||g_cpu|| (long reordered reductions)
-//   bf16 activations (model.dtype = bf16): every stored activation rounded to 8 mantissa bits
-//   (2^-9 relative) through 3 blocks: loss 1e-2 relative, each gradient tensor 5e-2 (the
-//   LayerNorm and bias gradients sum thousands of rounded terms), the loss curve 2e-2
+//   bf16 activations (model.dtype = bf16): every stored activation rounded to 8 significant bits
+//   (2^-8 relative) through 3 blocks: loss 1e-2 relative, all gradients 3e-2 relative L2, each
+//   tensor 1e-1 (loose: qkvb's key part is zero in exact arithmetic, so bf16 leaves pure rounding
+//   noise there; a tensor the backward forgot or garbled is off by ~1), the loss curve 2e-2
 // The model is small but has every feature of GPT-2 124M: padded vocabulary, several heads and
 // blocks, T at the context length. Without a GPU the tests skip.
 #include <gtest/gtest.h>
@@ -165,17 +166,16 @@ TEST_F(CudaGPT2, Bf16ActivationsStayWithinBf16Rounding) {
   EXPECT_EQ(gpu.acts.logits.size(), 0u) << "the fp32 activations must stay unused";
   EXPECT_EQ(gpu.acts_bf16.logits.size(), size_t(B) * T * cpu.config.padded_vocab_size);
   const std::vector<float> grads = gpu.grads.to_host();
-  double all_diff = 0;
+  std::vector<float> diff(grads.size());
+  for (size_t i = 0; i < grads.size(); i++) diff[i] = grads[i] - cpu.grads[i];
   for (const TensorSpec& t : cpu.layout.tensors) {
-    const float* want_g = cpu.grads.data() + t.offset;
-    std::vector<float> diff(t.numel);
-    for (size_t i = 0; i < t.numel; i++) diff[i] = grads[t.offset + i] - want_g[i];
-    const double ref = norm(want_g, t.numel), err = norm(diff.data(), t.numel);
+    const double ref = norm(cpu.grads.data() + t.offset, t.numel);
     EXPECT_GT(ref, 0.0) << t.name;
-    EXPECT_LE(err, 5e-2 * ref) << t.name;
-    all_diff += err;
+    EXPECT_LE(norm(diff.data() + t.offset, t.numel), 1e-1 * ref) << t.name;
   }
-  EXPECT_GT(all_diff, 0.0) << "bf16 asked for, but the gradients came out bit-identical to fp32";
+  const double all = norm(diff.data(), diff.size()), all_ref = norm(cpu.grads.data(), cpu.grads.size());
+  EXPECT_LE(all, 3e-2 * all_ref) << "all gradients, relative L2";
+  EXPECT_GT(all, 1e-6 * all_ref) << "bf16 asked for, but the gradients came out at fp32 accuracy";
 }
 
 TEST_F(CudaGPT2, Bf16TrainingFollowsTheCpuLossCurve) {

@@ -145,7 +145,7 @@ TEST_F(CudaKernels, MatmulForwardTf32WithinItsRounding) {
   EXPECT_LE(gemm_rel_error(dC.to_host(), want, A, B, nullptr, s.M, s.N, s.K), 1e-5) << "FP32 after set_tf32(false)";
 }
 
-// bf16 matmuls (model.dtype = bf16): operands rounded to 8 mantissa bits (2^-9 relative each), fp32
+// bf16 matmuls (model.dtype = bf16): operands rounded to 8 mantissa bits (2^-8 relative each), fp32
 // accumulation: per term ~4e-3 of its size at worst, so 1e-2 of the summed magnitudes. Forward with
 // bias, and the backward's dinp and dweight (accumulated into fp32), against the CPU; then FP32 again.
 TEST_F(CudaKernels, MatmulBf16WithinItsRounding) {

@@ -608,7 +608,7 @@ TEST(CudaShapes, BadShapesThrowBeforeAnyCudaCall) {
   float* const none = nullptr;  // typed: the kernels have fp32 and bf16 overloads
   EXPECT_THROW(fc::attention_forward(none, nullptr, nullptr, 1, 4, 10, 3), frugal::Error);  // C % NH != 0
   EXPECT_THROW(fc::attention_backward(none, nullptr, nullptr, nullptr, 1, 4, 8, 0), frugal::Error);
-  EXPECT_THROW(fc::softmax_crossentropy_forward(none, nullptr, nullptr, nullptr, 2, 65, 64), frugal::Error);
+  EXPECT_THROW(fc::softmax_crossentropy_forward(none, none, none, nullptr, 2, 65, 64), frugal::Error);
   EXPECT_THROW(fc::softmax_crossentropy_backward(none, nullptr, nullptr, 1.0f, 2, 0, 64), frugal::Error);
   EXPECT_THROW(fc::encoder_forward(none, nullptr, nullptr, nullptr, -1, 4, 8), frugal::Error);
   EXPECT_THROW(fc::layernorm_backward(none, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 4, 0),
