@@ -16,6 +16,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "device/adamw_device.hpp"
@@ -65,6 +66,30 @@ class CudaGPT2 : public ::testing::Test {
   }
   void TearDown() override {
     if (cuda::device_available()) cuda::set_tf32(false);
+  }
+
+  // Eight AdamW steps on the same batch, the CPU model and gpu side by side, each step's loss
+  // within rtol of the CPU's; returns the GPU's first and last loss.
+  std::pair<float, float> train_both(GPT2Device& gpu, double rtol) {
+    AdamWConfig ac;
+    ac.lr = 3e-3f;
+    AdamW opt_cpu = adamw_create(ac, cpu.layout);
+    AdamWDevice opt_gpu = adamw_to_device(opt_cpu);
+    float first = 0, last = 0;
+    for (int step = 0; step < 8; step++) {
+      gpt2_zero_grad(cpu);
+      const float want = gpt2_forward(cpu, inputs.data(), targets.data(), B, T);
+      gpt2_backward(cpu);
+      adamw_step(opt_cpu, cpu.params, cpu.grads, ac.lr);
+      gpt2_zero_grad(gpu);
+      const float got = gpt2_forward(gpu, inputs.data(), targets.data(), B, T);
+      gpt2_backward(gpu);
+      adamw_step(opt_gpu, gpu.params.data(), gpu.grads.data(), ac.lr);
+      EXPECT_NEAR(got, want, rtol * std::fabs(want)) << "step " << step;
+      if (step == 0) first = got;
+      last = got;
+    }
+    return {first, last};
   }
 
   static constexpr int B = 4, T = 32;
@@ -118,25 +143,8 @@ TEST_F(CudaGPT2, EveryParameterGradientMatchesCpu) {
 }
 
 TEST_F(CudaGPT2, AdamwTrainingFollowsTheCpuLossCurve) {
-  AdamWConfig ac;
-  ac.lr = 3e-3f;
-  AdamW opt_cpu = adamw_create(ac, cpu.layout);
   GPT2Device gpu = gpt2_to_device(cpu);
-  AdamWDevice opt_gpu = adamw_to_device(opt_cpu);
-  float first = 0, last = 0;
-  for (int step = 0; step < 8; step++) {
-    gpt2_zero_grad(cpu);
-    const float want = gpt2_forward(cpu, inputs.data(), targets.data(), B, T);
-    gpt2_backward(cpu);
-    adamw_step(opt_cpu, cpu.params, cpu.grads, ac.lr);
-    gpt2_zero_grad(gpu);
-    const float got = gpt2_forward(gpu, inputs.data(), targets.data(), B, T);
-    gpt2_backward(gpu);
-    adamw_step(opt_gpu, gpu.params.data(), gpu.grads.data(), ac.lr);
-    EXPECT_NEAR(got, want, 1e-4 * std::fabs(want)) << "step " << step;
-    if (step == 0) first = want;
-    last = want;
-  }
+  const auto [first, last] = train_both(gpu, 1e-4);
   EXPECT_LT(last, first - 0.1f) << "the batch is memorised: the loss must fall";
   // The parameters end where the CPU's do (AdamW's normalised step amplifies tiny gradient
   // differences where m and v are near zero, hence a relative bound on the whole buffer).
@@ -179,25 +187,8 @@ TEST_F(CudaGPT2, Bf16ActivationsStayWithinBf16Rounding) {
 }
 
 TEST_F(CudaGPT2, Bf16TrainingFollowsTheCpuLossCurve) {
-  AdamWConfig ac;
-  ac.lr = 3e-3f;
-  AdamW opt_cpu = adamw_create(ac, cpu.layout);
   GPT2Device gpu = gpt2_to_device(cpu, /*bf16_activations=*/true);
-  AdamWDevice opt_gpu = adamw_to_device(opt_cpu);
-  float first = 0, last = 0;
-  for (int step = 0; step < 8; step++) {
-    gpt2_zero_grad(cpu);
-    const float want = gpt2_forward(cpu, inputs.data(), targets.data(), B, T);
-    gpt2_backward(cpu);
-    adamw_step(opt_cpu, cpu.params, cpu.grads, ac.lr);
-    gpt2_zero_grad(gpu);
-    const float got = gpt2_forward(gpu, inputs.data(), targets.data(), B, T);
-    gpt2_backward(gpu);
-    adamw_step(opt_gpu, gpu.params.data(), gpu.grads.data(), ac.lr);
-    EXPECT_NEAR(got, want, 2e-2 * std::fabs(want)) << "step " << step;
-    if (step == 0) first = got;
-    last = got;
-  }
+  const auto [first, last] = train_both(gpu, 2e-2);
   EXPECT_LT(last, first - 0.1f) << "the batch is memorised in bf16 too: the loss must fall";
 }
 

@@ -22,6 +22,17 @@ namespace {
 
 using namespace frugal;
 
+// ||got - want|| / ||want||; want must not be all zero (a zero reference proves nothing).
+double relative_l2(const std::vector<float>& got, const std::vector<float>& want) {
+  double num = 0, den = 0;
+  for (size_t k = 0; k < want.size(); k++) {
+    num += (double(got[k]) - want[k]) * (double(got[k]) - want[k]);
+    den += double(want[k]) * want[k];
+  }
+  EXPECT_GT(den, 0.0) << "an all-zero reference";
+  return std::sqrt(num / den);
+}
+
 class CudaLmDevice : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -38,6 +49,29 @@ class CudaLmDevice : public ::testing::Test {
     tokens.resize(size_t(B) * T + 1);
     for (int& t : tokens) t = token(rng);
   }
+  // Rank-4 adapters with B moved off its initial 0 (as after some training), so that they matter.
+  LoraAdapters trained_lora(uint32_t seed) const {
+    LoraConfig lc;
+    lc.rank = 4;
+    LoraAdapters lora(cpu.config, lc, 13);
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> dist(0.0f, 0.05f);
+    for (float& p : lora.params) p += dist(rng);
+    return lora;
+  }
+
+  // The adapters' gradients of sum_n weight[n] logp_n (the targets: tokens shifted by one) for the
+  // CPU model's last forward, which had the adapters.
+  std::vector<float> cpu_adapter_grads(LoraAdapters& lora, const std::vector<float>& weight, float inv_temp) {
+    const GPT2Config& c = cpu.config;
+    std::fill(lora.grads.begin(), lora.grads.end(), 0.0f);
+    cpu::token_logprob_backward(gpt2_dlogits(cpu), cpu.acts.logits.data(), tokens.data() + 1, weight.data(), B * T,
+                                c.vocab_size, c.padded_vocab_size, inv_temp);
+    gpt2_zero_grad(cpu);
+    gpt2_backward_from_dlogits(cpu, &lora);
+    return lora.grads;
+  }
+
   static constexpr int B = 4, T = 32;
   GPT2 cpu;
   AdamW opt;
@@ -134,13 +168,8 @@ TEST_F(CudaLmDevice, TokenHeadFollowsTheCpu) {
   lm_device_logprob_backward(*dev, weight.data(), inv_temp);
   lm_device_grads_to_host(*dev, staging);
   for (int i = 0; i < BT; i++) EXPECT_NEAR(got[size_t(i)], want[size_t(i)], 1e-4 * (1.0 + std::fabs(want[size_t(i)])));
-  double num = 0, den = 0;
-  for (size_t k = 0; k < cpu.grads.size(); k++) {
-    num += (double(staging.grads[k]) - cpu.grads[k]) * (double(staging.grads[k]) - cpu.grads[k]);
-    den += double(cpu.grads[k]) * cpu.grads[k];
-  }
-  EXPECT_GT(den, 0.0);
-  EXPECT_LT(std::sqrt(num / den), 1e-4) << "gradients, relative L2";
+  const double rel = relative_l2(staging.grads, cpu.grads);
+  EXPECT_LT(rel, 1e-4) << "gradients, relative L2";
 }
 
 // What est does with run.device = "cuda": a sampled subnetwork (one block skipped, half the heads
@@ -165,15 +194,10 @@ TEST_F(CudaLmDevice, SubnetworkStepFollowsTheCpu) {
   const float got = lm_device_forward_backward(*dev, tokens.data(), tokens.data() + 1, B, T, &sub);
   EXPECT_NEAR(got, want, 1e-4 * std::fabs(want));
   lm_device_grads_to_host(*dev, staging);
-  double num = 0, den = 0;
   size_t outside_nonzero = 0;
-  for (size_t k = 0; k < cpu.grads.size(); k++) {
-    num += (double(staging.grads[k]) - cpu.grads[k]) * (double(staging.grads[k]) - cpu.grads[k]);
-    den += double(cpu.grads[k]) * cpu.grads[k];
+  for (size_t k = 0; k < cpu.grads.size(); k++)
     if (!mask[k] && staging.grads[k] != 0.0f) outside_nonzero++;
-  }
-  EXPECT_GT(den, 0.0);
-  EXPECT_LT(std::sqrt(num / den), 1e-4) << "gradients, relative L2";
+  EXPECT_LT(relative_l2(staging.grads, cpu.grads), 1e-4) << "gradients, relative L2";
   EXPECT_EQ(outside_nonzero, 0u) << "gradients outside the subnetwork must be exactly 0";
 
   const std::vector<float> before = staging.params;
@@ -226,12 +250,7 @@ TEST_F(CudaLmDevice, ReferenceSwapAndGeneration) {
 // some training) give the CPU's log-probabilities with the adapters and without them (the reference),
 // the adapters' gradients of a weighted log-prob sum, and the same generations.
 TEST_F(CudaLmDevice, LoraFollowsTheCpu) {
-  LoraConfig lc;
-  lc.rank = 4;
-  LoraAdapters lora(cpu.config, lc, 13);
-  std::mt19937 rng(29);
-  std::normal_distribution<float> dist(0.0f, 0.05f);
-  for (float& p : lora.params) p += dist(rng);  // B = 0 at initialisation: move it
+  LoraAdapters lora = trained_lora(29);
   LmDevicePtr dev = lm_device_create(cpu, AdamW{});
   lm_device_attach_lora(*dev, lora);
   const GPT2Config& c = cpu.config;
@@ -252,21 +271,11 @@ TEST_F(CudaLmDevice, LoraFollowsTheCpu) {
       EXPECT_NEAR(got[size_t(i)], want[size_t(i)], 1e-4 * (1.0 + std::fabs(want[size_t(i)]))) << "adapters " << adapters;
   }
   // The backward of the last (adapted) forward: only the adapters' gradients are compared.
-  std::fill(lora.grads.begin(), lora.grads.end(), 0.0f);
-  cpu::token_logprob_backward(gpt2_dlogits(cpu), cpu.acts.logits.data(), targets, weight.data(), BT, c.vocab_size,
-                              c.padded_vocab_size, inv_temp);
-  gpt2_zero_grad(cpu);
-  gpt2_backward_from_dlogits(cpu, &lora);
-  const std::vector<float> want_grads = lora.grads;
+  const std::vector<float> want_grads = cpu_adapter_grads(lora, weight, inv_temp);
   lm_device_logprob_backward(*dev, weight.data(), inv_temp);
   lm_device_lora_grads_to_host(*dev, lora);
-  double num = 0, den = 0;
-  for (size_t k = 0; k < want_grads.size(); k++) {
-    num += (double(lora.grads[k]) - want_grads[k]) * (double(lora.grads[k]) - want_grads[k]);
-    den += double(want_grads[k]) * want_grads[k];
-  }
-  EXPECT_GT(den, 0.0);
-  EXPECT_LT(std::sqrt(num / den), 1e-4) << "adapter gradients, relative L2";
+  const double rel = relative_l2(lora.grads, want_grads);
+  EXPECT_LT(rel, 1e-4) << "adapter gradients, relative L2";
 
   std::vector<std::vector<int>> prompts = {{1, 2, 3}, {4, 5}, {6}, {7, 8, 9, 10}};
   const std::vector<uint32_t> ids = {0, 1, 2, 3};
@@ -302,12 +311,7 @@ TEST_F(CudaLmDevice, Bf16StepStaysNearFp32) {
     lm_device_grads_to_host(*dev, staging);
   }
   EXPECT_NEAR(got, want, 1e-2 * std::fabs(want));
-  double num = 0, den = 0;
-  for (size_t k = 0; k < cpu.grads.size(); k++) {
-    num += (double(staging.grads[k]) - cpu.grads[k]) * (double(staging.grads[k]) - cpu.grads[k]);
-    den += double(cpu.grads[k]) * cpu.grads[k];
-  }
-  const double rel = std::sqrt(num / den);
+  const double rel = relative_l2(staging.grads, cpu.grads);
   EXPECT_LT(rel, 3e-2) << "gradients, relative L2";
   EXPECT_GT(rel, 1e-6) << "bf16 asked for, but the gradients came out at fp32 accuracy";
 }
@@ -316,12 +320,7 @@ TEST_F(CudaLmDevice, Bf16StepStaysNearFp32) {
 // adapters) and the token head on bf16 logits stay within bf16's rounding of the CPU's fp32
 // log-probabilities (3e-2 (1 + |logp|)) and adapter gradients (5e-2 relative L2), and are not fp32.
 TEST_F(CudaLmDevice, Bf16LoraTokenHeadStaysNearFp32) {
-  LoraConfig lc;
-  lc.rank = 4;
-  LoraAdapters lora(cpu.config, lc, 13);
-  std::mt19937 rng(31);
-  std::normal_distribution<float> dist(0.0f, 0.05f);
-  for (float& p : lora.params) p += dist(rng);
+  LoraAdapters lora = trained_lora(31);
   const GPT2Config& c = cpu.config;
   const int BT = B * T;
   const float inv_temp = 1.25f;
@@ -333,12 +332,7 @@ TEST_F(CudaLmDevice, Bf16LoraTokenHeadStaysNearFp32) {
   gpt2_forward(cpu, inputs, nullptr, B, T, &lora);
   cpu::token_logprob_forward(want.data(), nullptr, cpu.acts.logits.data(), targets, BT, c.vocab_size,
                              c.padded_vocab_size, inv_temp);
-  std::fill(lora.grads.begin(), lora.grads.end(), 0.0f);
-  cpu::token_logprob_backward(gpt2_dlogits(cpu), cpu.acts.logits.data(), targets, weight.data(), BT, c.vocab_size,
-                              c.padded_vocab_size, inv_temp);
-  gpt2_zero_grad(cpu);
-  gpt2_backward_from_dlogits(cpu, &lora);
-  const std::vector<float> want_grads = lora.grads;
+  const std::vector<float> want_grads = cpu_adapter_grads(lora, weight, inv_temp);
   {
     struct Fp32Again {
       ~Fp32Again() { cuda::set_matmul_precision(cuda::MatmulPrecision::fp32); }
@@ -357,13 +351,8 @@ TEST_F(CudaLmDevice, Bf16LoraTokenHeadStaysNearFp32) {
     max_err = std::max(max_err, err);
   }
   EXPECT_GT(max_err, 0.0) << "bf16 asked for, but the log-probabilities came out bit-identical to fp32";
-  double num = 0, den = 0;
-  for (size_t k = 0; k < want_grads.size(); k++) {
-    num += (double(lora.grads[k]) - want_grads[k]) * (double(lora.grads[k]) - want_grads[k]);
-    den += double(want_grads[k]) * want_grads[k];
-  }
-  EXPECT_GT(den, 0.0);
-  EXPECT_LT(std::sqrt(num / den), 5e-2) << "adapter gradients, relative L2";
+  const double rel = relative_l2(lora.grads, want_grads);
+  EXPECT_LT(rel, 5e-2) << "adapter gradients, relative L2";
 }
 
 }  // namespace
