@@ -56,16 +56,14 @@ __global__ void softmax_crossentropy_forward_kernel(float* probs, float* losses,
   const float maxval = block_reduce(m, MaxOp{}, shared_max);
 
   double s = 0.0;
-  for (int v = threadIdx.x; v < V; v += blockDim.x) {
-    const float e = expf(load(l[v]) - maxval);
-    p[v] = e;
-    s += e;
-  }
+  for (int v = threadIdx.x; v < V; v += blockDim.x) s += expf(load(l[v]) - maxval);
   const double sum = block_reduce(s, SumOp{}, shared_sum);
 
-  // Each thread rescales the entries it wrote itself: no barrier needed between the two loops.
+  // The exponentials again rather than stored and rescaled: the row's logits are re-read (half the
+  // bytes of fp32 probabilities in bf16, often from L2) instead of the probabilities written, read
+  // and written again. expf of the same argument is the same float, so p = e * inv as before.
   const float inv = static_cast<float>(1.0 / sum);
-  for (int v = threadIdx.x; v < V; v += blockDim.x) p[v] *= inv;
+  for (int v = threadIdx.x; v < V; v += blockDim.x) p[v] = expf(load(l[v]) - maxval) * inv;
   for (int v = V + threadIdx.x; v < Vp; v += blockDim.x) p[v] = 0.0f;
   if (threadIdx.x == 0)
     losses[row] =
