@@ -64,7 +64,7 @@ void population_factors_generate(PopulationFactorsDevice& p, const GPT2Config& c
       block_matrix_shape(c, k, &rows, &cols);
       PopulationFactorsDevice::Factors& f = p.factors[size_t(l)][size_t(k)];
       f.Bt.grow(size_t(pairs) * rank * cols), f.At.grow(size_t(pairs) * rank * rows);
-      cuda::lowrank_generate(f.Bt.data(), f.At.data(), NoiseKey{seed, 16u + uint32_t(k), uint32_t(l), epoch}, 0, pairs,
+      cuda::lowrank_generate(f.Bt.data(), f.At.data(), population_factor_key(seed, l, k, epoch), 0, pairs,
                              rows, cols, rank);
       f.view = cuda::LowRankView<float>{f.Bt.data(), f.At.data(), 0, pairs, rank, rows, cols};
       p.noise.factors[size_t(l)][size_t(k)] = &f.view;

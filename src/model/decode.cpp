@@ -144,7 +144,7 @@ void population_factors_generate(PopulationFactors& p, const GPT2Config& c, cons
       int rows = 0, cols = 0;
       block_matrix_shape(c, k, &rows, &cols);
       LowRankFactors& f = p.factors[size_t(l)][size_t(k)];
-      lowrank_generate(f, NoiseKey{seed, 16u + uint32_t(k), uint32_t(l), epoch}, 0, pairs, rows, cols, rank);
+      lowrank_generate(f, population_factor_key(seed, l, k, epoch), 0, pairs, rows, cols, rank);
       p.noise.factors[size_t(l)][size_t(k)] = &f;
     }
 }

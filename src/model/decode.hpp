@@ -43,9 +43,15 @@ struct PopulationNoise {
   std::vector<std::array<const LowRankFactors*, 4>> factors;  // (L)
 };
 
+// The key of block `layer`'s matrix `slot` (LoraSlot) in the LM EGGROLL's population noise:
+// NoiseKey{seed, 16 + slot, layer, epoch}. One owner, because the CPU and the GPU factors must agree.
+inline NoiseKey population_factor_key(uint64_t seed, int layer, int slot, uint32_t epoch) {
+  return NoiseKey{seed, 16u + uint32_t(slot), uint32_t(layer), epoch};
+}
+
 // The LM EGGROLL's population noise over the block matrices: the rank-r factors of every pair for
-// the matrices `perturbed` (by LoraSlot) of every block, keyed NoiseKey{seed, 16 + slot, layer,
-// epoch'}, and the PopulationNoise pointing at them (the others left unperturbed). The method
+// the matrices `perturbed` (by LoraSlot) of every block, keyed by population_factor_key, and the
+// PopulationNoise pointing at them (the others left unperturbed). The method
 // (methods/eggroll_lm.cpp) and the generation benchmarks generate them here, and the GPU's twin is
 // device/decode_device.hpp's.
 struct PopulationFactors {

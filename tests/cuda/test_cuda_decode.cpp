@@ -59,7 +59,7 @@ class CudaDecode : public ::testing::Test {
     for (int l = 0; l < c.num_layers; l++)
       for (int k = 0; k < 4; k++) {
         const int rows = shape[k][0], cols = shape[k][1];
-        const NoiseKey key{9, 16u + uint32_t(k), uint32_t(l), 1};
+        const NoiseKey key = population_factor_key(9, l, k, 1);
         lowrank_generate(host_factors[size_t(l)][size_t(k)], key, 0, pairs, rows, cols, kRank);
         host_noise.factors[size_t(l)][size_t(k)] = &host_factors[size_t(l)][size_t(k)];
         const size_t at = size_t(l) * 4 + size_t(k);

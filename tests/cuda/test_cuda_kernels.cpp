@@ -57,6 +57,17 @@ double gemm_rel_error(const std::vector<float>& got, const std::vector<float>& w
   return worst;
 }
 
+// After a reduced-precision test: the largest shape's matmul is back at FP32 accuracy (1e-5).
+void expect_fp32_matmul(std::mt19937& rng, const char* what) {
+  const auto& s = kShapes.back();
+  const auto A = random_vec(size_t(s.M) * s.K, rng), B = random_vec(size_t(s.N) * s.K, rng);
+  std::vector<float> want(size_t(s.M) * s.N);
+  frugal::cpu::matmul_forward(want.data(), A.data(), B.data(), nullptr, s.M, s.K, s.N);
+  fc::DeviceBuffer dA(A), dB(B), dC(want.size());
+  fc::matmul_forward(dC.data(), dA.data(), dB.data(), nullptr, s.M, s.K, s.N);
+  EXPECT_LE(gemm_rel_error(dC.to_host(), want, A, B, nullptr, s.M, s.N, s.K), 1e-5) << what;
+}
+
 TEST(CudaDevice, AvailabilityQueryNeverThrows) {
   bool available = false;
   EXPECT_NO_THROW(available = fc::device_available());
@@ -136,13 +147,7 @@ TEST_F(CudaKernels, MatmulForwardTf32WithinItsRounding) {
   }
   EXPECT_GT(worst, 1e-6) << "TF32 asked for, but every product came out at FP32 accuracy";
   fc::set_tf32(false);
-  const auto& s = kShapes.back();
-  const auto A = random_vec(size_t(s.M) * s.K, rng), B = random_vec(size_t(s.N) * s.K, rng);
-  std::vector<float> want(size_t(s.M) * s.N);
-  frugal::cpu::matmul_forward(want.data(), A.data(), B.data(), nullptr, s.M, s.K, s.N);
-  fc::DeviceBuffer dA(A), dB(B), dC(want.size());
-  fc::matmul_forward(dC.data(), dA.data(), dB.data(), nullptr, s.M, s.K, s.N);
-  EXPECT_LE(gemm_rel_error(dC.to_host(), want, A, B, nullptr, s.M, s.N, s.K), 1e-5) << "FP32 after set_tf32(false)";
+  expect_fp32_matmul(rng, "FP32 after set_tf32(false)");
 }
 
 // bf16 matmuls (model.dtype = bf16): operands rounded to 8 mantissa bits (2^-8 relative each), fp32
@@ -191,13 +196,7 @@ TEST_F(CudaKernels, MatmulBf16WithinItsRounding) {
   }
   EXPECT_GT(worst, 1e-5) << "bf16 asked for, but every product came out at FP32 accuracy";
   fc::set_matmul_precision(fc::MatmulPrecision::fp32);
-  const auto& s = kShapes.back();
-  const auto A = random_vec(size_t(s.M) * s.K, rng), B = random_vec(size_t(s.N) * s.K, rng);
-  std::vector<float> want(size_t(s.M) * s.N);
-  frugal::cpu::matmul_forward(want.data(), A.data(), B.data(), nullptr, s.M, s.K, s.N);
-  fc::DeviceBuffer dA(A), dB(B), dC(want.size());
-  fc::matmul_forward(dC.data(), dA.data(), dB.data(), nullptr, s.M, s.K, s.N);
-  EXPECT_LE(gemm_rel_error(dC.to_host(), want, A, B, nullptr, s.M, s.N, s.K), 1e-5) << "FP32 after bf16";
+  expect_fp32_matmul(rng, "FP32 after bf16");
 }
 
 TEST_F(CudaKernels, SgemmNtAlphaBetaMatchesCpu) {

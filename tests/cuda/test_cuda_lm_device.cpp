@@ -72,6 +72,24 @@ class CudaLmDevice : public ::testing::Test {
     return lora.grads;
   }
 
+  // The device worker's sampled generations of the prompts (6 new tokens, end token 3, sampling seed
+  // 5) are the CPU model's (with the adapters if given) token for token, and so is the token count.
+  void expect_same_generations(LmDevice& dev, LoraAdapters* lora, const std::vector<std::vector<int>>& prompts) {
+    std::vector<uint32_t> ids(prompts.size());
+    for (size_t i = 0; i < ids.size(); i++) ids[i] = uint32_t(i);
+    SamplingSettings s;
+    s.max_new_tokens = 6, s.end_token = 3;
+    std::vector<Completion> got, want;
+    int64_t tokens_generated = 0;
+    double flops = 0;
+    lm_device_generate(dev, GenerateRequest{prompts, ids, {}, 5, 0}, s, got, &tokens_generated, &flops);
+    Generator g;
+    generate(cpu, lora, nullptr, GenerateRequest{prompts, ids, {}, 5, 0}, s, g, want);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); i++) EXPECT_EQ(got[i].tokens, want[i].tokens) << "sequence " << i;
+    EXPECT_EQ(tokens_generated, g.tokens_generated);
+  }
+
   static constexpr int B = 4, T = 32;
   GPT2 cpu;
   AdamW opt;
@@ -231,19 +249,7 @@ TEST_F(CudaLmDevice, ReferenceSwapAndGeneration) {
   EXPECT_EQ(back, policy);
   EXPECT_NE(policy, want);
 
-  std::vector<std::vector<int>> prompts = {{1, 2, 3}, {4, 5}, {6}};
-  const std::vector<uint32_t> ids = {0, 1, 2};
-  SamplingSettings s;
-  s.max_new_tokens = 6, s.end_token = 3;
-  std::vector<Completion> got, want_gen;
-  int64_t tokens_generated = 0;
-  double flops = 0;
-  lm_device_generate(*dev, GenerateRequest{prompts, ids, {}, 5, 0}, s, got, &tokens_generated, &flops);
-  Generator g;
-  generate(cpu, nullptr, nullptr, GenerateRequest{prompts, ids, {}, 5, 0}, s, g, want_gen);
-  ASSERT_EQ(got.size(), want_gen.size());
-  for (size_t i = 0; i < got.size(); i++) EXPECT_EQ(got[i].tokens, want_gen[i].tokens) << "sequence " << i;
-  EXPECT_EQ(tokens_generated, g.tokens_generated);
+  expect_same_generations(*dev, nullptr, {{1, 2, 3}, {4, 5}, {6}});
 }
 
 // What grpo does with LoRA on run.device = "cuda": the adapters on the device (B non-zero, as after
@@ -277,18 +283,7 @@ TEST_F(CudaLmDevice, LoraFollowsTheCpu) {
   const double rel = relative_l2(lora.grads, want_grads);
   EXPECT_LT(rel, 1e-4) << "adapter gradients, relative L2";
 
-  std::vector<std::vector<int>> prompts = {{1, 2, 3}, {4, 5}, {6}, {7, 8, 9, 10}};
-  const std::vector<uint32_t> ids = {0, 1, 2, 3};
-  SamplingSettings s;
-  s.max_new_tokens = 6, s.end_token = 3;
-  std::vector<Completion> got, want_gen;
-  int64_t tokens_generated = 0;
-  double flops = 0;
-  lm_device_generate(*dev, GenerateRequest{prompts, ids, {}, 5, 0}, s, got, &tokens_generated, &flops);
-  Generator g;
-  generate(cpu, &lora, nullptr, GenerateRequest{prompts, ids, {}, 5, 0}, s, g, want_gen);
-  ASSERT_EQ(got.size(), want_gen.size());
-  for (size_t i = 0; i < got.size(); i++) EXPECT_EQ(got[i].tokens, want_gen[i].tokens) << "sequence " << i;
+  expect_same_generations(*dev, &lora, {{1, 2, 3}, {4, 5}, {6}, {7, 8, 9, 10}});
 }
 
 // model.dtype = bf16 on the device worker (placement sets the thread's precision before the worker
